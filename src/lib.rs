@@ -1,0 +1,1 @@
+//! Empty: this package exists to hold the integration tests in `tests/`.
