@@ -1,0 +1,116 @@
+//! Chapter 1: a process.
+//!
+//! Not a container yet: the command runs as an ordinary child of the runtime.
+//! What this chapter builds is what every later chapter extends: clone(2) the
+//! child, let each [`Step`] set it up, execve(2) the command, pass signals on,
+//! wait(2) for it, and exit with its status.
+
+pub mod error;
+pub mod runtime;
+pub mod step;
+
+pub use error::{Context, Error, Result};
+pub use step::{Ctx, Step};
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+
+// ANCHOR: chapter
+/// A chapter's binary: its flags (which include every earlier chapter's,
+/// through `#[command(flatten)]`) and its steps (every earlier chapter's, plus its own).
+pub trait Chapter: Args + FromArgMatches {
+    /// The binary's name, e.g. "ch05-mnt".
+    const NAME: &'static str;
+    /// One line for --help.
+    const ABOUT: &'static str;
+    /// Chapter 1's flags, reached through the chain of `prev` fields.
+    fn base(&self) -> &Opts;
+    /// Every step this chapter's container goes through, in order.
+    fn steps(&self) -> Vec<Box<dyn Step>>;
+}
+// ANCHOR_END: chapter
+
+// ANCHOR: opts
+/// Chapter 1's flags.
+#[derive(Args, Debug, Clone)]
+pub struct Opts {
+    /// Print each kernel step (the syscall and its arguments) as it happens.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl Chapter for Opts {
+    const NAME: &'static str = "ch01-process";
+    const ABOUT: &'static str = "Run COMMAND as a plain child process: no isolation yet.";
+    fn base(&self) -> &Opts {
+        self
+    }
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        vec![Box::new(HostFacts)]
+    }
+}
+// ANCHOR_END: opts
+
+// ANCHOR: hostfacts
+/// Tells the probe (the report program in the default rootfs) what the host's
+/// namespaces and root directory are, through two environment variables, so
+/// that it can print "own" or "host" for each instead of raw numbers.
+struct HostFacts;
+
+impl Step for HostFacts {
+    fn prepare(&mut self, _ctx: &mut Ctx) -> Result<()> {
+        let mut ns = Vec::new();
+        for name in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
+            if let Ok(link) = std::fs::read_link(format!("/proc/self/ns/{name}")) {
+                // "pid:[4026531836]" -> "pid:4026531836"
+                let inode: String = link.to_string_lossy().chars().filter(char::is_ascii_digit).collect();
+                ns.push(format!("{name}:{inode}"));
+            }
+        }
+        let root = std::fs::metadata("/").context("stat(2) /")?;
+        // Single-threaded here: changing the environment is safe.
+        std::env::set_var("STEPBOX_HOST_NS", ns.join(" "));
+        std::env::set_var("STEPBOX_HOST_ROOT", format!("{}:{}", root.dev(), root.ino()));
+        Ok(())
+    }
+}
+// ANCHOR_END: hostfacts
+
+/// `chNN-name [OPTIONS] [--] COMMAND [ARGS]...`
+#[derive(Parser, Debug)]
+struct Cli<O: Args> {
+    #[command(flatten)]
+    opts: O,
+    /// The command to run in the container, and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// The whole `main` of every chapter's binary.
+pub fn main<C: Chapter>() -> ! {
+    let cmd = Cli::<C>::command()
+        .name(C::NAME)
+        .bin_name(C::NAME)
+        .about(C::ABOUT)
+        .override_usage(format!("{} [OPTIONS] -- COMMAND [ARGS]...", C::NAME));
+    let cli = match cmd.try_get_matches().and_then(|m| Cli::<C>::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let _ = e.print();
+            // Bad usage is a runtime error (125), as in docker, not clap's 2,
+            // which the command itself could have returned.
+            std::process::exit(error::EXIT_RUNTIME);
+        }
+    };
+    let mut ctx = Ctx::new(C::NAME, cli.opts.base().verbose);
+    let mut steps = cli.opts.steps();
+    match runtime::run(&mut ctx, &mut steps, &cli.command) {
+        Ok(outcome) => std::process::exit(outcome.code()),
+        Err(e) => {
+            eprintln!("{}: {}", C::NAME, e.msg);
+            std::process::exit(e.code)
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Starting the child, handing it over to the steps, waiting for it.
+
+use crate::error::{Context, Error, Result, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME};
+use crate::step::{Ctx, Step};
+use nix::errno::Errno;
+use nix::sched::{clone, CloneFlags};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{execvp, geteuid, Pid};
+use std::ffi::{CString, OsString};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+
+/// How the container's command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Signaled(Signal),
+}
+
+impl Outcome {
+    /// The runtime's own exit status: the command's, or 128+N for signal N, as a shell reports it.
+    pub fn code(self) -> i32 {
+        match self {
+            Outcome::Exited(c) => c,
+            Outcome::Signaled(s) => 128 + s as i32,
+        }
+    }
+}
+
+// ANCHOR: forwarded
+/// Signals the runtime passes on to the container instead of dying from them,
+/// plus SIGCHLD, which tells it the child has exited. They are blocked for the
+/// whole run and collected with sigwait(2), so no handler races with setup.
+pub fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    set
+}
+// ANCHOR_END: forwarded
+
+/// Runs `command` in a child set up by `steps`; cleans up whatever happens.
+pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> Result<Outcome> {
+    let argv = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| Error::runtime("command contains a NUL byte")))
+        .collect::<Result<Vec<_>>>()?;
+    if argv.is_empty() {
+        return Err(Error::runtime("no command given"));
+    }
+
+    // Blocked before anything is created: a Ctrl-C during setup must not kill
+    // the runtime half-way and leave a cgroup or a veth behind.
+    let old_mask = forwarded_signals().thread_swap_mask(SigmaskHow::SIG_BLOCK).context("sigprocmask(2)")?;
+
+    let mut prepared = 0;
+    let mut result = Ok(Outcome::Exited(0));
+    for step in steps.iter_mut() {
+        if let Err(e) = step.prepare(ctx) {
+            result = Err(e);
+            break;
+        }
+        prepared += 1;
+    }
+    if prepared == steps.len() {
+        result = interrupted().and_then(|_| launch(ctx, steps, &argv, &old_mask));
+    }
+    ctx.outcome = result.as_ref().ok().copied();
+    for step in steps[..prepared].iter_mut().rev() {
+        step.cleanup(ctx);
+    }
+    result
+}
+
+/// A signal that arrived during prepare() cancels the start.
+fn interrupted() -> Result<()> {
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigpending(&mut pending) } != 0 {
+        return Err(Errno::last()).context("sigpending(2)");
+    }
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        if unsafe { libc::sigismember(&pending, s as i32) } == 1 {
+            return Err(Error::with_code(128 + s as i32, format!("interrupted by {s} before the container started")));
+        }
+    }
+    Ok(())
+}
+
+// ANCHOR: launch
+fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString], old_mask: &SigSet) -> Result<Outcome> {
+    let flags = steps.iter().fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
+    if !flags.is_empty() && !geteuid().is_root() {
+        return Err(Error::runtime(format!(
+            "creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo {} ...",
+            ctx.prog
+        )));
+    }
+    // "go": the parent tells the child that it may start. "report": the child
+    // tells the parent why it failed; it is close-on-exec, so a successful
+    // execve(2) closes it and the parent reads end-of-file.
+    let (go_rx, mut go_tx) = std::io::pipe().context("pipe(2)")?;
+    let (mut report_rx, report_tx) = std::io::pipe().context("pipe(2)")?;
+    ctx.report_fd = report_tx.as_raw_fd();
+
+    ctx.say(format_args!("clone(2) flags={}", flag_names(flags)));
+    let mut stack = vec![0u8; 1 << 20];
+    let child_ctx: &Ctx = ctx;
+    let child_steps: &[Box<dyn Step>] = steps;
+    let child = unsafe {
+        clone(
+            Box::new(|| {
+                // In the child: a copy of the parent's memory, its own fd table.
+                libc::close(go_tx.as_raw_fd());
+                libc::close(report_rx.as_raw_fd());
+                child_main(child_ctx, child_steps, argv, &go_rx, old_mask)
+            }),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .context("clone(2)")?;
+    drop(go_rx);
+    drop(report_tx);
+
+    for step in steps.iter_mut() {
+        if let Err(e) = step.after_clone(ctx, child) {
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(e);
+        }
+    }
+    // If the child already died, the write fails and the report says why.
+    let _ = go_tx.write_all(b"g");
+    drop(go_tx);
+
+    let mut report = Vec::new();
+    let _ = report_rx.read_to_end(&mut report);
+    if let Some((&code, msg)) = report.split_first() {
+        let _ = waitpid(child, None);
+        return Err(Error::with_code(code as i32, String::from_utf8_lossy(msg)));
+    }
+    wait_forwarding(child, false)
+}
+// ANCHOR_END: launch
+
+fn child_main(ctx: &Ctx, steps: &[Box<dyn Step>], argv: &[CString], go: &std::io::PipeReader, old_mask: &SigSet) -> isize {
+    // If the runtime dies (even by SIGKILL), take the container with it.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let mut byte = [0u8; 1];
+    if !matches!((&*go).read(&mut byte), Ok(1)) {
+        // The parent gave up before releasing us; it reports why.
+        unsafe { libc::_exit(EXIT_RUNTIME) };
+    }
+    let err = (|| {
+        for step in steps {
+            step.in_child(ctx)?;
+        }
+        for step in steps {
+            step.before_exec(ctx)?;
+        }
+        old_mask.thread_set_mask().context("sigprocmask(2)")?;
+        exec(argv)
+    })()
+    .unwrap_err();
+    report_failure(ctx, &err)
+}
+
+/// Sends `err` up the report pipe and exits; for code that runs in the child.
+pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
+    let mut msg = vec![err.code as u8];
+    msg.extend_from_slice(err.msg.as_bytes());
+    unsafe {
+        libc::write(ctx.report_fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(err.code)
+    }
+}
+
+// ANCHOR: exec
+/// execve(2) the command, searching $PATH like a shell; returns only on failure,
+/// with the exit code a shell would use: 127 not found, 126 cannot execute.
+pub fn exec(argv: &[CString]) -> Result<std::convert::Infallible> {
+    let errno = execvp(&argv[0], argv).unwrap_err();
+    let name = argv[0].to_string_lossy();
+    Err(match errno {
+        Errno::ENOENT if !name.contains('/') => Error::with_code(EXIT_NOT_FOUND, format!("{name}: command not found in $PATH")),
+        Errno::ENOENT | Errno::ENOTDIR => Error::with_code(EXIT_NOT_FOUND, format!("{name}: no such file")),
+        _ => Error::with_code(EXIT_CANNOT_EXEC, format!("{name}: cannot execute: {}", crate::error::describe(errno))),
+    })
+}
+// ANCHOR_END: exec
+
+// ANCHOR: wait
+/// Waits for `child`, passing on every forwarded signal to it. With
+/// `reap_all` (an init process) it also reaps any other child that exits.
+pub fn wait_forwarding(child: Pid, reap_all: bool) -> Result<Outcome> {
+    let signals = forwarded_signals();
+    let who = if reap_all { None } else { Some(child) };
+    loop {
+        loop {
+            match waitpid(who, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(Outcome::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return Ok(Outcome::Signaled(sig)),
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("waitpid(2)"),
+            }
+        }
+        // A SIGCHLD that arrives between waitpid and here stays pending, so this never sleeps through an exit.
+        let sig = signals.wait().context("sigwait(2)")?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(child, sig);
+        }
+    }
+}
+// ANCHOR_END: wait
+
+/// `CLONE_NEWPID|CLONE_NEWNET`, for `-v` and the book.
+pub fn flag_names(flags: CloneFlags) -> String {
+    if flags.is_empty() {
+        return "0 (no new namespaces: like fork(2))".into();
+    }
+    let names: Vec<String> = flags.iter_names().map(|(n, _)| n.to_string()).collect();
+    names.join("|")
+}

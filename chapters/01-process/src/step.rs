@@ -1,0 +1,93 @@
+//! The one abstraction every chapter plugs into.
+//!
+//! A container start is a fixed sequence; each chapter adds a [`Step`] that
+//! hooks into some of its stages (see ARCHITECTURE.md for which chapter uses
+//! which stage):
+//!
+//! ```text
+//!  parent (the runtime, on the host)           child (becomes the container)
+//!  ─────────────────────────────────           ─────────────────────────────
+//!  prepare()        every step, in order
+//!  clone(2) with the union of clone_flags() ─►  waits on the "go" pipe
+//!  after_clone(pid) every step, in order
+//!  write "go" ───────────────────────────────►  in_child()    every step, in order
+//!                                               before_exec() every step, in order
+//!  read the error pipe until execve(2) closes it ◄─ execve(2)
+//!  forward signals, wait for the child
+//!  cleanup()        reverse order, for every step whose prepare() ran,
+//!                   whether or not the container ever started
+//! ```
+
+use crate::error::Result;
+use crate::runtime::Outcome;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use std::fmt;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+/// What the steps share about one container.
+pub struct Ctx {
+    /// The binary's name, used in messages.
+    pub prog: &'static str,
+    /// A short random id (8 hex digits), unique per container: names of cgroups,
+    /// veths and overlay dirs are made from it so containers can run in parallel.
+    pub id: String,
+    /// Print each kernel step as it happens (`-v`).
+    pub verbose: bool,
+    /// The directory the child will pivot_root(2) into (chapter 5 on).
+    pub rootfs: Option<PathBuf>,
+    /// The child's end of the error pipe; a step that forks in the child
+    /// (chapter 2's init) must close it in the process that does not exec.
+    pub report_fd: RawFd,
+    /// How the container ended; set before cleanup() runs, None if it never ran.
+    pub outcome: Option<Outcome>,
+}
+
+impl Ctx {
+    pub fn new(prog: &'static str, verbose: bool) -> Self {
+        Ctx { prog, id: random_id(), verbose, rootfs: None, report_fd: -1, outcome: None }
+    }
+
+    /// `-v`: one line per kernel step, on stderr, in the order they happen.
+    pub fn say(&self, what: fmt::Arguments) {
+        if self.verbose {
+            eprintln!("+ {what}");
+        }
+    }
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 4];
+    // getrandom(2) cannot fail for 4 bytes once the pool is initialised.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// One chapter's contribution to starting a container. Every method has a
+/// default that does nothing, so a step implements only the stages it needs.
+pub trait Step {
+    /// Namespaces to create with clone(2).
+    fn clone_flags(&self) -> CloneFlags {
+        CloneFlags::empty()
+    }
+    /// Parent, before clone(2): create what the container needs on the host.
+    fn prepare(&mut self, _ctx: &mut Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Parent, after clone(2), while the child waits: configure it from outside.
+    fn after_clone(&mut self, _ctx: &Ctx, _child: Pid) -> Result<()> {
+        Ok(())
+    }
+    /// Child, inside its new namespaces, before anything is executed.
+    fn in_child(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Child, last: after every step's in_child(), just before execve(2).
+    fn before_exec(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Parent, after the container exited or setup failed. Must not fail:
+    /// undo what prepare() did, as far as it got.
+    fn cleanup(&mut self, _ctx: &Ctx) {}
+}
