@@ -19,10 +19,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn runtime(msg: impl Into<String>) -> Self {
-        Error { code: EXIT_RUNTIME, msg: msg.into() }
+        Error {
+            code: EXIT_RUNTIME,
+            msg: msg.into(),
+        }
     }
     pub fn with_code(code: i32, msg: impl Into<String>) -> Self {
-        Error { code, msg: msg.into() }
+        Error {
+            code,
+            msg: msg.into(),
+        }
     }
 }
 
@@ -57,7 +63,10 @@ impl<T> Context<T> for nix::Result<T> {
 impl<T> Context<T> for std::io::Result<T> {
     fn context(self, what: impl fmt::Display) -> Result<T> {
         self.map_err(|e| match e.raw_os_error() {
-            Some(n) => Error::runtime(format!("{what}: {}", describe(nix::errno::Errno::from_raw(n)))),
+            Some(n) => Error::runtime(format!(
+                "{what}: {}",
+                describe(nix::errno::Errno::from_raw(n))
+            )),
             None => Error::runtime(format!("{what}: {e}")),
         })
     }

@@ -34,6 +34,7 @@ pub trait Chapter: Args + FromArgMatches {
 // ANCHOR: opts
 /// Chapter 1's flags.
 #[derive(Args, Debug, Clone)]
+#[group(skip)] // every chapter's Opts would otherwise claim the group id "Opts"
 pub struct Opts {
     /// Print each kernel step (the syscall and its arguments) as it happens.
     #[arg(short, long)]
@@ -64,14 +65,21 @@ impl Step for HostFacts {
         for name in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
             if let Ok(link) = std::fs::read_link(format!("/proc/self/ns/{name}")) {
                 // "pid:[4026531836]" -> "pid:4026531836"
-                let inode: String = link.to_string_lossy().chars().filter(char::is_ascii_digit).collect();
+                let inode: String = link
+                    .to_string_lossy()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect();
                 ns.push(format!("{name}:{inode}"));
             }
         }
         let root = std::fs::metadata("/").context("stat(2) /")?;
         // Single-threaded here: changing the environment is safe.
         std::env::set_var("STEPBOX_HOST_NS", ns.join(" "));
-        std::env::set_var("STEPBOX_HOST_ROOT", format!("{}:{}", root.dev(), root.ino()));
+        std::env::set_var(
+            "STEPBOX_HOST_ROOT",
+            format!("{}:{}", root.dev(), root.ino()),
+        );
         Ok(())
     }
 }
@@ -94,7 +102,10 @@ pub fn main<C: Chapter>() -> ! {
         .bin_name(C::NAME)
         .about(C::ABOUT)
         .override_usage(format!("{} [OPTIONS] -- COMMAND [ARGS]...", C::NAME));
-    let cli = match cmd.try_get_matches().and_then(|m| Cli::<C>::from_arg_matches(&m)) {
+    let cli = match cmd
+        .try_get_matches()
+        .and_then(|m| Cli::<C>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {

@@ -55,7 +55,9 @@ pub fn forwarded_signals() -> SigSet {
 pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> Result<Outcome> {
     let argv = command
         .iter()
-        .map(|a| CString::new(a.as_bytes()).map_err(|_| Error::runtime("command contains a NUL byte")))
+        .map(|a| {
+            CString::new(a.as_bytes()).map_err(|_| Error::runtime("command contains a NUL byte"))
+        })
         .collect::<Result<Vec<_>>>()?;
     if argv.is_empty() {
         return Err(Error::runtime("no command given"));
@@ -63,7 +65,9 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
 
     // Blocked before anything is created: a Ctrl-C during setup must not kill
     // the runtime half-way and leave a cgroup or a veth behind.
-    let old_mask = forwarded_signals().thread_swap_mask(SigmaskHow::SIG_BLOCK).context("sigprocmask(2)")?;
+    let old_mask = forwarded_signals()
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .context("sigprocmask(2)")?;
 
     let mut prepared = 0;
     let mut result = Ok(Outcome::Exited(0));
@@ -90,17 +94,32 @@ fn interrupted() -> Result<()> {
     if unsafe { libc::sigpending(&mut pending) } != 0 {
         return Err(Errno::last()).context("sigpending(2)");
     }
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
         if unsafe { libc::sigismember(&pending, s as i32) } == 1 {
-            return Err(Error::with_code(128 + s as i32, format!("interrupted by {s} before the container started")));
+            return Err(Error::with_code(
+                128 + s as i32,
+                format!("interrupted by {s} before the container started"),
+            ));
         }
     }
     Ok(())
 }
 
 // ANCHOR: launch
-fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString], old_mask: &SigSet) -> Result<Outcome> {
-    let flags = steps.iter().fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
+fn launch(
+    ctx: &mut Ctx,
+    steps: &mut [Box<dyn Step>],
+    argv: &[CString],
+    old_mask: &SigSet,
+) -> Result<Outcome> {
+    let flags = steps
+        .iter()
+        .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
     if !flags.is_empty() && !geteuid().is_root() {
         return Err(Error::runtime(format!(
             "creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo {} ...",
@@ -156,7 +175,13 @@ fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString], old_mask
 }
 // ANCHOR_END: launch
 
-fn child_main(ctx: &Ctx, steps: &[Box<dyn Step>], argv: &[CString], go: &std::io::PipeReader, old_mask: &SigSet) -> isize {
+fn child_main(
+    ctx: &Ctx,
+    steps: &[Box<dyn Step>],
+    argv: &[CString],
+    go: &std::io::PipeReader,
+    old_mask: &SigSet,
+) -> isize {
     // If the runtime dies (even by SIGKILL), take the container with it.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let mut byte = [0u8; 1];
@@ -195,9 +220,17 @@ pub fn exec(argv: &[CString]) -> Result<std::convert::Infallible> {
     let errno = execvp(&argv[0], argv).unwrap_err();
     let name = argv[0].to_string_lossy();
     Err(match errno {
-        Errno::ENOENT if !name.contains('/') => Error::with_code(EXIT_NOT_FOUND, format!("{name}: command not found in $PATH")),
-        Errno::ENOENT | Errno::ENOTDIR => Error::with_code(EXIT_NOT_FOUND, format!("{name}: no such file")),
-        _ => Error::with_code(EXIT_CANNOT_EXEC, format!("{name}: cannot execute: {}", crate::error::describe(errno))),
+        Errno::ENOENT if !name.contains('/') => Error::with_code(
+            EXIT_NOT_FOUND,
+            format!("{name}: command not found in $PATH"),
+        ),
+        Errno::ENOENT | Errno::ENOTDIR => {
+            Error::with_code(EXIT_NOT_FOUND, format!("{name}: no such file"))
+        }
+        _ => Error::with_code(
+            EXIT_CANNOT_EXEC,
+            format!("{name}: cannot execute: {}", crate::error::describe(errno)),
+        ),
     })
 }
 // ANCHOR_END: exec
@@ -211,8 +244,12 @@ pub fn wait_forwarding(child: Pid, reap_all: bool) -> Result<Outcome> {
     loop {
         loop {
             match waitpid(who, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(Outcome::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => return Ok(Outcome::Signaled(sig)),
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => {
+                    return Ok(Outcome::Exited(code))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                    return Ok(Outcome::Signaled(sig))
+                }
                 Ok(WaitStatus::StillAlive) => break,
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e).context("waitpid(2)"),

@@ -46,7 +46,14 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(prog: &'static str, verbose: bool) -> Self {
-        Ctx { prog, id: random_id(), verbose, rootfs: None, report_fd: -1, outcome: None }
+        Ctx {
+            prog,
+            id: random_id(),
+            verbose,
+            rootfs: None,
+            report_fd: -1,
+            outcome: None,
+        }
     }
 
     /// `-v`: one line per kernel step, on stderr, in the order they happen.

@@ -1,0 +1,80 @@
+//! Chapter 2: a pid namespace.
+//!
+//! `CLONE_NEWPID` gives the child a new pid namespace in which it is PID 1.
+//! PID 1 has two duties the kernel gives no other process:
+//! - signals it has no handler for are ignored (even SIGTERM and SIGINT from
+//!   inside the namespace), so `kill` does not stop a PID 1 that never asked
+//!   for them;
+//! - orphaned processes are re-parented to it, and it must wait(2) for them,
+//!   or they stay zombies.
+//!
+//! By default the command is PID 1, as in `docker run`. With `--init` a tiny
+//! init (this process, after fork(2)) is PID 1 instead: it forwards signals to
+//! the command, which becomes PID 2, reaps every orphan, and exits with the
+//! command's status, as `docker run --init` does with tini.
+
+use ch01_process::runtime::{wait_forwarding, Outcome};
+use ch01_process::{Chapter, Context, Ctx, Result, Step};
+use clap::Args;
+use nix::sched::CloneFlags;
+use nix::unistd::{fork, ForkResult};
+
+// ANCHOR: opts
+#[derive(Args, Debug, Clone)]
+#[group(skip)] // every chapter's Opts would otherwise claim the group id "Opts"
+pub struct Opts {
+    #[command(flatten)]
+    pub prev: ch01_process::Opts,
+    /// Run a small init as PID 1 that forwards signals and reaps orphans; COMMAND becomes PID 2.
+    #[arg(long)]
+    pub init: bool,
+}
+
+impl Chapter for Opts {
+    const NAME: &'static str = "ch02-pid";
+    const ABOUT: &'static str = "Run COMMAND in a new pid namespace, as PID 1.";
+    fn base(&self) -> &ch01_process::Opts {
+        self.prev.base()
+    }
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps = self.prev.steps();
+        steps.push(Box::new(PidNamespace { init: self.init }));
+        steps
+    }
+}
+// ANCHOR_END: opts
+
+// ANCHOR: step
+struct PidNamespace {
+    init: bool,
+}
+
+impl Step for PidNamespace {
+    fn clone_flags(&self) -> CloneFlags {
+        CloneFlags::CLONE_NEWPID
+    }
+
+    fn before_exec(&self, ctx: &Ctx) -> Result<()> {
+        if !self.init {
+            return Ok(());
+        }
+        // Last of the child's work, so that init has already been through every
+        // other step (it must not keep a reference to the host's root, say).
+        ctx.say(format_args!(
+            "fork(2): init stays PID 1, COMMAND becomes PID 2"
+        ));
+        match unsafe { fork() }.context("fork(2) for --init")? {
+            ForkResult::Child => Ok(()), // goes on to execve(2) the command
+            ForkResult::Parent { child } => {
+                // Only the command reports exec failures to the runtime.
+                unsafe { libc::close(ctx.report_fd) };
+                let code = match wait_forwarding(child, true) {
+                    Ok(outcome) => outcome.code(),
+                    Err(_) => Outcome::Exited(ch01_process::error::EXIT_RUNTIME).code(),
+                };
+                std::process::exit(code)
+            }
+        }
+    }
+}
+// ANCHOR_END: step

@@ -1,0 +1,175 @@
+//! Chapter 5: a mount namespace and a root filesystem of its own.
+//!
+//! `CLONE_NEWNS` gives the child a copy of the host's mount table. Three
+//! things turn that copy into a container's filesystem:
+//! 1. make every mount private (`MS_REC|MS_PRIVATE`), so that nothing the
+//!    container mounts propagates back to the host (systemd makes `/` shared);
+//! 2. pivot_root(2) into the rootfs and detach the old root, so that no path
+//!    leads back to the host's files (chroot(2) alone can be escaped);
+//! 3. mount a /proc of the new pid namespace (now `ps` shows only the
+//!    container), a read-only /sys and a minimal /dev.
+
+mod dev;
+
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use clap::Args;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::unistd::{chdir, pivot_root};
+use std::path::{Path, PathBuf};
+
+// ANCHOR: opts
+#[derive(Args, Debug, Clone)]
+#[group(skip)] // every chapter's Opts would otherwise claim the group id "Opts"
+pub struct Opts {
+    #[command(flatten)]
+    pub prev: ch04_ipc::Opts,
+    /// The directory to use as the container's root filesystem (build the
+    /// default one with `cargo xtask rootfs`).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+}
+
+impl Chapter for Opts {
+    const NAME: &'static str = "ch05-mnt";
+    const ABOUT: &'static str =
+        "Run COMMAND in new pid, network, IPC and mount namespaces, in its own root filesystem.";
+    fn base(&self) -> &ch01_process::Opts {
+        self.prev.base()
+    }
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps = self.prev.steps();
+        steps.push(Box::new(MountNamespace {
+            rootfs: self.rootfs.clone(),
+        }));
+        steps
+    }
+}
+// ANCHOR_END: opts
+
+struct MountNamespace {
+    rootfs: Option<PathBuf>,
+}
+
+const NO_ROOTFS_HINT: &str = "build the default one with `cargo xtask rootfs`";
+
+impl Step for MountNamespace {
+    fn clone_flags(&self) -> CloneFlags {
+        CloneFlags::CLONE_NEWNS
+    }
+
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        // A later chapter may set ctx.rootfs itself (an overlay of image layers).
+        if let Some(dir) = &self.rootfs {
+            ctx.rootfs = Some(check_rootfs(dir)?);
+        }
+        Ok(())
+    }
+
+    // ANCHOR: in_child
+    fn in_child(&self, ctx: &Ctx) -> Result<()> {
+        let root = ctx.rootfs.as_deref().ok_or_else(|| {
+            Error::runtime(format!(
+                "no root filesystem: give --rootfs DIR ({NO_ROOTFS_HINT})"
+            ))
+        })?;
+
+        // 1. Nothing below may propagate to the host's mount namespace.
+        ctx.say(format_args!("mount(2) / MS_REC|MS_PRIVATE"));
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .context("making / private (mount(2) MS_REC|MS_PRIVATE)")?;
+
+        // 2. pivot_root(2) needs the new root to be a mount point: bind it onto itself.
+        ctx.say(format_args!(
+            "mount(2) {} on itself, MS_BIND|MS_REC",
+            root.display()
+        ));
+        mount(
+            Some(root),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context(format!("bind-mounting the rootfs {}", root.display()))?;
+        chdir(root).context(format!("chdir(2) {}", root.display()))?;
+        // pivot_root(".", ".") stacks the old root on top of the new one, at
+        // the same place; it needs no directory for the old root inside the
+        // rootfs (runc does the same). Unmounting "." then takes the old root
+        // away, and with it every path back to the host.
+        ctx.say(format_args!("pivot_root(2) \".\", \".\""));
+        pivot_root(".", ".").context(format!(
+            "pivot_root(2) into {} (is / shared in a parent mount namespace? see chapter 5)",
+            root.display()
+        ))?;
+        ctx.say(format_args!("umount2(2) the old root, MNT_DETACH"));
+        umount2(".", MntFlags::MNT_DETACH).context("detaching the old root (umount2(2))")?;
+        chdir("/").context("chdir(2) /")?;
+
+        // 3. The container's own /proc, /sys and /dev.
+        let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount_fs(ctx, "proc", "/proc", nosuid_nodev_noexec, None)?;
+        mount_fs(
+            ctx,
+            "sysfs",
+            "/sys",
+            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            None,
+        )?;
+        dev::populate(ctx)
+    }
+    // ANCHOR_END: in_child
+}
+
+/// `mount -t FSTYPE FSTYPE TARGET -o FLAGS,DATA`, creating TARGET if needed.
+pub fn mount_fs(
+    ctx: &Ctx,
+    fstype: &str,
+    target: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    std::fs::create_dir_all(target).context(format!("mkdir {target}"))?;
+    ctx.say(format_args!(
+        "mount(2) {fstype} on {target}{}",
+        data.map(|d| format!(" ({d})")).unwrap_or_default()
+    ));
+    mount(Some(fstype), target, Some(fstype), flags, data)
+        .context(format!("mount(2) {fstype} on {target}"))
+}
+
+/// The rootfs must be a directory with a shell in it: catches the typical
+/// mistakes (a typo, the tarball instead of the unpacked directory) before
+/// any namespace exists.
+pub fn check_rootfs(dir: &Path) -> Result<PathBuf> {
+    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::runtime(format!(
+            "rootfs {}: no such directory ({NO_ROOTFS_HINT})",
+            dir.display()
+        )),
+        _ => Error::runtime(format!("rootfs {}: {e}", dir.display())),
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::runtime(format!(
+            "rootfs {}: not a directory",
+            dir.display()
+        )));
+    }
+    let dir = dir
+        .canonicalize()
+        .context(format!("rootfs {}", dir.display()))?;
+    // symlink_metadata: /bin/sh is often a link, absolute ones must not be followed on the host.
+    if std::fs::symlink_metadata(dir.join("bin/sh")).is_err() {
+        return Err(Error::runtime(format!(
+            "rootfs {} has no /bin/sh: is it a root filesystem? ({NO_ROOTFS_HINT})",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}

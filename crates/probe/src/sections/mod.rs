@@ -1,0 +1,36 @@
+//! One module per report section, in the order the book introduces them.
+
+use crate::Report;
+
+pub mod cgroup;
+pub mod fs;
+pub mod identity;
+pub mod ipc;
+pub mod net;
+pub mod ns;
+pub mod procs;
+
+/// A section as named on the command line.
+pub struct Section {
+    pub name: &'static str,
+    pub run: fn(&mut Report),
+}
+
+/// Every section, in the order `probe` prints them when given none.
+pub const ALL: &[Section] = &[
+    Section { name: "identity", run: identity::run },
+    Section { name: "ns", run: ns::run },
+    Section { name: "proc", run: procs::run },
+    Section { name: "net", run: net::run },
+    Section { name: "ipc", run: ipc::run },
+    Section { name: "fs", run: fs::run },
+    Section { name: "cgroup", run: cgroup::run },
+];
+
+/// The sections printed when none are asked for. `cgroup` is left out until
+/// a later chapter gives it something to say.
+pub const DEFAULT: &[&str] = &["identity", "ns", "proc", "net", "ipc", "fs"];
+
+pub fn find(name: &str) -> Option<&'static Section> {
+    ALL.iter().find(|s| s.name == name)
+}
