@@ -32,6 +32,7 @@ pub struct Ctx {
     pub prog: &'static str,
     /// A short random id (8 hex digits), unique per container: names of cgroups,
     /// veths and overlay dirs are made from it so containers can run in parallel.
+    /// `STEPBOX_CONTAINER_ID` (1 to 12 hex digits) sets it, for tests.
     pub id: String,
     /// Print each kernel step as it happens (`-v`).
     pub verbose: bool,

@@ -18,11 +18,35 @@ fn usage() -> String {
     )
 }
 
+/// `probe ipc-create KEY`: make a System V message queue, for the IPC
+/// namespace demo (busybox has no `ipcmk`).
+fn ipc_create(key: Option<&str>) -> ExitCode {
+    let Some(key) = key.and_then(|k| i64::from_str_radix(k.trim_start_matches("0x"), 16).ok())
+    else {
+        eprintln!("usage: probe ipc-create KEY (hexadecimal, e.g. 0x5b0c4a12)");
+        return ExitCode::from(2);
+    };
+    let id = unsafe { libc::msgget(key as libc::key_t, libc::IPC_CREAT | 0o600) };
+    if id < 0 {
+        eprintln!(
+            "probe: msgget(2) key 0x{key:08x}: {}",
+            std::io::Error::last_os_error()
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("created message queue key 0x{key:08x} id {id}");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{}", usage());
         return ExitCode::SUCCESS;
+    }
+
+    if args.first().map(String::as_str) == Some("ipc-create") {
+        return ipc_create(args.get(1).map(String::as_str));
     }
 
     // Check every name before printing anything, so that a typo does not
@@ -48,7 +72,10 @@ fn main() -> ExitCode {
         (section.run)(&mut report);
     }
     let mut out = std::io::stdout().lock();
-    match out.write_all(report.as_str().as_bytes()).and_then(|()| out.flush()) {
+    match out
+        .write_all(report.as_str().as_bytes())
+        .and_then(|()| out.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     }

@@ -61,6 +61,21 @@ impl Report {
         }
     }
 
+    /// Like [`Report::items`], but only when the list is this container's own:
+    /// the host's processes, interfaces or mounts differ from one machine and
+    /// one moment to the next, so they are summarised by one line.
+    pub fn own_items<I, T>(&mut self, own: bool, items: I)
+    where
+        I: IntoIterator<Item = T>,
+        T: Display,
+    {
+        if own {
+            self.items(items);
+        } else {
+            self.line("  (not listed: the host's)");
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

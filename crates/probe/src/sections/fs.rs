@@ -26,9 +26,12 @@ pub fn run(r: &mut Report) {
         Ok(text) => {
             let mounts: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
             r.kv("mounts", mounts.len());
-            r.items(mounts.iter().map(|line| {
-                parse_mountinfo_line(line).unwrap_or_else(|| format!("(unparsable: {line})"))
-            }));
+            r.own_items(
+                super::ns::is_own("mnt"),
+                mounts.iter().map(|line| {
+                    parse_mountinfo_line(line).unwrap_or_else(|| format!("(unparsable: {line})"))
+                }),
+            );
         }
         Err(e) => r.unavailable("mounts", path_reason(path, &e)),
     }
@@ -45,7 +48,10 @@ fn root_line(r: &mut Report) {
         Ok(value) => match parse_dev_ino(&value) {
             Some(host) if host == mine => r.kv("root", "host"),
             Some(_) => r.kv("root", "own"),
-            None => r.kv("root", format_args!("unknown ({HOST_ROOT_VAR} is not DEV:INO)")),
+            None => r.kv(
+                "root",
+                format_args!("unknown ({HOST_ROOT_VAR} is not DEV:INO)"),
+            ),
         },
     }
 }

@@ -18,13 +18,34 @@ pub struct Section {
 
 /// Every section, in the order `probe` prints them when given none.
 pub const ALL: &[Section] = &[
-    Section { name: "identity", run: identity::run },
-    Section { name: "ns", run: ns::run },
-    Section { name: "proc", run: procs::run },
-    Section { name: "net", run: net::run },
-    Section { name: "ipc", run: ipc::run },
-    Section { name: "fs", run: fs::run },
-    Section { name: "cgroup", run: cgroup::run },
+    Section {
+        name: "identity",
+        run: identity::run,
+    },
+    Section {
+        name: "ns",
+        run: ns::run,
+    },
+    Section {
+        name: "proc",
+        run: procs::run,
+    },
+    Section {
+        name: "net",
+        run: net::run,
+    },
+    Section {
+        name: "ipc",
+        run: ipc::run,
+    },
+    Section {
+        name: "fs",
+        run: fs::run,
+    },
+    Section {
+        name: "cgroup",
+        run: cgroup::run,
+    },
 ];
 
 /// The sections printed when none are asked for. `cgroup` is left out until

@@ -42,7 +42,12 @@ pub fn run(r: &mut Report) {
     match interfaces() {
         Ok(ifaces) => {
             r.kv("interfaces", ifaces.len());
-            r.items(ifaces.iter().map(|(name, i)| format!("{name} {}", i.describe())));
+            r.own_items(
+                super::ns::is_own("net"),
+                ifaces
+                    .iter()
+                    .map(|(name, i)| format!("{name} {}", i.describe())),
+            );
         }
         Err(e) => r.unavailable("interfaces", format_args!("getifaddrs: {}", reason(&e))),
     }
@@ -66,7 +71,9 @@ pub fn interfaces() -> io::Result<BTreeMap<String, Interface>> {
             continue;
         }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         // One entry per (interface, address); the AF_PACKET entry makes
         // sure interfaces without any address are listed too.
         let iface = ifaces.entry(name).or_default();
@@ -107,7 +114,10 @@ mod tests {
 
     #[test]
     fn describes_interfaces() {
-        let lo = Interface { up: true, ipv4: vec![(Ipv4Addr::LOCALHOST, 8)] };
+        let lo = Interface {
+            up: true,
+            ipv4: vec![(Ipv4Addr::LOCALHOST, 8)],
+        };
         assert_eq!(lo.describe(), "up 127.0.0.1/8");
         assert_eq!(Interface::default().describe(), "down");
     }

@@ -43,6 +43,16 @@ pub fn run(r: &mut Report) {
     }
 }
 
+/// Whether this process has a namespace of kind `name` of its own; false
+/// when it shares the host's, or when that cannot be told.
+pub fn is_own(name: &str) -> bool {
+    let host = std::env::var(HOST_NS_VAR).ok().map(|v| parse_host_ns(&v));
+    match (host.as_ref().and_then(|h| h.get(name)), own_ns_inode(name)) {
+        (Some(&host_ino), Ok(mine)) => host_ino != mine,
+        _ => false,
+    }
+}
+
 /// The inode number of this process's namespace of kind `name`.
 fn own_ns_inode(name: &str) -> Result<u64, String> {
     let path = format!("/proc/self/ns/{name}");

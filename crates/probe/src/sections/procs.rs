@@ -20,7 +20,10 @@ pub fn run(r: &mut Report) {
     match visible() {
         Ok(procs) => {
             r.kv("visible", procs.len());
-            r.items(procs.iter().map(|(pid, comm)| format!("{pid} {comm}")));
+            r.own_items(
+                own_proc(),
+                procs.iter().map(|(pid, comm)| format!("{pid} {comm}")),
+            );
         }
         Err(e) => r.unavailable("visible", path_reason("/proc", &e)),
     }
@@ -30,9 +33,10 @@ fn self_line(r: &mut Report) {
     let me = sys::getpid();
     match fs::read_link("/proc/self") {
         Ok(target) => match target.to_string_lossy().parse::<i32>() {
-            Ok(pid) if pid == me => {
-                r.kv("/proc/self", format_args!("{pid} (this /proc is my pid namespace's)"))
-            }
+            Ok(pid) if pid == me => r.kv(
+                "/proc/self",
+                format_args!("{pid} (this /proc is my pid namespace's)"),
+            ),
             Ok(pid) => r.kv(
                 "/proc/self",
                 format_args!(
@@ -57,12 +61,25 @@ fn self_line(r: &mut Report) {
     }
 }
 
+/// A /proc of this process's own pid namespace (and not the host's).
+fn own_proc() -> bool {
+    let me = sys::getpid();
+    let self_pid = fs::read_link("/proc/self")
+        .ok()
+        .and_then(|t| t.to_string_lossy().parse::<i32>().ok());
+    self_pid == Some(me) && super::ns::is_own("pid")
+}
+
 /// Numeric entries of /proc, sorted by pid, each with its command name.
 fn visible() -> io::Result<Vec<(u32, String)>> {
     let mut procs = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let entry = entry?;
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         // A process may exit between readdir and this read; it is still

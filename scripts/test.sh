@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, then runs every
+# demo, error case and the book build (cargo test), and the cgroup v2 tests in
+# a throwaway VM. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "test.sh: run it as root (the demos create namespaces): sudo $0" >&2; exit 125; }
+scripts/install-deps.sh
+scripts/install-mdbook.sh
+cargo build --workspace --bins --tests
+cargo test --workspace --no-fail-fast

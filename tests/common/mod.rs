@@ -1,0 +1,278 @@
+//! What every demo test shares: finding the binaries and the rootfs, running a
+//! chapter binary as a transcript, skipping (or failing under CI) without root,
+//! and checking that the host is left as it was.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Workspace root (this package is the root package).
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Under `CI=true` a missing privilege or kernel feature fails the test;
+/// elsewhere the test is skipped with the reason.
+pub fn skip(reason: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("cannot run: {reason} (under CI=true this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
+/// `if !common::root() { return; }` at the top of every privileged test.
+pub fn root() -> bool {
+    nix::unistd::geteuid().is_root()
+        || skip("needs root (namespaces, mounts, cgroups); run the suite as root")
+}
+
+/// The directory holding the chapter binaries: `STEPBOX_BIN_DIR` (the v2 VM sets
+/// it), else this test executable's target dir, after one `cargo build` of the default members so the
+/// binaries are never stale.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("STEPBOX_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bins"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().and_then(Path::parent).unwrap().to_path_buf() // target/debug/deps -> target/debug
+    })
+}
+
+/// The default rootfs (busybox + the probe), built once by the project's own code.
+pub fn rootfs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("STEPBOX_ROOTFS") {
+            return PathBuf::from(dir);
+        }
+        xtask::rootfs::ensure(&xtask::paths::default_rootfs()).expect("building the default rootfs")
+    })
+}
+
+/// A container id unique to this test process and call: 8 hex digits.
+pub fn unique_id() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{:05x}{:03x}", std::process::id() & 0xfffff, n & 0xfff)
+}
+
+/// One run of a chapter binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// `$ chNN-name ARGS` then stdout, stderr and a non-zero exit status: what the book shows.
+    pub transcript: String,
+}
+
+/// Runs `bin args...` with `id` as its container id, stdin closed, under a
+/// time limit (a hung container must fail the test, not the CI run).
+pub fn run_id(id: &str, bin: &str, args: &[&str]) -> Run {
+    let mut child = Command::new(bin_dir().join(bin))
+        .args(args)
+        .env("STEPBOX_CONTAINER_ID", id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let pid = child.id();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::SIGKILL,
+            );
+            panic!("{bin} {args:?} did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let out = child.wait_with_output().unwrap();
+    let code = std::os::unix::process::ExitStatusExt::signal(&status)
+        .map_or_else(|| status.code().unwrap(), |s| 128 + s);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let shown: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
+    if code != 0 {
+        transcript.push_str(&format!("[exit status {code}]\n"));
+    }
+    Run {
+        code,
+        stdout,
+        stderr,
+        transcript: redact(&transcript),
+    }
+}
+
+pub fn run(bin: &str, args: &[&str]) -> Run {
+    run_id(&unique_id(), bin, args)
+}
+
+/// An argument as a reader would type it in a shell.
+fn quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.,:=+@%".contains(&b))
+    {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// Replaces what differs between runs and machines, and nothing else.
+pub fn redact(text: &str) -> String {
+    let mut out = text.replace(&rootfs_str(), "ROOTFS");
+    out = out.replace(
+        &format!("hostname: {}\n", hostname()),
+        "hostname: [the host's]\n",
+    );
+    for (re, with) in redactions() {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    out
+}
+
+fn rootfs_str() -> String {
+    rootfs().to_string_lossy().into_owned()
+}
+
+fn redactions() -> &'static [(regex::Regex, &'static str)] {
+    static R: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    R.get_or_init(|| {
+        [
+            // Host pids: a container's own pids are small; the host's are not.
+            (
+                r"(?m)^(pid|ppid|/proc/self): [1-9][0-9]{2,}",
+                "$1: [host pid]",
+            ),
+            // Counts of host-wide things, shown only when the probe does not list them.
+            (
+                r"(?m)^(\w[\w ]*): [0-9]+\n(  \(not listed: the host)",
+                "$1: [n]\n$2",
+            ),
+            // Container ids chosen by unique_id().
+            (r"\bsb[0-9a-f]{8}\b", "sbID"),
+            (r"\bstepbox-[0-9a-f]{8}\b", "stepbox-ID"),
+        ]
+        .into_iter()
+        .map(|(re, with)| (regex::Regex::new(re).unwrap(), with))
+        .collect()
+    })
+}
+
+/// Snapshots are stored without insta's expression line, so that every
+/// `.snap` has a 3-line header and the book can include it from line 4.
+/// A macro so that the file is named after the calling test file
+/// (`tests/snapshots/demos__ch02_after.snap`).
+#[macro_export]
+macro_rules! snapshot {
+    ($name:expr, $text:expr) => {{
+        let mut settings = insta::Settings::clone_current();
+        settings.set_omit_expression(true);
+        settings.bind(|| insta::assert_snapshot!($name, $text));
+    }};
+}
+
+/// What a container may leave behind on the host, for the container `id`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostState {
+    pub mounts: Vec<String>,
+    pub links: Vec<String>,
+    pub cgroups: Vec<String>,
+    pub hostname: String,
+}
+
+impl HostState {
+    /// The host's mount points, network links and cgroups named after `id`,
+    /// and the hostname: what a container with that id could leak. Mounts
+    /// that other tests running in parallel make in their own scratch dirs
+    /// are left out.
+    pub fn capture(id: &str) -> HostState {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mounts = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| !m.starts_with(SCRATCH) || m.contains(id))
+            .map(str::to_owned)
+            .collect();
+        let links = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(id))
+            .collect();
+        HostState {
+            mounts,
+            links,
+            cgroups: find_cgroups(id),
+            hostname: hostname(),
+        }
+    }
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Directories named after `id` anywhere under /sys/fs/cgroup.
+pub fn find_cgroups(id: &str) -> Vec<String> {
+    fn walk(dir: &Path, id: &str, depth: u32, found: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let p = e.path();
+                if e.file_name().to_string_lossy().contains(id) {
+                    found.push(p.display().to_string());
+                }
+                if depth < 6 {
+                    walk(&p, id, depth + 1, found);
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), id, 0, &mut found);
+    found
+}
+
+/// Where tests that need a state dir make one, named after their container id.
+pub const SCRATCH: &str = "/tmp/stepbox-tests";
+
+/// Runs `bin args` and asserts that the host looks the same afterwards as
+/// before: mounts, links, cgroups, hostname.
+pub fn run_clean(bin: &str, args: &[&str]) -> Run {
+    let id = unique_id();
+    let before = HostState::capture(&id);
+    let run = run_id(&id, bin, args);
+    let after = HostState::capture(&id);
+    assert_eq!(
+        before, after,
+        "{bin} {args:?} changed the host\n{}",
+        run.transcript
+    );
+    run
+}

@@ -1,0 +1,387 @@
+//! Every chapter's demo, run with the previous chapter's binary ("before") and
+//! with the chapter's own ("after"). The snapshots are the transcripts the book
+//! shows; the assertions are the property each chapter promises.
+
+mod common;
+
+use common::{root, rootfs, run, run_clean, Run};
+
+/// The probe, seen from the host (chapters 1 to 4 have no rootfs of their own).
+fn host_probe() -> String {
+    rootfs().join("bin/probe").to_string_lossy().into_owned()
+}
+
+fn line<'a>(run: &'a Run, key: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix(": ")))
+        .unwrap_or_else(|| panic!("no `{key}:` line in\n{}", run.transcript))
+}
+
+/// The `key: value` line of one section, e.g. `ns_line(run, "# namespaces", "pid")`.
+fn section_line<'a>(run: &'a Run, section: &str, key: &str) -> &'a str {
+    let body = run
+        .stdout
+        .split(section)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {section} in\n{}", run.transcript));
+    body.lines()
+        .take_while(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix(": ")))
+        .unwrap_or_else(|| panic!("no `{key}:` in {section} of\n{}", run.transcript))
+}
+
+#[test]
+fn ch01_a_process() {
+    if !root() {
+        return;
+    }
+    let probe = host_probe();
+    // Before: the probe run straight from the shell; after: as chapter 1's child.
+    let before = std::process::Command::new(&probe)
+        .args(["identity", "ns"])
+        .output()
+        .unwrap();
+    let before = common::redact(&format!(
+        "$ ROOTFS/bin/probe identity ns\n{}",
+        String::from_utf8_lossy(&before.stdout)
+    ));
+    let after = run_clean("ch01-process", &["--", &probe, "identity", "ns"]);
+    assert_eq!(after.code, 0, "{}", after.transcript);
+    for ns in ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"] {
+        assert_eq!(
+            section_line(&after, "# namespaces", ns),
+            "host",
+            "chapter 1 isolates nothing"
+        );
+    }
+    crate::snapshot!("ch01_before", &before);
+    crate::snapshot!("ch01_after", &after.transcript);
+
+    // The command's exit status passes through; a signal death becomes 128+N.
+    let exits = [
+        run("ch01-process", &["--", "sh", "-c", "exit 3"]),
+        run("ch01-process", &["--", "sh", "-c", "kill -TERM $$"]),
+        run("ch01-process", &["no-such-command"]),
+        run("ch01-process", &["/etc/passwd"]),
+    ];
+    let codes: Vec<i32> = exits.iter().map(|r| r.code).collect();
+    assert_eq!(codes, [3, 143, 127, 126]);
+    crate::snapshot!("ch01_exit", &exits.map(|r| r.transcript).concat());
+}
+
+#[test]
+fn ch02_pid_namespace() {
+    if !root() {
+        return;
+    }
+    let probe = host_probe();
+    let before = run_clean("ch01-process", &["--", &probe, "identity", "proc"]);
+    let after = run_clean("ch02-pid", &["--", &probe, "identity", "proc"]);
+    assert_ne!(line(&before, "pid"), "1");
+    assert_eq!(
+        line(&after, "pid"),
+        "1",
+        "the command is PID 1 in its namespace"
+    );
+    assert_eq!(
+        line(&after, "ppid"),
+        "0",
+        "its parent is outside the namespace"
+    );
+    // The host's /proc is still mounted: it knows the process by its host pid.
+    assert!(
+        line(&after, "/proc/self").contains("belongs to another pid namespace"),
+        "{}",
+        after.transcript
+    );
+    crate::snapshot!("ch02_before", &before.transcript);
+    crate::snapshot!("ch02_after", &after.transcript);
+
+    // PID 1 ignores signals it has no handler for: SIGTERM to itself does nothing.
+    let script = ["--", "sh", "-c", "kill -TERM $$; echo survived SIGTERM"];
+    let before = run("ch01-process", &script);
+    let after = run("ch02-pid", &script);
+    assert_eq!(before.code, 143);
+    assert_eq!(
+        (after.code, after.stdout.as_str()),
+        (0, "survived SIGTERM\n")
+    );
+    crate::snapshot!(
+        "ch02_sigterm",
+        &[before.transcript, after.transcript].concat()
+    );
+}
+
+#[test]
+fn ch02_init_forwards_signals_and_passes_status() {
+    if !root() {
+        return;
+    }
+    let with_init = run("ch02-pid", &["--init", "--", &host_probe(), "identity"]);
+    assert_eq!(
+        line(&with_init, "pid"),
+        "2",
+        "under --init the command is PID 2"
+    );
+    assert_eq!(
+        run("ch02-pid", &["--init", "--", "sh", "-c", "exit 7"]).code,
+        7
+    );
+
+    // The runtime forwards SIGTERM; init passes it on to the command, which,
+    // not being PID 1, dies of it.
+    let bin = common::bin_dir().join("ch02-pid");
+    let mut child = std::process::Command::new(bin)
+        .args(["--init", "--", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(start.elapsed().as_secs() < 10);
+    assert_eq!(status.code(), Some(143));
+}
+
+#[test]
+fn ch03_net_namespace() {
+    if !root() {
+        return;
+    }
+    let probe = host_probe();
+    let before = run_clean("ch02-pid", &["--", &probe, "ns", "net"]);
+    let after = run_clean("ch03-net", &["--", &probe, "ns", "net"]);
+    assert_eq!(section_line(&before, "# namespaces", "net"), "host");
+    assert_eq!(section_line(&after, "# namespaces", "net"), "own");
+    // Only lo, and up.
+    let net = after.stdout.split("# network").nth(1).unwrap();
+    assert_eq!(
+        net.trim(),
+        "interfaces: 1\n  lo up 127.0.0.1/8",
+        "{}",
+        after.transcript
+    );
+    crate::snapshot!("ch03_before", &before.transcript);
+    crate::snapshot!("ch03_after", &after.transcript);
+}
+
+#[test]
+fn ch03_veth_reaches_the_host_and_is_removed() {
+    if !root() {
+        return;
+    }
+    let probe = host_probe();
+    // Traffic only ever goes between the two addresses this veth pair creates.
+    let cmd =
+        format!("{probe} net && ping -c 1 -W 2 10.200.250.1 >/dev/null && echo host reachable");
+    let run = run_clean(
+        "ch03-net",
+        &["--veth", "10.200.250.1/30", "--", "sh", "-c", &cmd],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    assert!(
+        run.stdout.contains("eth0 up 10.200.250.2/30"),
+        "{}",
+        run.transcript
+    );
+    assert!(
+        run.stdout.ends_with("host reachable\n"),
+        "{}",
+        run.transcript
+    );
+    crate::snapshot!("ch03_veth", &run.transcript);
+}
+
+/// A System V message queue key only this test uses.
+const HOST_KEY: libc::key_t = 0x5b0c_4a11;
+const CONTAINER_KEY: &str = "0x5b0c4a12";
+
+fn remove_queue(key: libc::key_t) {
+    let id = unsafe { libc::msgget(key, 0) };
+    if id >= 0 {
+        unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
+#[test]
+fn ch04_ipc_namespace() {
+    if !root() {
+        return;
+    }
+    let probe = host_probe();
+    remove_queue(HOST_KEY);
+    let id = unsafe { libc::msgget(HOST_KEY, libc::IPC_CREAT | 0o600) };
+    assert!(id >= 0, "msgget on the host");
+    let before = run_clean("ch03-net", &["--", &probe, "ns", "ipc"]);
+    let after = run_clean("ch04-ipc", &["--", &probe, "ns", "ipc"]);
+    // Vice versa: a queue made in the container never reaches the host.
+    let made_inside = run("ch04-ipc", &["--", &probe, "ipc-create", CONTAINER_KEY]);
+    let host_sees_inner = unsafe { libc::msgget(0x5b0c_4a12, 0) } >= 0;
+    remove_queue(HOST_KEY);
+    assert!(
+        before.stdout.contains("key 0x5b0c4a11"),
+        "{}",
+        before.transcript
+    );
+    assert!(
+        !after.stdout.contains("key 0x5b0c4a11"),
+        "{}",
+        after.transcript
+    );
+    assert_eq!(section_line(&after, "# ipc", "message queues"), "0");
+    assert_eq!(made_inside.code, 0, "{}", made_inside.transcript);
+    assert!(
+        !host_sees_inner,
+        "a queue made in the container is visible on the host"
+    );
+    crate::snapshot!("ch04_before", &before.transcript);
+    crate::snapshot!("ch04_after", &after.transcript);
+}
+
+#[test]
+fn ch05_mnt_namespace() {
+    if !root() {
+        return;
+    }
+    let r = rootfs().to_string_lossy().into_owned();
+    let before = run_clean("ch04-ipc", &["--", &host_probe(), "proc", "fs"]);
+    let after = run_clean(
+        "ch05-mnt",
+        &["--rootfs", &r, "--", "/bin/probe", "proc", "fs"],
+    );
+    assert_eq!(section_line(&before, "# filesystem", "root"), "host");
+    assert_eq!(section_line(&after, "# filesystem", "root"), "own");
+    // Its own /proc: only the container's processes, and ps agrees with getpid.
+    assert_eq!(section_line(&after, "# processes", "visible"), "1");
+    assert!(
+        line(&after, "/proc/self").starts_with("1 "),
+        "{}",
+        after.transcript
+    );
+    for mount in [
+        "  / ",
+        "  /proc proc",
+        "  /sys sysfs ro",
+        "  /dev tmpfs",
+        "  /dev/pts devpts",
+    ] {
+        assert!(
+            after.stdout.contains(mount),
+            "no `{mount}` in\n{}",
+            after.transcript
+        );
+    }
+    crate::snapshot!("ch05_before", &before.transcript);
+    crate::snapshot!("ch05_after", &after.transcript);
+
+    // The standard devices are character devices, not files.
+    let dev = run(
+        "ch05-mnt",
+        &[
+            "--rootfs",
+            &r,
+            "--",
+            "sh",
+            "-c",
+            "cd /dev && stat -c '%A %t,%T %N' * | sort -k3",
+        ],
+    );
+    assert!(
+        dev.stdout.contains("crw-rw-rw- 1,3 null"),
+        "{}",
+        dev.transcript
+    );
+    crate::snapshot!("ch05_dev", &dev.transcript);
+}
+
+#[test]
+fn ch05_chroot_can_be_escaped_pivot_root_cannot() {
+    if !root() {
+        return;
+    }
+    // A host file that the default rootfs does not have.
+    let marker = "/etc/os-release";
+    if !std::path::Path::new(marker).exists() || rootfs().join("etc/os-release").exists() {
+        common::skip("the host has no /etc/os-release, or the rootfs has one");
+        return;
+    }
+    let r = rootfs().to_string_lossy().into_owned();
+    let chroot = run_clean(
+        "ch04-ipc",
+        &["--", "chroot", &r, "/bin/chroot-escape", marker],
+    );
+    let pivot = run_clean(
+        "ch05-mnt",
+        &["--rootfs", &r, "--", "/bin/chroot-escape", marker],
+    );
+    assert_eq!(
+        chroot.code, 0,
+        "the chroot escape should work:\n{}",
+        chroot.transcript
+    );
+    assert!(
+        chroot.stdout.starts_with("escaped"),
+        "{}",
+        chroot.transcript
+    );
+    assert_eq!(
+        pivot.code, 1,
+        "pivot_root should contain it:\n{}",
+        pivot.transcript
+    );
+    assert!(
+        pivot.stdout.starts_with("contained"),
+        "{}",
+        pivot.transcript
+    );
+    crate::snapshot!("ch05_escape_chroot", &chroot.transcript);
+    crate::snapshot!("ch05_escape_pivot", &pivot.transcript);
+}
+
+#[test]
+fn ch06_uts_namespace() {
+    if !root() {
+        return;
+    }
+    let r = rootfs().to_string_lossy().into_owned();
+    let host = common::hostname();
+    let before = run_clean(
+        "ch05-mnt",
+        &["--rootfs", &r, "--", "/bin/probe", "identity"],
+    );
+    let after = run_clean(
+        "ch06-uts",
+        &[
+            "--rootfs",
+            &r,
+            "--hostname",
+            "box",
+            "--",
+            "/bin/probe",
+            "identity",
+        ],
+    );
+    assert_eq!(line(&before, "hostname"), host);
+    assert_eq!(line(&after, "hostname"), "box");
+    // The container may change its hostname; the host's stays.
+    let renamed = run_clean(
+        "ch06-uts",
+        &[
+            "--rootfs",
+            &r,
+            "--",
+            "sh",
+            "-c",
+            "hostname renamed && hostname",
+        ],
+    );
+    assert_eq!(renamed.stdout, "renamed\n");
+    assert_eq!(common::hostname(), host);
+    crate::snapshot!("ch06_before", &before.transcript);
+    crate::snapshot!("ch06_after", &after.transcript);
+}
