@@ -32,8 +32,9 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o newinstance,gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue
-mount -t tmpfs -o mode=1777 tmp /tmp
-mount -t tmpfs -o mode=755 run /run
+# / is already a tmpfs, so /tmp and /run need no mounts of their own (one
+# would hide whatever run.sh baked in there, e.g. a cwd under /tmp)
+chmod 1777 /tmp
 ln -sf /proc/self/fd /dev/fd
 ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
@@ -66,7 +67,9 @@ if [ -x /v2vm/cmd ]; then
   start=$(date +%s)
   # busybox timeout execs the command in this child (same pid), so SIGKILL hits
   # the command itself; its exit status is then 137.
-  ${t:+timeout -s KILL "$t"} /v2vm/cmd </dev/null >$OUT 2>&1
+  # The redirections go inside a subshell so that the shell's own notes (e.g.
+  # "Killed" for a command that died from a signal) go to the console instead.
+  (exec ${t:+timeout -s KILL "$t"} /v2vm/cmd </dev/null >$OUT 2>&1)
   rc=$?
   # closing the last fd of ttyS1 (above) waits until its output is sent
   if [ -n "$t" ] && [ $rc = 137 ] && [ $(($(date +%s) - start)) -ge "$t" ]; then

@@ -27,7 +27,7 @@ DIR=${STEPBOX_V2VM_DIR:-$(cd "$HERE/../.." && pwd)/target/v2vm}
 export STEPBOX_V2VM_DIR=$DIR
 
 die() { echo "v2vm run: $*" >&2; exit 125; }
-usage() { sed -n '5,11p' "$0" >&2; exit 125; }
+usage() { sed -n '2,/^set /{/^set /d; s/^# \{0,1\}//; p}' "$0" >&2; exit 125; }
 
 FILES=() ENVS=() CWD=$PWD TMO=900 MEM=512
 while getopts ':f:e:C:t:m:h' o; do
@@ -50,7 +50,7 @@ if [ ! -s "$DIR/vmlinux" ] || [ ! -s "$DIR/base.cpio.gz" ] || ! command -v qemu-
 fi
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/v2vm-run.XXXXXX") || die "mktemp failed"
-QPID= TPID=
+QPID='' TPID=''
 cleanup() {
   [ -z "$QPID" ] || kill "$QPID" 2>/dev/null
   [ -z "$TPID" ] || kill "$TPID" 2>/dev/null
@@ -70,6 +70,7 @@ for f in "${FILES[@]+"${FILES[@]}"}"; do
   [ "$dst" != "$f" ] || dst=$(realpath -s "$src")
   [[ $dst == /* ]] || dst=$CWD/$dst
   [ -e "$src" ] || die "-f $src: no such file or directory"
+  case $dst/ in /proc/*|/sys/*|/dev/*) die "-f $f: the guest mounts over $dst" ;; esac
   mkdir -p "$(dirname "$R$dst")"
   # -a keeps modes and symlinks inside directories, -H follows SRC itself if it
   # is a symlink, -T merges directories given twice (or into /usr, ...)
@@ -124,7 +125,7 @@ timeout -k 5 $((TMO + 120)) qemu-system-x86_64 "${ACC[@]}" -smp 2 -m "$MEM" \
 QPID=$!
 tail -c +1 -s 0.1 -f --pid=$QPID "$W/out" &   # stream the output while it runs
 TPID=$!
-wait $QPID; qrc=$?; QPID=
+wait $QPID 2>/dev/null; qrc=$?; QPID=   # 2>/dev/null: no bash note if qemu aborts
 wait $TPID; TPID=
 [ -z "${V2VM_CONSOLE:-}" ] || cp "$W/console" "$V2VM_CONSOLE"
 

@@ -177,7 +177,8 @@ else
     gzip -9 >"$BASE.tmp"
   # run.sh appends an uncompressed cpio; the kernel only looks for a cpio
   # header at 4-byte aligned offsets (and skips zero padding).
-  head -c $(( (4 - $(stat -c %s "$BASE.tmp") % 4) % 4 )) /dev/zero >>"$BASE.tmp"
+  size=$(stat -c %s "$BASE.tmp")
+  head -c $(( (4 - size % 4) % 4 )) /dev/zero >>"$BASE.tmp"
   mv "$BASE.tmp" "$BASE"
   rm -rf "$S"
   say initramfs "$BASE ($(du -k "$BASE" | cut -f1) KiB)"

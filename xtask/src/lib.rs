@@ -9,6 +9,7 @@
 //! - [`probe::layout`]: /bin/probe and /bin/chroot-escape;
 //! - [`rootfs::layout_base`]: the directory skeleton and /etc files.
 
+pub mod bench;
 pub mod busybox;
 pub mod elf;
 pub mod paths;

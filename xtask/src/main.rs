@@ -13,6 +13,10 @@ commands:
       build the default root file system (busybox, probe, /etc) into DIR,
       default <target>/stepbox/rootfs; skipped when already up to date
       unless --force. Prints the rootfs path on stdout.
+  bench [--runs N] [--write FILE] [--layer TAR]...
+      time /bin/true in each chapter's container (release build) next to
+      `unshare ... chroot` as the floor; prints a markdown table (and writes
+      it to FILE). Chapter 8 runs only when --layer is given. Needs root.
 ";
 
 fn main() -> ExitCode {
@@ -29,6 +33,7 @@ fn run(args: Vec<String>) -> Result<()> {
     let mut args = args.into_iter();
     match args.next().as_deref() {
         Some("rootfs") => rootfs(args),
+        Some("bench") => bench(args),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -58,4 +63,21 @@ fn rootfs(mut args: impl Iterator<Item = String>) -> Result<()> {
     };
     println!("{}", path.display());
     Ok(())
+}
+
+fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
+    let (mut runs, mut write, mut layers) = (30, None, Vec::new());
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => runs = value()?.parse()?,
+            "--write" => write = Some(PathBuf::from(value()?)),
+            "--layer" => layers.push(PathBuf::from(value()?)),
+            other => bail!("bench: unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    xtask::bench::run(runs, write, &layers)
 }

@@ -1,0 +1,167 @@
+//! `cargo xtask bench`: what each chapter costs, side by side with the floor
+//! (util-linux's `unshare` + `chroot` doing the same namespaces by hand).
+//!
+//! Each case runs `/bin/true` from the default rootfs. The cases are run in
+//! turns (case 1, case 2, ..., case 1, ...) so that background load hits all
+//! of them alike; medians are reported, and the ratio to the floor. Wall time
+//! doubles on a loaded machine while CPU time stays put: compare within one run.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Case {
+    name: String,
+    argv: Vec<String>,
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+    max_rss_kb: i64,
+}
+
+impl Case {
+    fn new(name: &str, argv: Vec<String>) -> Case {
+        Case { name: name.into(), argv, wall: vec![], cpu: vec![], max_rss_kb: 0 }
+    }
+}
+
+/// Chapter binaries in `dir`, sorted: ch01-process, ch02-pid, ...
+fn chapters(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("ch") && n.as_bytes().get(2..4).is_some_and(|d| d.iter().all(u8::is_ascii_digit)))
+        .filter(|n| !n.contains('.') && !n.ends_with(".d"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Extra arguments a chapter needs to run `/bin/true` from the rootfs, by chapter number.
+fn chapter_args(number: u32, rootfs: &Path, layers: &[PathBuf]) -> Vec<String> {
+    let r = rootfs.display().to_string();
+    match number {
+        1..=4 => vec!["--".into(), format!("{r}/bin/true")],
+        5..=7 => vec!["--rootfs".into(), r, "--".into(), "/bin/true".into()],
+        _ => {
+            let mut args = Vec::new();
+            for l in layers {
+                args.push("--layer".into());
+                args.push(l.display().to_string());
+            }
+            args.extend(["--".into(), "/bin/true".into()]);
+            args
+        }
+    }
+}
+
+pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()> {
+    let root = crate::paths::workspace_root();
+    crate::step("building the chapters (release)");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--workspace", "--bins"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let rootfs = crate::rootfs::ensure(&crate::paths::default_rootfs())?;
+    let release = crate::paths::target_dir().join("release");
+    let r = rootfs.display().to_string();
+
+    let mut cases = vec![Case::new(
+        "floor: `unshare --fork --pid --net --ipc --mount --uts --mount-proc chroot ROOTFS /bin/true`",
+        ["unshare", "--fork", "--pid", "--net", "--ipc", "--mount", "--uts", "--mount-proc", "chroot", &r, "/bin/true"]
+            .map(String::from)
+            .to_vec(),
+    )];
+    for name in chapters(&release)? {
+        let number: u32 = name[2..4].parse()?;
+        if number >= 8 && layers.is_empty() {
+            continue;
+        }
+        let mut argv = vec![release.join(&name).display().to_string()];
+        argv.extend(chapter_args(number, &rootfs, layers));
+        cases.push(Case::new(&format!("`{name}`"), argv));
+    }
+
+    crate::step(format!("running {} cases x {runs} runs, in turns", cases.len()));
+    for round in 0..runs + 3 {
+        for case in cases.iter_mut() {
+            let (wall, cpu, rss) = measure(&case.argv)?;
+            if round >= 3 {
+                // the first rounds warm the page cache
+                case.wall.push(wall);
+                case.cpu.push(cpu);
+                case.max_rss_kb = case.max_rss_kb.max(rss);
+            }
+        }
+    }
+
+    let floor = median(&mut cases[0].wall.clone());
+    let mut table = String::from("| `/bin/true` in a container | median wall | median CPU | peak RSS | wall ÷ floor |\n|---|---:|---:|---:|---:|\n");
+    for case in cases.iter_mut() {
+        let wall = median(&mut case.wall);
+        let cpu = median(&mut case.cpu);
+        table.push_str(&format!(
+            "| {} | {:.1} ms | {:.1} ms | {:.1} MB | {:.2}× |\n",
+            case.name,
+            ms(wall),
+            ms(cpu),
+            case.max_rss_kb as f64 / 1024.0,
+            ms(wall) / ms(floor)
+        ));
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    table.push_str(&format!(
+        "\nMeasured with `cargo xtask bench --runs {runs}`: Linux {}, {cpus} CPUs, release build, medians of {runs} runs.\n",
+        kernel.trim()
+    ));
+    print!("{table}");
+    if let Some(path) = write {
+        std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+        crate::step(format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Wall time, CPU time (user + system, the whole process tree) and peak RSS of one run.
+fn measure(argv: &[String]) -> Result<(Duration, Duration, i64)> {
+    let start = Instant::now();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", argv[0]))?;
+    let pid = child.id() as libc::pid_t;
+    // A watchdog: a hung case must not hang the benchmark.
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    drop(watchdog); // detached; harmless once the pid is reaped and the run is over
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // wait4(2) returns the child's resource usage, including its reaped descendants.
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let wall = start.elapsed();
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{} failed (wait status {status:#x})", argv.join(" "));
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok((wall, tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss))
+}
