@@ -88,13 +88,20 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
     crate::step(format!("running {} cases x {runs} runs, in turns", cases.len()));
     for round in 0..runs + 3 {
         for case in cases.iter_mut() {
-            let (wall, cpu, rss) = measure(&case.argv)?;
+            let (wall, cpu) = measure(&case.argv)?;
             if round >= 3 {
                 // the first rounds warm the page cache
                 case.wall.push(wall);
                 case.cpu.push(cpu);
-                case.max_rss_kb = case.max_rss_kb.max(rss);
             }
+        }
+    }
+
+    // Peak RSS in a pass of its own, through GNU time: wait4(2) from this
+    // process would count the pages of the fork(2)ed copy of the xtask itself.
+    for case in cases.iter_mut() {
+        for _ in 0..3 {
+            case.max_rss_kb = case.max_rss_kb.max(peak_rss_kb(&case.argv)?);
         }
     }
 
@@ -135,8 +142,22 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
-/// Wall time, CPU time (user + system, the whole process tree) and peak RSS of one run.
-fn measure(argv: &[String]) -> Result<(Duration, Duration, i64)> {
+/// `/usr/bin/time -f %M`: the largest RSS of the process and its descendants, in KiB.
+fn peak_rss_kb(argv: &[String]) -> Result<i64> {
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .context("running /usr/bin/time (apt-get install time)")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines().last().and_then(|l| l.trim().parse().ok()).with_context(|| format!("unexpected output of /usr/bin/time: {text}"))
+}
+
+/// Wall time and CPU time (user + system, the whole process tree) of one run.
+fn measure(argv: &[String]) -> Result<(Duration, Duration)> {
     let start = Instant::now();
     let child = Command::new(&argv[0])
         .args(&argv[1..])
@@ -163,5 +184,5 @@ fn measure(argv: &[String]) -> Result<(Duration, Duration, i64)> {
         bail!("{} failed (wait status {status:#x})", argv.join(" "));
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Ok((wall, tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss))
+    Ok((wall, tv(usage.ru_utime) + tv(usage.ru_stime)))
 }

@@ -1,0 +1,287 @@
+//! cgroup v1: one tree (a "hierarchy") per controller, each a separate
+//! filesystem, usually at /sys/fs/cgroup/<controller>. Some controllers are
+//! mounted together in one hierarchy (`cpu,cpuacct` is common); a process has
+//! one cgroup in each hierarchy, so the container's cgroup is really one
+//! directory per hierarchy, and the child must be written into each.
+
+use crate::{
+    keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, MountInfo, CPU_PERIOD,
+};
+use ch01_process::{Context, Ctx, Error, Result};
+use nix::mount::MsFlags;
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The controllers every container gets, limited or not: memory, pids and
+/// cpu for the limits, cpuacct for the CPU usage it reports (and because it
+/// is often mounted with cpu anyway).
+const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+
+/// Every v1 controller the kernel knows, to tell them apart from other
+/// mount options (rw, noprefix, clone_children, name=…).
+const KNOWN: [&str; 14] = [
+    "cpuset",
+    "cpu",
+    "cpuacct",
+    "blkio",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+];
+
+struct Hierarchy {
+    /// The controllers mounted together in it, e.g. ["cpu", "cpuacct"].
+    controllers: Vec<String>,
+    /// What mounts this hierarchy again: its controllers, plus its name= if it has one.
+    mount_data: String,
+    /// The container's cgroup in it: /sys/fs/cgroup/memory/…/stepbox-<id>
+    dir: PathBuf,
+    created: bool,
+}
+
+impl Hierarchy {
+    /// "cpu,cpuacct": how mounts, /proc/self/cgroup and -v name it.
+    fn label(&self) -> String {
+        self.controllers.join(",")
+    }
+}
+
+pub struct Hierarchies {
+    list: Vec<Hierarchy>,
+}
+
+impl Hierarchies {
+    pub fn new(name: &str, limits: &Limits) -> Result<Self> {
+        let mounts = crate::mountinfo()?;
+        // "4:memory:/process_api/7ce3…": hierarchy id, its controllers, our cgroup in it.
+        let own =
+            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+        let mut list: Vec<Hierarchy> = Vec::new();
+        for want in CONTROLLERS {
+            if list.iter().any(|h| h.controllers.iter().any(|c| c == want)) {
+                continue; // co-mounted with one already found (cpu,cpuacct)
+            }
+            let mount = mounts
+                .iter()
+                .filter(|m| m.fstype == "cgroup")
+                .find(|m| controllers(m).iter().any(|c| c == want));
+            let Some(mount) = mount else {
+                if needed(limits, want) {
+                    return Err(Error::runtime(format!(
+                        "no cgroup v1 hierarchy with the {want} controller is mounted \
+                         (none in /proc/self/mountinfo), so --{} cannot be applied",
+                        flag_for(want)
+                    )));
+                }
+                continue; // nothing to limit; accounting for it is not available
+            };
+            let path = own
+                .lines()
+                .filter_map(|l| {
+                    let mut fields = l.splitn(3, ':');
+                    Some((fields.nth(1)?, fields.next()?))
+                })
+                .find(|(cs, _)| cs.split(',').any(|c| c == want))
+                .map(|(_, path)| path)
+                .ok_or_else(|| {
+                    Error::runtime(format!(
+                        "/proc/self/cgroup has no line for the {want} controller"
+                    ))
+                })?;
+            let mut data = controllers(mount);
+            data.extend(
+                mount
+                    .super_options
+                    .split(',')
+                    .filter(|o| o.starts_with("name="))
+                    .map(String::from),
+            );
+            list.push(Hierarchy {
+                controllers: controllers(mount),
+                mount_data: data.join(","),
+                // Under the runtime's own cgroup in that hierarchy, which
+                // need not be the root (here memory's is nested).
+                dir: crate::cgroup_dir(mount, path)?.join(name),
+                created: false,
+            });
+        }
+        Ok(Hierarchies { list })
+    }
+
+    fn dir(&self, controller: &str) -> &Path {
+        let h = self
+            .list
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller));
+        // new() returned an error if a limited controller has no hierarchy.
+        &h.expect("a hierarchy for every limited controller").dir
+    }
+}
+
+/// The controllers among a cgroup mount's options: "rw,cpu,cpuacct" -> [cpu, cpuacct].
+fn controllers(mount: &MountInfo) -> Vec<String> {
+    mount
+        .super_options
+        .split(',')
+        .filter(|o| KNOWN.contains(o))
+        .map(String::from)
+        .collect()
+}
+
+fn needed(limits: &Limits, controller: &str) -> bool {
+    match controller {
+        "memory" => limits.memory.is_some(),
+        "pids" => limits.pids.is_some(),
+        "cpu" => limits.cpu_quota.is_some() || limits.cpu_shares.is_some(),
+        _ => false,
+    }
+}
+
+fn flag_for(controller: &str) -> &'static str {
+    match controller {
+        "memory" => "memory",
+        "pids" => "pids-limit",
+        _ => "cpus",
+    }
+}
+
+impl Cgroup for Hierarchies {
+    fn create(&mut self, ctx: &Ctx) -> Result<()> {
+        for h in &mut self.list {
+            mkdir(ctx, &h.dir)?;
+            h.created = true;
+        }
+        Ok(())
+    }
+
+    // ANCHOR: v1_limits
+    fn set_limits(&self, ctx: &Ctx, limits: &Limits) -> Result<()> {
+        if let Some(bytes) = limits.memory {
+            let dir = self.dir("memory");
+            let bytes = bytes.to_string();
+            write(ctx, dir, "memory.limit_in_bytes", &bytes, None)?;
+            // No swap: memory+swap gets the same limit as memory alone. Set
+            // second, as it may never be below memory.limit_in_bytes. The
+            // file exists only if the kernel accounts swap.
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                write(ctx, dir, "memory.memsw.limit_in_bytes", &bytes, None)?;
+            }
+        }
+        if let Some(n) = limits.pids {
+            write(ctx, self.dir("pids"), "pids.max", &n.to_string(), None)?;
+        }
+        if let Some(quota) = limits.cpu_quota {
+            // QUOTA µs of CPU time in every PERIOD µs; two files in v1.
+            let dir = self.dir("cpu");
+            write(ctx, dir, "cpu.cfs_period_us", &CPU_PERIOD.to_string(), None)?;
+            write(ctx, dir, "cpu.cfs_quota_us", &quota.to_string(), None)?;
+        }
+        if let Some(shares) = limits.cpu_shares {
+            write(
+                ctx,
+                self.dir("cpu"),
+                "cpu.shares",
+                &shares.to_string(),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: v1_limits
+
+    fn add(&self, ctx: &Ctx, pid: Pid) -> Result<()> {
+        for h in &self.list {
+            write(
+                ctx,
+                &h.dir,
+                "cgroup.procs",
+                &pid.to_string(),
+                Some(&h.label()),
+            )?;
+        }
+        Ok(())
+    }
+
+    // ANCHOR: v1_mount
+    fn mount_inside(&self, ctx: &Ctx) -> Result<()> {
+        // The container's /sys is a read-only sysfs (chapter 5), whose
+        // /sys/fs/cgroup is an empty directory: a tmpfs on it makes room for
+        // one mount point per hierarchy.
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        crate::mount_inside(ctx, "tmpfs", ROOT, flags, Some("mode=755"))?;
+        for h in &self.list {
+            let label = h.label();
+            let target = format!("{ROOT}/{label}");
+            std::fs::create_dir(&target).context(format!("mkdir {target}"))?;
+            // Same controllers as on the host, so the kernel mounts the same
+            // hierarchy; in the new cgroup namespace its root is the container's cgroup.
+            crate::mount_inside(
+                ctx,
+                "cgroup",
+                &target,
+                flags | MsFlags::MS_RDONLY,
+                Some(&h.mount_data),
+            )?;
+            // cpu,cpuacct: also reachable as cpu and cpuacct, as on the host.
+            if h.controllers.len() > 1 {
+                for c in &h.controllers {
+                    let link = format!("{ROOT}/{c}");
+                    std::os::unix::fs::symlink(&label, &link).context(format!("symlink {link}"))?;
+                }
+            }
+        }
+        ctx.say(format_args!("mount(2) tmpfs on {ROOT} MS_REMOUNT (ro)"));
+        nix::mount::mount(
+            None::<&str>,
+            ROOT,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+            Some("mode=755"),
+        )
+        .context(format!("remounting the tmpfs on {ROOT} read-only"))
+    }
+    // ANCHOR_END: v1_mount
+
+    fn oom_kills(&self) -> u64 {
+        let Some(h) = self
+            .list
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == "memory"))
+        else {
+            return 0;
+        };
+        // memory.oom_control has an oom_kill line since Linux 4.13; before,
+        // memory.failcnt (times the limit was hit) is the best hint there is.
+        keyed_value(&h.dir.join("memory.oom_control"), "oom_kill").unwrap_or_else(|| {
+            std::fs::read_to_string(h.dir.join("memory.failcnt"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        })
+    }
+
+    fn remove(&mut self, ctx: &Ctx) -> Result<()> {
+        // Every hierarchy is tried, even after one failed; the first failure is returned.
+        let mut result = Ok(());
+        for h in self.list.iter_mut().rev() {
+            if !std::mem::take(&mut h.created) {
+                continue;
+            }
+            // v1 has no cgroup.kill: what lingers is killed one by one.
+            let removed = remove_dir(ctx, &h.dir, &kill_listed);
+            if result.is_ok() {
+                result = removed;
+            }
+        }
+        result
+    }
+}
