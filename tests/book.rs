@@ -1,13 +1,13 @@
 //! The book cannot drift from the code: every include, link and SUMMARY entry
-//! must resolve, pages hold no pasted code or transcripts, and the pinned
-//! mdBook must build the book without a warning.
+//! resolves, pages hold no pasted code or transcripts, and the pinned mdBook
+//! builds the book without a warning.
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-const MDBOOK_VERSION: &str = "mdbook v0.5.4";
+const MDBOOK: &str = "mdbook v0.5.4";
 
 #[test]
 fn book_is_consistent_and_builds() {
@@ -18,21 +18,29 @@ fn book_is_consistent_and_builds() {
     pages.sort();
     let mut errors = Vec::new();
     let mut err = |file: &Path, line: usize, msg: String| {
-        let file = file.strip_prefix(root).unwrap_or(file).display();
-        errors.push(format!("{file}:{line}: {msg}"));
+        errors.push(format!("{}:{line}: {msg}", shown(root, file)));
     };
-
-    check_summary(&src, &pages, &mut err);
+    let summary = src.join("SUMMARY.md");
+    let listed = links(&fs::read_to_string(&summary).unwrap_or_default());
+    for (n, target) in &listed {
+        if !src.join(target).is_file() {
+            err(&summary, *n, format!("entry {target}: no such page"));
+        }
+    }
     for page in &pages {
+        let rel = page.strip_prefix(&src).unwrap().to_string_lossy();
+        if *page != summary && !listed.iter().any(|(_, t)| *t == rel) {
+            err(page, 1, "page not listed in SUMMARY.md".into());
+        }
         let text = fs::read_to_string(page).unwrap();
         for (n, line) in text.lines().enumerate() {
             for (kind, arg) in includes(line) {
-                if let Err(msg) = check_include(page, arg) {
+                if let Err(msg) = check_include(root, page, arg) {
                     err(page, n + 1, format!("{{{{#{kind} {arg}}}}}: {msg}"));
                 }
             }
         }
-        for (n, target) in links(&text) {
+        for (n, target) in links(&text).into_iter().filter(|_| *page != summary) {
             if let Err(msg) = check_link(&src, page, &target) {
                 err(page, n, format!("link ({target}): {msg}"));
             }
@@ -63,93 +71,80 @@ fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every SUMMARY entry exists, and every page but SUMMARY.md is listed.
-fn check_summary(src: &Path, pages: &[PathBuf], err: &mut impl FnMut(&Path, usize, String)) {
-    let summary = src.join("SUMMARY.md");
-    let listed = links(&fs::read_to_string(&summary).unwrap_or_default());
-    for (n, target) in &listed {
-        if !src.join(target).is_file() {
-            err(&summary, *n, format!("entry {target}: no such page"));
+/// `path` without `..` and relative to the repository, for messages.
+fn shown(root: &Path, path: &Path) -> String {
+    let mut clean = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => drop(clean.pop()),
+            c => clean.push(c),
         }
     }
-    for page in pages.iter().filter(|p| **p != summary) {
-        let rel = page
-            .strip_prefix(src)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if !listed.iter().any(|(_, t)| *t == rel) {
-            err(page, 1, "page not listed in SUMMARY.md".into());
-        }
-    }
+    clean
+        .strip_prefix(root)
+        .unwrap_or(&clean)
+        .display()
+        .to_string()
 }
 
-/// `{{#include ARG}}` and `{{#rustdoc_include ARG}}` on a line: (kind, ARG).
+/// The (kind, ARG) of every `{{#include ARG}}` and `{{#rustdoc_include ARG}}` on a line.
 fn includes(line: &str) -> Vec<(&str, &str)> {
     let mut found = Vec::new();
     let mut rest = line;
     while let Some(start) = rest.find("{{#") {
         let escaped = rest[..start].ends_with('\\');
-        let body = &rest[start + 3..];
-        let Some(end) = body.find("}}") else { break };
-        let (kind, arg) = body[..end]
-            .trim()
-            .split_once(char::is_whitespace)
-            .unwrap_or((body[..end].trim(), ""));
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let body = rest[start + 3..start + end].trim();
+        let (kind, arg) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
         if !escaped && (kind == "include" || kind == "rustdoc_include") {
             found.push((kind, arg.trim()));
         }
-        rest = &body[end + 2..];
+        rest = &rest[start + end + 2..];
     }
     found
 }
 
-/// PATH exists (relative to the page); ANCHOR is opened and closed; line ranges fit.
-fn check_include(page: &Path, arg: &str) -> Result<(), String> {
+/// PATH exists (relative to the page), ANCHOR is opened and closed, line
+/// numbers are in the file, and snapshots are included after their header.
+fn check_include(root: &Path, page: &Path, arg: &str) -> Result<(), String> {
     let mut parts = arg.split(':');
-    let rel = parts.next().unwrap_or_default();
-    let path = page.parent().unwrap().join(rel);
-    let text =
-        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let path = page
+        .parent()
+        .unwrap()
+        .join(parts.next().unwrap_or_default());
     let spec: Vec<&str> = parts.collect();
-    let is_snap = rel.ends_with(".snap");
-    if is_snap {
-        let head: Vec<&str> = text.lines().take(4).collect();
-        let ok = head.len() == 4
-            && head[0] == "---"
-            && head[1].starts_with("source: ")
-            && head[2] == "---";
-        if !ok {
-            return Err(format!("{rel} must start with the 3-line insta header (---, source: ..., ---), got {head:?}"));
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Err(format!("no such file: {}", shown(root, &path)));
+    };
+    if path.extension().is_some_and(|e| e == "snap") {
+        let head: Vec<&str> = text.lines().take(3).collect();
+        if !matches!(head[..], ["---", source, "---"] if source.starts_with("source: ")) {
+            return Err(format!(
+                "snapshot header is not `---`, `source: ...`, `---`: {head:?}"
+            ));
         }
         if spec != ["4", ""] {
-            return Err(
-                "a snapshot must be included from line 4 (PATH:4:), after its header".into(),
-            );
+            return Err("include a snapshot as PATH:4: (from the line after its header)".into());
         }
     }
     let count = text.lines().count();
-    let line_no = |s: &str| -> Result<Option<usize>, String> {
-        match s {
-            "" => Ok(None),
-            s => match s.parse::<usize>() {
-                Ok(n) if (1..=count).contains(&n) => Ok(Some(n)),
-                _ => Err(format!("line {s} is not within 1..={count}")),
-            },
-        }
+    let line = |s: &str| match s.parse::<usize>() {
+        _ if s.is_empty() => Ok(None),
+        Ok(n) if (1..=count).contains(&n) => Ok(Some(n)),
+        _ => Err(format!("line {s} is not in 1..={count}")),
     };
     match spec[..] {
         [] => Ok(()),
-        [anchor] if !anchor.is_empty() && !anchor.bytes().all(|b| b.is_ascii_digit()) => {
-            for marker in ["ANCHOR", "ANCHOR_END"] {
-                if !has_marker(&text, marker, anchor) {
-                    return Err(format!("no `{marker}: {anchor}` in {rel}"));
-                }
-            }
-            Ok(())
-        }
-        [n] => line_no(n).map(drop),
-        [a, b] => match (line_no(a)?, line_no(b)?) {
+        [anchor] if anchor.parse::<usize>().is_err() => ["ANCHOR", "ANCHOR_END"]
+            .into_iter()
+            .find(|marker| !has_marker(&text, marker, anchor))
+            .map_or(Ok(()), |marker| {
+                Err(format!("no `{marker}: {anchor}` in {}", shown(root, &path)))
+            }),
+        [n] => line(n).map(drop),
+        [a, b] => match (line(a)?, line(b)?) {
             (Some(a), Some(b)) if a > b => Err(format!("empty line range {a}:{b}")),
             _ => Ok(()),
         },
@@ -157,20 +152,17 @@ fn check_include(page: &Path, arg: &str) -> Result<(), String> {
     }
 }
 
-/// `MARKER: name` as a whole word, as mdBook's anchor regex reads it.
+/// `MARKER: name`, with name a whole word, as mdBook's anchor regex reads it.
 fn has_marker(text: &str, marker: &str, name: &str) -> bool {
     let pat = format!("{marker}:");
     text.match_indices(&pat).any(|(i, _)| {
-        let after = text[i + pat.len()..].trim_start_matches([' ', '\t']);
-        let word: String = after
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-            .collect();
-        word == name
+        let after = text[i + pat.len()..].trim_start();
+        let end = after.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'));
+        after[..end.unwrap_or(after.len())] == *name
     })
 }
 
-/// Relative links (line, target), outside code blocks and inline code.
+/// Relative link targets (line, target), outside code blocks and inline code.
 fn links(text: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (n, line) in split(text).0 {
@@ -197,17 +189,20 @@ fn split(text: &str) -> (Vec<(usize, &str)>, Vec<Block<'_>>) {
     let (mut prose, mut blocks) = (Vec::new(), Vec::<Block>::new());
     let mut fence: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
-        match (&fence, fence_marker(line)) {
+        let t = line.trim_start();
+        let marker: String = t.chars().take_while(|&c| c == '`' || c == '~').collect();
+        let marker =
+            Some(marker).filter(|m| m.len() >= 3 && m.chars().all(|c| Some(c) == t.chars().next()));
+        match (&fence, marker) {
             (None, Some(m)) => {
-                let info = line.trim_start()[m.len()..].trim();
                 blocks.push(Block {
                     line: i + 1,
-                    info,
+                    info: t[m.len()..].trim(),
                     body: Vec::new(),
                 });
                 fence = Some(m);
             }
-            (Some(open), Some(m)) if m.starts_with(open.as_str()) && line.trim() == m => {
+            (Some(open), Some(m)) if m.starts_with(open.as_str()) && t.trim_end() == m => {
                 fence = None
             }
             (Some(_), _) => blocks.last_mut().unwrap().body.push(line),
@@ -217,174 +212,156 @@ fn split(text: &str) -> (Vec<(usize, &str)>, Vec<Block<'_>>) {
     (prose, blocks)
 }
 
-/// "```" or "~~~" (or longer) opening a line.
-fn fence_marker(line: &str) -> Option<String> {
-    let t = line.trim_start();
-    let c = t.chars().next().filter(|c| *c == '`' || *c == '~')?;
-    let m: String = t.chars().take_while(|x| *x == c).collect();
-    (m.len() >= 3).then_some(m)
-}
-
-/// The target file exists inside book/src, and its #fragment is a heading id there.
+/// The target exists inside book/src, and its #fragment is a heading id there.
 fn check_link(src: &Path, page: &Path, target: &str) -> Result<(), String> {
     let (file, frag) = target.split_once('#').unwrap_or((target, ""));
-    let path = if file.is_empty() {
-        page.to_path_buf()
-    } else {
-        page.parent().unwrap().join(file)
+    let path = match file {
+        "" => page.to_path_buf(),
+        _ => page.parent().unwrap().join(file),
     };
     let path = path
         .canonicalize()
         .map_err(|_| "no such file".to_string())?;
     if !path.starts_with(src.canonicalize().unwrap()) {
-        return Err("points outside book/src: the rendered book would not have it".into());
+        return Err("outside book/src: the rendered book would not have it".into());
     }
     if frag.is_empty() || path.extension().is_none_or(|e| e != "md") {
         return Ok(());
     }
     let ids = heading_ids(&fs::read_to_string(&path).unwrap());
-    match ids.contains(&frag.to_string()) {
+    match ids.iter().any(|id| id == frag) {
         true => Ok(()),
         false => Err(format!(
-            "no heading with id #{frag}; ids there: {}",
+            "no heading #{frag} there; its ids: {}",
             ids.join(" ")
         )),
     }
 }
 
 /// mdBook's heading ids: `{#id}` if given, else the text lowercased, spaces to
-/// `-`, punctuation but `-` and `_` dropped; repeats get `-1`, `-2`...
+/// `-`, punctuation other than `-` and `_` dropped; repeats get `-1`, `-2`...
 fn heading_ids(text: &str) -> Vec<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut ids = Vec::new();
     for (_, line) in split(text).0 {
-        let Some(title) = line
-            .trim_start_matches('#')
-            .strip_prefix(' ')
-            .filter(|_| line.starts_with('#'))
-        else {
+        let Some(title) = line.strip_prefix('#').map(|l| l.trim_start_matches('#')) else {
             continue;
         };
-        let id = match title
-            .trim()
-            .strip_suffix('}')
-            .and_then(|t| t.rsplit_once("{#"))
-        {
-            Some((_, id)) => id.split_whitespace().next().unwrap_or_default().to_string(),
-            None => title
-                .trim()
+        let Some(title) = title.strip_prefix(' ').map(str::trim) else {
+            continue;
+        };
+        // The text as rendered: `[text](url)` shows only "text".
+        let mut plain = String::new();
+        for (i, part) in title.split("](").enumerate() {
+            plain += if i == 0 {
+                part
+            } else {
+                part.split_once(')').map_or(part, |p| p.1)
+            };
+        }
+        let id = match plain.strip_suffix('}').and_then(|t| t.rsplit_once("{#")) {
+            Some((_, attrs)) => attrs
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            None => plain
                 .chars()
-                .filter_map(|c| match c {
-                    c if c.is_alphanumeric() || c == '_' || c == '-' => {
-                        Some(c.to_ascii_lowercase())
+                .filter(|&c| c.is_alphanumeric() || c == '_' || c == '-' || c.is_whitespace())
+                .flat_map(|c| {
+                    if c.is_whitespace() {
+                        '-'.to_lowercase()
+                    } else {
+                        c.to_lowercase()
                     }
-                    c if c.is_whitespace() => Some('-'),
-                    _ => None,
                 })
                 .collect(),
         };
         let n = seen.entry(id.clone()).or_default();
-        ids.push(if *n == 0 {
-            id.clone()
-        } else {
-            format!("{id}-{n}")
-        });
+        ids.push(if *n == 0 { id } else { format!("{id}-{n}") });
         *n += 1;
     }
     ids
 }
 
-/// Fenced blocks hold only includes and up to 3 `$`/`sudo` command lines,
-/// or, in introduction.md and architecture pages, a ```text diagram.
+/// Fenced blocks hold only include lines and up to 3 `$`/`sudo` command
+/// lines; ```text diagrams are allowed in introduction.md and architecture pages.
 fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
     let name = page.file_name().unwrap().to_string_lossy();
-    let diagrams_ok = name == "introduction.md" || name.starts_with("architecture");
+    let diagrams = name == "introduction.md" || name.starts_with("architecture");
     let mut problems = Vec::new();
     for block in split(text).1 {
-        let lines: Vec<&str> = block
+        let lines = block
             .body
             .iter()
             .map(|l| l.trim())
-            .filter(|l| !l.is_empty())
-            .collect();
-        let is_command = |l: &&&str| l.starts_with('$') || l.starts_with("sudo ");
-        let commands = lines.iter().filter(is_command).count();
+            .filter(|l| !l.is_empty());
+        let is_command = |l: &str| l.starts_with('$') || l.starts_with("sudo ");
+        let commands = lines.clone().filter(|l| is_command(l)).count();
         let other = lines
-            .iter()
             .filter(|l| !is_command(l) && includes(l).is_empty())
             .count();
-        let diagram = block.info == "text" && diagrams_ok;
-        if diagram || (other == 0 && commands <= 3) {
+        if (block.info == "text" && diagrams) || (other == 0 && commands <= 3) {
             continue;
         }
-        let hint = match block.info {
-            "text" => {
-                " (```text diagrams are allowed only in introduction.md and architecture pages)"
-            }
-            _ => "",
-        };
         problems.push((block.line, format!(
-            "```{} block with {other} line(s) that are neither includes nor commands, and {commands} command line(s): \
-             a block may hold only {{{{#include}}}} lines and up to 3 `$`/`sudo` lines; \
-             include code from the source and transcripts from tests/snapshots/*.snap{hint}",
+            "```{} block with {other} line(s) that are not includes and {commands} command line(s): \
+             a code block may hold only {{{{#include}}}} lines and up to 3 `$`/`sudo` lines \
+             (include code from the source, transcripts from tests/snapshots; \
+             ```text diagrams only in introduction.md and architecture pages)",
             block.info
         )));
     }
     problems
 }
 
-/// Builds the book with the pinned mdBook; any warning is an error.
+/// Builds the book with the pinned mdBook (installing it if needed); any
+/// warning or error it prints fails the test.
 fn build_with_mdbook(root: &Path) -> Result<(), String> {
     let mdbook = root.join("target/tools/bin/mdbook");
-    let version = |p: &Path| {
-        Command::new(p)
+    let version = || {
+        Command::new(&mdbook)
             .arg("--version")
             .output()
             .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .map(|o| o.stdout)
     };
-    if version(&mdbook).as_deref() != Some(MDBOOK_VERSION) {
-        let script = root.join("scripts/install-mdbook.sh");
-        let installed = Command::new(&script).status().is_ok_and(|s| s.success());
-        if !installed || version(&mdbook).as_deref() != Some(MDBOOK_VERSION) {
+    if version().as_deref() != Some(format!("{MDBOOK}\n").as_bytes()) {
+        let installed = Command::new(root.join("scripts/install-mdbook.sh")).status();
+        if !installed.is_ok_and(|s| s.success()) {
             if std::env::var("CI").as_deref() == Ok("true") {
                 return Err(format!(
-                    "{MDBOOK_VERSION} is missing and {} failed to install it",
-                    script.display()
+                    "{MDBOOK} is missing and scripts/install-mdbook.sh failed"
                 ));
             }
-            eprintln!("skipping the mdbook build: {MDBOOK_VERSION} not installed (run scripts/install-mdbook.sh)");
+            eprintln!(
+                "NOT building the book: {MDBOOK} is missing and scripts/install-mdbook.sh failed"
+            );
             return Ok(());
         }
     }
     let out_dir = std::env::temp_dir().join(format!("stepbox-book-{}", std::process::id()));
     let out = Command::new(&mdbook)
-        .args(["build", "book", "-d"])
+        .args(["build", "book", "--dest-dir"])
         .arg(&out_dir)
         .current_dir(root)
         .env("NO_COLOR", "1")
         .output()
         .map_err(|e| format!("running {}: {e}", mdbook.display()))?;
     let _ = fs::remove_dir_all(&out_dir);
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    // "WARN Caused By:" lines only repeat the ERROR line before them.
     let bad: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("Caused By"))
         .collect();
-    if !out.status.success() || !bad.is_empty() {
-        return Err(format!(
-            "mdbook build book: {}:\n  {}",
+    match (out.status.success(), bad.is_empty()) {
+        (true, true) => Ok(()),
+        (_, false) => Err(format!(
+            "mdbook build book ({}):\n  {}",
             out.status,
-            if bad.is_empty() {
-                log.trim().replace('\n', "\n  ")
-            } else {
-                bad.join("\n  ")
-            }
-        ));
+            bad.join("\n  ")
+        )),
+        (false, true) => Err(format!("mdbook build book ({}):\n{log}", out.status)),
     }
-    Ok(())
 }

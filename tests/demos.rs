@@ -288,7 +288,7 @@ fn ch05_mnt_namespace() {
             "--",
             "sh",
             "-c",
-            "cd /dev && stat -c '%A %t,%T %N' * | sort -k3",
+            r#"cd /dev && stat -c "%A %t,%T %N" * | sort -k3"#,
         ],
     );
     assert!(

@@ -1,8 +1,8 @@
 //! The one abstraction every chapter plugs into.
 //!
 //! A container start is a fixed sequence; each chapter adds a [`Step`] that
-//! hooks into some of its stages (see ARCHITECTURE.md for which chapter uses
-//! which stage):
+//! hooks into some of its stages (see book/src/architecture.md for which
+//! chapter uses which stage):
 //!
 //! ```text
 //!  parent (the runtime, on the host)           child (becomes the container)
@@ -14,7 +14,7 @@
 //!                                               before_exec() every step, in order
 //!  read the error pipe until execve(2) closes it ◄─ execve(2)
 //!  forward signals, wait for the child
-//!  cleanup()        reverse order, for every step whose prepare() ran,
+//!  cleanup()        reverse order, for every step whose prepare() succeeded,
 //!                   whether or not the container ever started
 //! ```
 
@@ -47,9 +47,14 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(prog: &'static str, verbose: bool) -> Self {
+        // Tests name their containers, to find what each one created on the host.
+        let id = std::env::var("STEPBOX_CONTAINER_ID")
+            .ok()
+            .filter(|id| (1..=12).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(random_id);
         Ctx {
             prog,
-            id: random_id(),
+            id,
             verbose,
             rootfs: None,
             report_fd: -1,
@@ -95,7 +100,8 @@ pub trait Step {
     fn before_exec(&self, _ctx: &Ctx) -> Result<()> {
         Ok(())
     }
-    /// Parent, after the container exited or setup failed. Must not fail:
-    /// undo what prepare() did, as far as it got.
+    /// Parent, after the container exited or setup failed; called only if
+    /// this step's prepare() succeeded (a failing prepare() undoes its own
+    /// partial work). Must not fail.
     fn cleanup(&mut self, _ctx: &Ctx) {}
 }

@@ -48,8 +48,8 @@ pub const ALL: &[Section] = &[
     },
 ];
 
-/// The sections printed when none are asked for. `cgroup` is left out until
-/// a later chapter gives it something to say.
+/// The sections printed when none are asked for. `cgroup` is asked for by
+/// name: before chapter 7 it has nothing of the container's own to show.
 pub const DEFAULT: &[&str] = &["identity", "ns", "proc", "net", "ipc", "fs"];
 
 pub fn find(name: &str) -> Option<&'static Section> {
