@@ -170,6 +170,8 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
                 r"(?m)^(\w[\w ]*): [0-9]+\n(  \(not listed: the host)",
                 "$1: [n]\n$2",
             ),
+            // System V IPC ids count up across the machine's lifetime.
+            (r"(key 0x[0-9a-f]{8}) id [0-9]+", "$1 id N"),
             // Container ids chosen by unique_id().
             (r"\bsb[0-9a-f]{8}\b", "sbID"),
             (r"\bstepbox-[0-9a-f]{8}\b", "stepbox-ID"),
