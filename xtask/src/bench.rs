@@ -21,7 +21,13 @@ struct Case {
 
 impl Case {
     fn new(name: &str, argv: Vec<String>) -> Case {
-        Case { name: name.into(), argv, wall: vec![], cpu: vec![], max_rss_kb: 0 }
+        Case {
+            name: name.into(),
+            argv,
+            wall: vec![],
+            cpu: vec![],
+            max_rss_kb: 0,
+        }
     }
 }
 
@@ -30,7 +36,12 @@ fn chapters(dir: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("ch") && n.as_bytes().get(2..4).is_some_and(|d| d.iter().all(u8::is_ascii_digit)))
+        .filter(|n| {
+            n.starts_with("ch")
+                && n.as_bytes()
+                    .get(2..4)
+                    .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        })
         .filter(|n| !n.contains('.') && !n.ends_with(".d"))
         .collect();
     names.sort();
@@ -85,7 +96,10 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
         cases.push(Case::new(&format!("`{name}`"), argv));
     }
 
-    crate::step(format!("running {} cases x {runs} runs, in turns", cases.len()));
+    crate::step(format!(
+        "running {} cases x {runs} runs, in turns",
+        cases.len()
+    ));
     for round in 0..runs + 3 {
         for case in cases.iter_mut() {
             let (wall, cpu) = measure(&case.argv)?;
@@ -120,7 +134,9 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
         ));
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     table.push_str(&format!(
         "\nMeasured with `cargo xtask bench --runs {runs}`: Linux {}, {cpus} CPUs, release build, medians of {runs} runs.\n",
         kernel.trim()
@@ -153,7 +169,10 @@ fn peak_rss_kb(argv: &[String]) -> Result<i64> {
         .output()
         .context("running /usr/bin/time (apt-get install time)")?;
     let text = String::from_utf8_lossy(&out.stderr);
-    text.lines().last().and_then(|l| l.trim().parse().ok()).with_context(|| format!("unexpected output of /usr/bin/time: {text}"))
+    text.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("unexpected output of /usr/bin/time: {text}"))
 }
 
 /// Wall time and CPU time (user + system, the whole process tree) of one run.

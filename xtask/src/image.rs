@@ -20,24 +20,50 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{busybox, probe, rootfs, step};
+use crate::{busybox, paths, probe, rootfs, step};
 
 /// The layers' file names, bottom first.
 pub const LAYERS: [&str; 3] = ["1-busybox.tar", "2-probe.tar", "3-cleanup.tar"];
 
 /// Demo files of layer 2 (path, contents), mode 0644.
 pub const DEMO_FILES: &[(&str, &str)] = &[
-    ("etc/motd", "This / is three image layers, merged by overlayfs (chapter 8).\n"),
+    (
+        "etc/motd",
+        "This / is three image layers, merged by overlayfs (chapter 8).\n",
+    ),
     ("srv/hello.txt", "hello from layer 2 (layer 3 deletes me)\n"),
-    ("srv/docs/a.txt", "a, from layer 2 (hidden: layer 3 makes /srv/docs opaque)\n"),
-    ("srv/docs/b.txt", "b, from layer 2 (hidden: layer 3 makes /srv/docs opaque)\n"),
+    (
+        "srv/docs/a.txt",
+        "a, from layer 2 (hidden: layer 3 makes /srv/docs opaque)\n",
+    ),
+    (
+        "srv/docs/b.txt",
+        "b, from layer 2 (hidden: layer 3 makes /srv/docs opaque)\n",
+    ),
 ];
 
 /// What layer 3 deletes (whiteouts), makes opaque, and adds.
 pub const DELETED: &[&str] = &["srv/hello.txt"];
 pub const OPAQUE: &[&str] = &["srv/docs"];
-pub const LAYER3_FILES: &[(&str, &str)] =
-    &[("srv/docs/c.txt", "c, from layer 3: the only file left in /srv/docs\n")];
+pub const LAYER3_FILES: &[(&str, &str)] = &[(
+    "srv/docs/c.txt",
+    "c, from layer 3: the only file left in /srv/docs\n",
+)];
+
+/// The default image's layers, bottom first, built with the default rootfs
+/// if missing or out of date.
+pub fn ensure() -> Result<Vec<PathBuf>> {
+    let rootfs = paths::default_rootfs();
+    crate::rootfs::ensure(&rootfs)?;
+    let layers: Vec<PathBuf> = LAYERS
+        .iter()
+        .map(|l| paths::default_image().join(l))
+        .collect();
+    if !layers.iter().all(|l| l.exists()) {
+        crate::rootfs::build(&rootfs)?;
+    }
+    Ok(layers)
+}
 
 /// Write the default image's layers into `out_dir` (created if needed);
 /// returns their paths, bottom first (the order of `--layer`).
@@ -52,7 +78,9 @@ pub fn build_default_image(out_dir: &Path, bins: &probe::ProbeBinaries) -> Resul
 }
 
 fn build_in(work: &Path, out_dir: &Path, bins: &probe::ProbeBinaries) -> Result<Vec<PathBuf>> {
-    let dirs: Vec<PathBuf> = (1..=LAYERS.len()).map(|i| work.join(i.to_string())).collect();
+    let dirs: Vec<PathBuf> = (1..=LAYERS.len())
+        .map(|i| work.join(i.to_string()))
+        .collect();
     for dir in &dirs {
         rootfs::create_dir(dir, 0o755)?;
     }
@@ -86,14 +114,20 @@ fn build_in(work: &Path, out_dir: &Path, bins: &probe::ProbeBinaries) -> Result<
 pub fn layout_whiteouts(dir: &Path, deleted: &[&str], opaque: &[&str]) -> Result<()> {
     for path in deleted {
         let path = Path::new(path);
-        let name = path.file_name().with_context(|| format!("whiteout of {path:?}: no file name"))?;
+        let name = path
+            .file_name()
+            .with_context(|| format!("whiteout of {path:?}: no file name"))?;
         let mut marker = std::ffi::OsString::from(".wh.");
         marker.push(name);
         let parent = path.parent().unwrap_or(Path::new(""));
         write_file(dir, &parent.join(marker).to_string_lossy(), "")?;
     }
     for path in opaque {
-        write_file(dir, &Path::new(path).join(".wh..wh..opq").to_string_lossy(), "")?;
+        write_file(
+            dir,
+            &Path::new(path).join(".wh..wh..opq").to_string_lossy(),
+            "",
+        )?;
     }
     Ok(())
 }
@@ -119,7 +153,10 @@ fn write_file(dir: &Path, path: &str, contents: &str) -> Result<()> {
 /// link would be stored as a copy). Written to a temporary file renamed
 /// into place, so a layer under its final name is always complete.
 pub fn tar_dir(dir: &Path, out: &Path) -> Result<()> {
-    let mut tmp_name = out.file_name().context("layer path has no file name")?.to_os_string();
+    let mut tmp_name = out
+        .file_name()
+        .context("layer path has no file name")?
+        .to_os_string();
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = out.with_file_name(tmp_name);
     let result = (|| -> Result<()> {
@@ -135,7 +172,8 @@ pub fn tar_dir(dir: &Path, out: &Path) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("writing layer {}", out.display()));
     }
-    fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))
+    fs::rename(&tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))
 }
 
 fn append_tree<W: Write>(builder: &mut tar::Builder<W>, root: &Path, rel: &Path) -> Result<()> {
@@ -148,7 +186,8 @@ fn append_tree<W: Write>(builder: &mut tar::Builder<W>, root: &Path, rel: &Path)
     for name in names {
         let rel = rel.join(&name);
         let path = root.join(&rel);
-        let meta = fs::symlink_metadata(&path).with_context(|| format!("stat {}", path.display()))?;
+        let meta =
+            fs::symlink_metadata(&path).with_context(|| format!("stat {}", path.display()))?;
         let kind = meta.file_type();
         let mut header = tar::Header::new_gnu();
         header.set_mode(meta.mode() & 0o7777);
@@ -159,19 +198,32 @@ fn append_tree<W: Write>(builder: &mut tar::Builder<W>, root: &Path, rel: &Path)
         let what = || format!("adding {} to the layer", path.display());
         if kind.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
-            builder.append_data(&mut header, &rel, io::empty()).with_context(what)?;
+            builder
+                .append_data(&mut header, &rel, io::empty())
+                .with_context(what)?;
             append_tree(builder, root, &rel)?;
         } else if kind.is_symlink() {
             header.set_entry_type(tar::EntryType::Symlink);
             let target = fs::read_link(&path).with_context(what)?;
-            builder.append_link(&mut header, &rel, &target).with_context(what)?;
+            builder
+                .append_link(&mut header, &rel, &target)
+                .with_context(what)?;
         } else if kind.is_file() {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
             let file = File::open(&path).with_context(what)?;
-            builder.append_data(&mut header, &rel, file).with_context(what)?;
-        } else if kind.is_fifo() || kind.is_char_device() || kind.is_block_device() || kind.is_socket() {
-            bail!("{}: only directories, files and symlinks go into a layer", path.display());
+            builder
+                .append_data(&mut header, &rel, file)
+                .with_context(what)?;
+        } else if kind.is_fifo()
+            || kind.is_char_device()
+            || kind.is_block_device()
+            || kind.is_socket()
+        {
+            bail!(
+                "{}: only directories, files and symlinks go into a layer",
+                path.display()
+            );
         }
     }
     Ok(())

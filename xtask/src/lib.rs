@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod busybox;
 pub mod elf;
+pub mod image;
 pub mod paths;
 pub mod probe;
 pub mod rootfs;

@@ -13,6 +13,9 @@ commands:
       build the default root file system (busybox, probe, /etc) into DIR,
       default <target>/stepbox/rootfs; skipped when already up to date
       unless --force. Prints the rootfs path on stdout.
+  image
+      build the default image for chapter 8 (three layer tarballs, with
+      the default rootfs); prints their paths, bottom layer first.
   bench [--runs N] [--write FILE] [--layer TAR]...
       time /bin/true in each chapter's container (release build) next to
       `unshare ... chroot` as the floor; prints a markdown table (and writes
@@ -34,6 +37,12 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.next().as_deref() {
         Some("rootfs") => rootfs(args),
         Some("bench") => bench(args),
+        Some("image") => {
+            for layer in xtask::image::ensure()? {
+                println!("{}", layer.display());
+            }
+            Ok(())
+        }
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -68,7 +77,10 @@ fn rootfs(mut args: impl Iterator<Item = String>) -> Result<()> {
 fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
     let (mut runs, mut write, mut layers) = (30, None, Vec::new());
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{arg} needs a value"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))
+        };
         match arg.as_str() {
             "--runs" => runs = value()?.parse()?,
             "--write" => write = Some(PathBuf::from(value()?)),

@@ -32,3 +32,8 @@ pub fn default_rootfs() -> PathBuf {
 pub fn static_target_dir() -> PathBuf {
     target_dir().join("static")
 }
+
+/// `<target>/stepbox/image`: the default image's layer tarballs (chapter 8).
+pub fn default_image() -> PathBuf {
+    stepbox_dir().join("image")
+}

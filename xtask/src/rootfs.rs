@@ -192,6 +192,11 @@ fn build_locked(out: &Path) -> Result<()> {
         fs::rename(&tmp, out)
             .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     }
+    // The default image (chapter 8) is made of the same pieces: it is
+    // rebuilt whenever the rootfs is, before the stamp says both are fresh.
+    if out == paths::default_rootfs() {
+        crate::image::build_default_image(&paths::default_image(), &bins)?;
+    }
     let stamp = File::create(stamp_path(out))?;
     stamp.set_modified(started)?;
     step(format_args!("rootfs: ready: {}", out.display()));

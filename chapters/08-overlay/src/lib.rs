@@ -1,0 +1,272 @@
+//! Chapter 8: image layers, stacked with overlayfs.
+//!
+//! An image is a stack of read-only layers, each a tar file of the files it
+//! adds, changes or deletes. The runtime unpacks each layer once into a
+//! directory of its own (shared by every container: see [`store`]) and
+//! asks overlayfs to show them as one directory, `merged`, on top of which
+//! writes go to a directory of the container's own, `upper`. The layers
+//! never change; two containers of the same image do not see each other's
+//! writes; and removing `upper` removes all trace of a container.
+//! Chapter 5 then pivot_root(2)s into `merged`.
+
+pub mod layer;
+pub mod store;
+pub mod testdata;
+
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use clap::Args;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use store::Store;
+
+// ANCHOR: opts
+#[derive(Args, Debug, Clone)]
+#[group(skip)] // every chapter's Opts would otherwise claim the group id "Opts"
+pub struct Opts {
+    #[command(flatten)]
+    pub prev: ch07_cgroups::Opts,
+    /// An image layer: a tar file (OCI layer, plain or gzip-compressed).
+    /// Repeat it for each layer, bottom layer first. Instead of --rootfs.
+    #[arg(long = "layer", value_name = "TAR", conflicts_with = "rootfs")]
+    pub layers: Vec<PathBuf>,
+    /// Keep the container's writable layer (its upper dir) after it exits,
+    /// and print where it is.
+    #[arg(long, requires = "layers", conflicts_with = "rootfs")]
+    pub keep: bool,
+    /// Where unpacked layers and the containers' directories are kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/stepbox")]
+    pub state_dir: PathBuf,
+}
+
+impl Chapter for Opts {
+    const NAME: &'static str = "ch08-overlay";
+    const ABOUT: &'static str =
+        "Run COMMAND in new namespaces, in a root filesystem made of image layers (overlayfs).";
+    fn base(&self) -> &ch01_process::Opts {
+        self.prev.base()
+    }
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps = self.prev.steps();
+        steps.push(Box::new(Overlay {
+            layers: self.layers.clone(),
+            keep: self.keep,
+            state_dir: self.state_dir.clone(),
+            dir: None,
+            mounted: false,
+        }));
+        steps
+    }
+}
+// ANCHOR_END: opts
+
+struct Overlay {
+    layers: Vec<PathBuf>,
+    keep: bool,
+    state_dir: PathBuf,
+    /// What prepare() has made so far, for undoing it: the container's
+    /// directory, and whether `merged` is mounted.
+    dir: Option<PathBuf>,
+    mounted: bool,
+}
+
+impl Step for Overlay {
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        if self.layers.is_empty() {
+            return Ok(()); // chapter 5's --rootfs, or no rootfs at all
+        }
+        if ctx.rootfs.is_some() {
+            return Err(Error::runtime(
+                "--layer and --rootfs cannot be used together",
+            ));
+        }
+        // cleanup() runs only for steps whose prepare() succeeded: a
+        // prepare() that fails half-way must undo its own work.
+        let result = self.setup(ctx);
+        if result.is_err() {
+            self.teardown(ctx, false);
+        }
+        result
+    }
+
+    fn cleanup(&mut self, ctx: &Ctx) {
+        self.teardown(ctx, self.keep);
+    }
+}
+
+impl Overlay {
+    fn setup(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let store = Store::open(&self.state_dir)?;
+        // Unpacked (or found in the cache) before anything of the container
+        // exists: a bad layer leaves nothing to clean up but its temp dir.
+        let lowers = self
+            .layers
+            .iter()
+            .map(|tar| store.layer(ctx, tar))
+            .collect::<Result<Vec<_>>>()?;
+        let lowers = dedup_keep_top(lowers);
+        if lowers.len() > OVL_MAX_STACK {
+            return Err(Error::runtime(format!(
+                "{} layers: overlayfs stacks at most {OVL_MAX_STACK}",
+                lowers.len()
+            )));
+        }
+
+        let dir = store.container(&ctx.id);
+        ctx.say(format_args!(
+            "mkdir {}/{{upper,work,merged,l}}",
+            dir.display()
+        ));
+        mkdir(&dir, 0o700)?;
+        self.dir = Some(dir.clone());
+        // upper is the root directory of the merged tree: give it the top
+        // layer's mode and owner (usually 0755 root:root).
+        let top = fs::metadata(lowers.last().expect("at least one layer"))
+            .context("stat(2) the top layer")?;
+        mkdir(&dir.join("upper"), top.mode() & 0o7777)?;
+        std::os::unix::fs::chown(dir.join("upper"), Some(top.uid()), Some(top.gid()))
+            .context("chown(2) upper")?;
+        mkdir(&dir.join("work"), 0o700)?;
+        mkdir(&dir.join("merged"), 0o755)?;
+        mkdir(&dir.join("l"), 0o700)?;
+        for (i, lower) in lowers.iter().enumerate() {
+            let link = dir.join("l").join(i.to_string());
+            ctx.say(format_args!("symlink(2) l/{i} -> {}", lower.display()));
+            std::os::unix::fs::symlink(lower, &link)
+                .context(format!("symlink(2) {}", link.display()))?;
+        }
+
+        mount_overlay(ctx, &dir, lowers.len())?;
+        self.mounted = true;
+        ctx.rootfs = Some(dir.join("merged"));
+        Ok(())
+    }
+
+    /// Undoes setup(), as far as it got; never fails, only warns.
+    fn teardown(&mut self, ctx: &Ctx, keep_upper: bool) {
+        let Some(dir) = self.dir.take() else { return };
+        let merged = dir.join("merged");
+        if self.mounted {
+            ctx.say(format_args!("umount2(2) {}, MNT_DETACH", merged.display()));
+            if let Err(e) = umount2(&merged, MntFlags::MNT_DETACH) {
+                // Removing files through a mounted merged dir would remove
+                // them from upper: leave everything for a human.
+                warn(
+                    ctx,
+                    format_args!(
+                        "umount2(2) {}: {e}; left {} as is",
+                        merged.display(),
+                        dir.display()
+                    ),
+                );
+                return;
+            }
+            self.mounted = false;
+        }
+        if keep_upper {
+            for sub in ["merged", "work"] {
+                let _ = fs::remove_dir_all(dir.join(sub));
+            }
+            eprintln!(
+                "{}: kept the container's upper dir: {}",
+                ctx.prog,
+                dir.join("upper").display()
+            );
+        } else {
+            ctx.say(format_args!("rm -r {}", dir.display()));
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                warn(ctx, format_args!("removing {}: {e}", dir.display()));
+            }
+        }
+    }
+}
+
+/// The most lower layers overlayfs accepts (OVL_MAX_STACK in the kernel).
+const OVL_MAX_STACK: usize = 500;
+
+/// overlayfs refuses the same directory twice in lowerdir. A layer that
+/// appears twice (bottom first: A, B, A) may keep only its top occurrence:
+/// every path of the lower copy is covered by the same path in the upper one.
+fn dedup_keep_top(lowers: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut top_first: Vec<PathBuf> = lowers
+        .into_iter()
+        .rev()
+        .filter(|l| seen.insert(l.clone()))
+        .collect();
+    top_first.reverse();
+    top_first
+}
+
+// ANCHOR: mount
+/// mount(2) an overlay of the layers `dir/l/0` (bottom) … `dir/l/N-1` (top),
+/// with `dir/upper` for writes, on `dir/merged`.
+fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize) -> Result<()> {
+    // lowerdir lists the layers TOP FIRST: a file in a layer hides the same
+    // path in every layer after it in the list. --layer is bottom first.
+    let lowerdir: Vec<String> = (0..layers).rev().map(|i| format!("l/{i}")).collect();
+    let data = format!(
+        "lowerdir={},upperdir=upper,workdir=work",
+        lowerdir.join(":")
+    );
+    // mount(2) copies at most one page (4096 bytes) of options: with
+    // absolute paths, /var/lib/stepbox/layers/<64 hex digits> is 88 bytes a
+    // layer, and 50 layers would not fit. So the paths are relative to the
+    // container's directory (we chdir(2) there for the call), through the
+    // short symlinks l/0, l/1, … (docker's overlay2 does the same with its
+    // l/ directory): about 5 bytes a layer.
+    if data.len() >= 4096 {
+        return Err(Error::runtime(format!(
+            "{layers} layers: the overlay options exceed one page (4096 bytes)"
+        )));
+    }
+    let merged = dir.join("merged");
+    ctx.say(format_args!(
+        "mount(2) overlay on {} ({data}) in {}",
+        merged.display(),
+        dir.display()
+    ));
+    // prepare() runs while the runtime has a single thread: changing the
+    // process's directory for a moment affects nobody else.
+    let back = fs::File::open(".").context("opening the current directory")?;
+    nix::unistd::chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
+    let result = mount(
+        Some("overlay"),
+        "merged",
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    );
+    if let Err(e) = nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&back)) {
+        if result.is_ok() {
+            let _ = umount2(&merged, MntFlags::MNT_DETACH);
+        }
+        return Err(e).context("fchdir(2) back");
+    }
+    result.map_err(|e| {
+        let why = match e {
+            nix::errno::Errno::ENODEV => "overlayfs is not available: modprobe overlay".to_string(),
+            e => format!(
+                "{} (the kernel says why in dmesg)",
+                ch01_process::error::describe(e)
+            ),
+        };
+        Error::runtime(format!("mount(2) overlay on {}: {why}", merged.display()))
+    })
+}
+// ANCHOR_END: mount
+
+fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(path)
+        .context(format!("mkdir {}", path.display()))?;
+    // The mode given to mkdir(2) is reduced by the umask.
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .context(format!("chmod {}", path.display()))
+}
+
+fn warn(ctx: &Ctx, what: std::fmt::Arguments) {
+    eprintln!("{}: warning: {what}", ctx.prog);
+}
