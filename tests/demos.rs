@@ -178,8 +178,9 @@ fn ch03_veth_reaches_the_host_and_is_removed() {
     let probe = host_probe();
     // Traffic only ever goes between the two addresses this veth pair creates.
     let busybox = rootfs().join("bin/busybox").to_string_lossy().into_owned();
-    let cmd =
-        format!("{probe} net && {busybox} ping -c 1 -W 2 10.200.250.1 >/dev/null && echo host reachable");
+    let cmd = format!(
+        "{probe} net && {busybox} ping -c 1 -W 2 10.200.250.1 >/dev/null && echo host reachable"
+    );
     let run = run_clean(
         "ch03-net",
         &["--veth", "10.200.250.1/30", "--", "sh", "-c", &cmd],

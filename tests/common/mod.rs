@@ -170,6 +170,13 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
                 r"(?m)^(\w[\w ]*): [0-9]+\n(  \(not listed: the host)",
                 "$1: [n]\n$2",
             ),
+            // Per-test state dirs (chapter 8).
+            (r"/tmp/stepbox-tests/state-[0-9a-f]{8}", "STATE"),
+            // The filesystem the rootfs directory lives on.
+            (
+                r"(?m)^  / (ext[234]|xfs|btrfs|zfs|f2fs|tmpfs) ",
+                "  / [the host's fs type] ",
+            ),
             // System V IPC ids count up across the machine's lifetime.
             (r"(key 0x[0-9a-f]{8}) id [0-9]+", "$1 id N"),
             // Container ids chosen by unique_id().
@@ -267,7 +274,12 @@ pub const SCRATCH: &str = "/tmp/stepbox-tests";
 /// Runs `bin args` and asserts that the host looks the same afterwards as
 /// before: mounts, links, cgroups, hostname.
 pub fn run_clean(bin: &str, args: &[&str]) -> Run {
-    let id = unique_id();
+    run_clean_as(&unique_id(), bin, args)
+}
+
+/// [`run_clean`] with a container id chosen by the caller.
+pub fn run_clean_as(id: &str, bin: &str, args: &[&str]) -> Run {
+    let id = id.to_owned();
     let before = HostState::capture(&id);
     let run = run_id(&id, bin, args);
     let after = HostState::capture(&id);

@@ -165,7 +165,7 @@ impl Overlay {
             self.mounted = false;
         }
         if keep_upper {
-            for sub in ["merged", "work"] {
+            for sub in ["merged", "work", "l"] {
                 let _ = fs::remove_dir_all(dir.join(sub));
             }
             eprintln!(
