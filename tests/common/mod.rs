@@ -134,6 +134,10 @@ fn quote(arg: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b"/-_.,:=+@%".contains(&b))
     {
         arg.to_owned()
+    } else if !arg.contains('\'') {
+        format!("'{arg}'")
+    } else if !arg.contains(['"', '$', '`', '\\', '!']) {
+        format!("\"{arg}\"")
     } else {
         format!("'{}'", arg.replace('\'', "'\\''"))
     }
