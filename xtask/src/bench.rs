@@ -48,7 +48,8 @@ fn chapters(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Extra arguments a chapter needs to run `/bin/true` from the rootfs, by chapter number.
+/// Extra arguments a chapter needs to run `/bin/true` from the rootfs (or,
+/// from chapter 8 on, from the default image), by chapter number.
 fn chapter_args(number: u32, rootfs: &Path, layers: &[PathBuf]) -> Vec<String> {
     let r = rootfs.display().to_string();
     match number {
@@ -66,7 +67,7 @@ fn chapter_args(number: u32, rootfs: &Path, layers: &[PathBuf]) -> Vec<String> {
     }
 }
 
-pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()> {
+pub fn run(runs: usize, write: Option<PathBuf>) -> Result<()> {
     let root = crate::paths::workspace_root();
     crate::step("building the chapters (release)");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -77,6 +78,10 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
         bail!("cargo build --release failed");
     }
     let rootfs = crate::rootfs::ensure(&crate::paths::default_rootfs())?;
+    let image = crate::image::ensure()?;
+    // Chapter 8 keeps unpacked layers in a state dir: a fresh one, whose
+    // cache the warm-up rounds fill.
+    let state = tempdir("stepbox-bench-state")?;
     let release = crate::paths::target_dir().join("release");
     let r = rootfs.display().to_string();
 
@@ -88,11 +93,11 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
     )];
     for name in chapters(&release)? {
         let number: u32 = name[2..4].parse()?;
-        if number >= 8 && layers.is_empty() {
-            continue;
-        }
         let mut argv = vec![release.join(&name).display().to_string()];
-        argv.extend(chapter_args(number, &rootfs, layers));
+        if number >= 8 {
+            argv.extend(["--state-dir".to_string(), state.display().to_string()]);
+        }
+        argv.extend(chapter_args(number, &rootfs, &image));
         cases.push(Case::new(&format!("`{name}`"), argv));
     }
 
@@ -133,6 +138,8 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
             ms(wall) / ms(floor)
         ));
     }
+    table.push_str(&layer_table(&release, &image, runs)?);
+    let _ = std::fs::remove_dir_all(&state);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -147,6 +154,79 @@ pub fn run(runs: usize, write: Option<PathBuf>, layers: &[PathBuf]) -> Result<()
         crate::step(format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// A new empty directory under the system's temp dir.
+fn tempdir(prefix: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Chapter 8's costs: unpacking a layer, and stacks of 1, 10 and 50 layers.
+fn layer_table(release: &Path, image: &[PathBuf], runs: usize) -> Result<String> {
+    let ch08 = release.join("ch08-overlay").display().to_string();
+    let work = tempdir("stepbox-bench-layers")?;
+    // 49 tiny layers of one file each, to stack on the busybox layer.
+    let mut tiny = Vec::new();
+    for i in 1..50 {
+        let dir = work.join(format!("tiny-{i}"));
+        std::fs::create_dir_all(dir.join("etc"))?;
+        std::fs::write(dir.join(format!("etc/layer-{i}")), format!("{i}\n"))?;
+        let tar = work.join(format!("tiny-{i}.tar"));
+        crate::image::tar_dir(&dir, &tar)?;
+        tiny.push(tar);
+    }
+    let run_with = |layers: &[PathBuf], state: &Path| -> Vec<String> {
+        let mut argv = vec![
+            ch08.clone(),
+            "--state-dir".into(),
+            state.display().to_string(),
+        ];
+        for l in layers {
+            argv.extend(["--layer".to_string(), l.display().to_string()]);
+        }
+        argv.extend(["--".into(), "/bin/true".into()]);
+        argv
+    };
+    let mut out =
+        String::from("\n| chapter 8, layers | median wall | median CPU |\n|---|---:|---:|\n");
+    // Unpacking: a run with an empty layer cache, less a run with a full one.
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for i in 0..runs.min(10) {
+        let state = work.join(format!("state-cold-{i}"));
+        let argv = run_with(&image[..1], &state);
+        cold.push(measure(&argv)?.0);
+        warm.push(measure(&argv)?.0);
+        std::fs::remove_dir_all(&state)?;
+    }
+    let unpack = median(&mut cold).saturating_sub(median(&mut warm));
+    out.push_str(&format!(
+        "| unpack the busybox layer (first run − cached run) | {:.1} ms | |\n",
+        ms(unpack)
+    ));
+    let state = work.join("state");
+    for n in [1usize, 10, 50] {
+        let mut layers = vec![image[0].clone()];
+        layers.extend(tiny.iter().take(n - 1).cloned());
+        let argv = run_with(&layers, &state);
+        measure(&argv)?; // fills the cache
+        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (w, c) = measure(&argv)?;
+            wall.push(w);
+            cpu.push(c);
+        }
+        out.push_str(&format!(
+            "| `ch08-overlay` with a stack of {n} layer{} (cached) | {:.1} ms | {:.1} ms |\n",
+            if n == 1 { "" } else { "s" },
+            ms(median(&mut wall)),
+            ms(median(&mut cpu))
+        ));
+    }
+    std::fs::remove_dir_all(&work)?;
+    Ok(out)
 }
 
 fn ms(d: Duration) -> f64 {

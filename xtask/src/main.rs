@@ -16,10 +16,10 @@ commands:
   image
       build the default image for chapter 8 (three layer tarballs, with
       the default rootfs); prints their paths, bottom layer first.
-  bench [--runs N] [--write FILE] [--layer TAR]...
+  bench [--runs N] [--write FILE]
       time /bin/true in each chapter's container (release build) next to
-      `unshare ... chroot` as the floor; prints a markdown table (and writes
-      it to FILE). Chapter 8 runs only when --layer is given. Needs root.
+      `unshare ... chroot` as the floor, and chapter 8's layer costs; prints
+      markdown tables (and writes them to FILE). Needs root.
 ";
 
 fn main() -> ExitCode {
@@ -75,7 +75,7 @@ fn rootfs(mut args: impl Iterator<Item = String>) -> Result<()> {
 }
 
 fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
-    let (mut runs, mut write, mut layers) = (30, None, Vec::new());
+    let (mut runs, mut write) = (30, None);
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -84,12 +84,11 @@ fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
         match arg.as_str() {
             "--runs" => runs = value()?.parse()?,
             "--write" => write = Some(PathBuf::from(value()?)),
-            "--layer" => layers.push(PathBuf::from(value()?)),
             other => bail!("bench: unknown argument {other:?}\n{USAGE}"),
         }
     }
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    xtask::bench::run(runs, write, &layers)
+    xtask::bench::run(runs, write)
 }
