@@ -177,6 +177,23 @@ fn ch07_cgroup_is_removed_whatever_happens() {
     assert_eq!(ch07(&["--memory", "12x", "--", "true"]).code, 125);
     assert_eq!(ch07(&["--cpus", "0", "--", "true"]).code, 125);
 
+    // A closed stderr (`-v 2>&1 | head -1`) must not stop the cleanup half-way.
+    let id = common::unique_id();
+    let r = rootfs().to_string_lossy().into_owned();
+    let mut child = std::process::Command::new(common::bin_dir().join("ch07-cgroups"))
+        .args(["-v", "--rootfs", &r, "--memory", "32m", "--", "true"])
+        .env("STEPBOX_CONTAINER_ID", &id)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    child.wait().unwrap();
+    assert_eq!(
+        common::find_cgroups(&id),
+        Vec::<String>::new(),
+        "a closed stderr left the cgroup behind"
+    );
+
     // SIGTERM to the runtime: forwarded to init, which passes it on.
     let id = common::unique_id();
     let r = rootfs().to_string_lossy().into_owned();

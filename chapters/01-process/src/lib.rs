@@ -14,6 +14,7 @@ pub use step::{Ctx, Step};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::ffi::OsString;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 // ANCHOR: chapter
@@ -120,7 +121,7 @@ pub fn main<C: Chapter>() -> ! {
     match runtime::run(&mut ctx, &mut steps, &cli.command) {
         Ok(outcome) => std::process::exit(outcome.code()),
         Err(e) => {
-            eprintln!("{}: {}", C::NAME, e.msg);
+            let _ = writeln!(std::io::stderr(), "{}: {}", C::NAME, e.msg);
             std::process::exit(e.code)
         }
     }

@@ -23,6 +23,7 @@ use crate::runtime::Outcome;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use std::fmt;
+use std::io::Write;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
@@ -65,8 +66,15 @@ impl Ctx {
     /// `-v`: one line per kernel step, on stderr, in the order they happen.
     pub fn say(&self, what: fmt::Arguments) {
         if self.verbose {
-            eprintln!("+ {what}");
+            let _ = writeln!(std::io::stderr(), "+ {what}");
         }
+    }
+
+    /// A line for the user on stderr, `PROG: what`. Unlike eprintln!, it
+    /// never panics: a closed stderr (`... 2>&1 | head`) must not stop a
+    /// cleanup half-way.
+    pub fn tell(&self, what: fmt::Arguments) {
+        let _ = writeln!(std::io::stderr(), "{}: {what}", self.prog);
     }
 }
 

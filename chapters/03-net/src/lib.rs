@@ -274,10 +274,10 @@ impl Step for Veth {
         match result {
             Ok(()) => {}
             Err(e) if e.errno == Errno::ENODEV => {}
-            Err(e) => eprintln!(
-                "{}: warning: netlink RTM_DELLINK {}: {e}",
-                ctx.prog, self.host_if
-            ),
+            Err(e) => ctx.tell(format_args!(
+                "warning: netlink RTM_DELLINK {}: {e}",
+                self.host_if
+            )),
         }
     }
 }

@@ -187,7 +187,7 @@ impl Step for Cgroups {
         };
         report_oom(ctx, cgroup.as_ref(), self.limits.memory);
         if let Err(e) = cgroup.remove(ctx) {
-            eprintln!("{}: warning: {}", ctx.prog, e.msg);
+            ctx.tell(format_args!("warning: {}", e.msg));
         }
     }
 }
@@ -201,15 +201,13 @@ fn report_oom(ctx: &Ctx, cgroup: &dyn Cgroup, memory: Option<u64>) {
         return;
     }
     match memory {
-        Some(bytes) => eprintln!(
-            "{}: the container was killed: it hit its memory limit ({})",
-            ctx.prog,
+        Some(bytes) => ctx.tell(format_args!(
+            "the container was killed: it hit its memory limit ({})",
             size::human(bytes)
-        ),
-        None => eprintln!(
-            "{}: the container was killed: it ran out of memory",
-            ctx.prog
-        ),
+        )),
+        None => ctx.tell(format_args!(
+            "the container was killed: it ran out of memory"
+        )),
     }
     // The exit status stays 137 (128 + SIGKILL), as in docker.
 }

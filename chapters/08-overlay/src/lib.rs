@@ -168,11 +168,10 @@ impl Overlay {
             for sub in ["merged", "work", "l"] {
                 let _ = fs::remove_dir_all(dir.join(sub));
             }
-            eprintln!(
-                "{}: kept the container's upper dir: {}",
-                ctx.prog,
+            ctx.tell(format_args!(
+                "kept the container's upper dir: {}",
                 dir.join("upper").display()
-            );
+            ));
         } else {
             ctx.say(format_args!("rm -r {}", dir.display()));
             if let Err(e) = fs::remove_dir_all(&dir) {
@@ -268,5 +267,5 @@ fn mkdir(path: &Path, mode: u32) -> Result<()> {
 }
 
 fn warn(ctx: &Ctx, what: std::fmt::Arguments) {
-    eprintln!("{}: warning: {what}", ctx.prog);
+    ctx.tell(format_args!("warning: {what}"));
 }
