@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds stepbox and runs its most complete chapter on the default rootfs:
-# the probe reports what a process in the container sees.
+# Builds stepbox and runs its most complete chapter (8: namespaces, cgroups
+# and an overlayfs root made of image layers) on the default image: the
+# probe reports what a process in the container sees.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "try.sh: run it as root (namespaces need it): sudo $0" >&2; exit 125; }
 scripts/install-deps.sh
 cargo build --quiet --workspace --bins
-rootfs=$(cargo xtask rootfs)
+mapfile -t layers < <(cargo xtask image)
+args=()
+for layer in "${layers[@]}"; do args+=(--layer "$layer"); done
 set -x
-target/debug/ch06-uts --rootfs "$rootfs" --hostname stepbox -- /bin/probe
+target/debug/ch08-overlay "${args[@]}" --hostname stepbox --memory 64m --pids-limit 64 -- /bin/probe identity ns proc net fs cgroup
