@@ -58,7 +58,7 @@ impl Store {
 
     /// The unpacked directory of the layer `tar`: from the cache, or unpacked now.
     pub fn layer(&self, ctx: &Ctx, tar: &Path) -> Result<PathBuf> {
-        let digest = sha256_file(tar)?;
+        let digest = self.digest(tar)?;
         let short = &digest[..12];
         let dir = self.layers().join(&digest);
         if dir.is_dir() {
@@ -112,6 +112,40 @@ impl Store {
             }
         }
         Ok(dir)
+    }
+}
+
+impl Store {
+    /// The sha256 of `tar`, remembered by the file's identity. An engine
+    /// hashes a layer once, when it pulls it; here the tar file is the pull,
+    /// so its digest is kept under `layers/by-file/DEV-INO-SIZE-MTIME` and a
+    /// start with cached layers reads no layer data at all. A rewritten file
+    /// has a new mtime (or inode) and is hashed again.
+    fn digest(&self, tar: &Path) -> Result<String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(tar).context(format!("layer {}", tar.display()))?;
+        let memo_dir = self.layers().join("by-file");
+        let memo = memo_dir.join(format!(
+            "{}-{}-{}-{}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+        if let Ok(digest) = fs::read_to_string(&memo) {
+            if digest.len() == 64 && self.layers().join(&digest).is_dir() {
+                return Ok(digest);
+            }
+        }
+        let digest = sha256_file(tar)?;
+        // Best effort: a memo that cannot be written only costs a hash next time.
+        let _ = fs::create_dir_all(&memo_dir);
+        let tmp = memo_dir.join(format!(".tmp-{}", std::process::id()));
+        if fs::write(&tmp, &digest).is_ok() && fs::rename(&tmp, &memo).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Ok(digest)
     }
 }
 
