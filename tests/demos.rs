@@ -281,6 +281,30 @@ fn ch05_mnt_namespace() {
     crate::snapshot!("ch05_before", &before.transcript);
     crate::snapshot!("ch05_after", &after.transcript);
 
+    // -v: every kernel step, in order: private propagation before any mount,
+    // pivot_root before the new /proc.
+    let steps = run("ch05-mnt", &["-v", "--rootfs", &r, "--", "true"]);
+    let order: Vec<usize> = [
+        "MS_REC|MS_PRIVATE",
+        "pivot_root(2)",
+        "umount2(2)",
+        "mount(2) proc",
+    ]
+    .iter()
+    .map(|step| {
+        steps
+            .stderr
+            .find(step)
+            .unwrap_or_else(|| panic!("no {step} in\n{}", steps.transcript))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "steps out of order:\n{}",
+        steps.transcript
+    );
+    crate::snapshot!("ch05_verbose", &steps.transcript);
+
     // The standard devices are character devices, not files.
     let dev = run(
         "ch05-mnt",
