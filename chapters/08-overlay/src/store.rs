@@ -115,6 +115,7 @@ impl Store {
     }
 }
 
+// ANCHOR: digest
 impl Store {
     /// The sha256 of `tar`, remembered by the file's identity. An engine
     /// hashes a layer once, when it pulls it; here the tar file is the pull,
@@ -148,6 +149,7 @@ impl Store {
         Ok(digest)
     }
 }
+// ANCHOR_END: digest
 
 /// Unpacks `tar` (plain or gzip-compressed) into `dest`, hashing the bytes
 /// as they are read: if they are not the ones that gave the layer its name
