@@ -149,6 +149,33 @@ fn ch02_init_forwards_signals_and_passes_status() {
 }
 
 #[test]
+fn ch02_init_reaps_orphans() {
+    if !root() {
+        return;
+    }
+    // An orphan is re-parented to PID 1, which must wait(2) for it. Here PID 1
+    // is `sleep`, which never does: the orphan stays a zombie (Z). Under
+    // --init, init reaps it. (Chapter 5's binary, for a /proc of the container's own.)
+    let r = rootfs().to_string_lossy().into_owned();
+    let script = "(sleep 0.1 &); (sleep 0.5; ps -o stat,comm) & exec sleep 1";
+    let without = run_clean("ch05-mnt", &["--rootfs", &r, "--", "sh", "-c", script]);
+    let with = run_clean(
+        "ch05-mnt",
+        &["--init", "--rootfs", &r, "--", "sh", "-c", script],
+    );
+    assert!(
+        without.stdout.contains("Z    sleep"),
+        "{}",
+        without.transcript
+    );
+    assert!(!with.stdout.contains("Z "), "{}", with.transcript);
+    crate::snapshot!(
+        "ch02_zombie",
+        &[without.transcript, with.transcript].concat()
+    );
+}
+
+#[test]
 fn ch03_net_namespace() {
     if !root() {
         return;
