@@ -71,6 +71,26 @@ fn ch01_a_process() {
 }
 
 #[test]
+fn ch01_forwards_signals() {
+    use nix::sys::signal::{kill, Signal};
+    // The runtime does not die of these: it passes them on, and exits with
+    // the status the command got (128 + N).
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let mut child = std::process::Command::new(common::bin_dir().join("ch01-process"))
+            .args(["--", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        assert_eq!(
+            child.wait().unwrap().code(),
+            Some(128 + sig as i32),
+            "{sig}"
+        );
+    }
+}
+
+#[test]
 fn ch02_pid_namespace() {
     if !root() {
         return;
