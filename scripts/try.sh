@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "try.sh: run it as root (namespaces need it): sudo $0" >&2; exit 125; }
 # Under sudo, root's PATH usually lacks the invoking user's rustup toolchain.
 if ! command -v cargo >/dev/null && [ -n "${SUDO_USER:-}" ]; then
-  PATH="$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin:$PATH"
+  home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+  export PATH="$home/.cargo/bin:$PATH" RUSTUP_HOME="${RUSTUP_HOME:-$home/.rustup}" CARGO_HOME="${CARGO_HOME:-$home/.cargo}"
 fi
 command -v cargo >/dev/null || { echo "$(basename "$0"): cargo not found: install the Rust toolchain (rustup) first" >&2; exit 125; }
 scripts/install-deps.sh
