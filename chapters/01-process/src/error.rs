@@ -32,10 +32,29 @@ impl Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.msg)
     }
+}
+
+/// A message as one line that a terminal shows as it is: newlines, escape
+/// sequences and other control characters (from a file name, a hostname, a
+/// layer's entry) are written as `\n`, `\u{1b}`. Every error is printed
+/// through it, so that nothing the user or an image supplied can split the
+/// line or rewrite the terminal.
+pub fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Turns an errno into one line that says what failed, on what, and why,
@@ -69,5 +88,14 @@ impl<T> Context<T> for std::io::Result<T> {
             )),
             None => Error::runtime(format!("{what}: {e}")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::one_line("a\nb\x1b[2Jc\té"), "a\\nb\\u{1b}[2Jc\\té");
+        assert_eq!(super::one_line("plain: words"), "plain: words");
     }
 }

@@ -110,7 +110,13 @@ pub fn main<C: Chapter>() -> ! {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            let _ = e.print();
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: {} (see {} --help)",
+                C::NAME,
+                error::one_line(&usage_error(&e.render().to_string())),
+                C::NAME
+            );
             // Bad usage is a runtime error (125), as in docker, not clap's 2,
             // which the command itself could have returned.
             std::process::exit(error::EXIT_RUNTIME);
@@ -121,8 +127,45 @@ pub fn main<C: Chapter>() -> ! {
     match runtime::run(&mut ctx, &mut steps, &cli.command) {
         Ok(outcome) => std::process::exit(outcome.code()),
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "{}: {}", C::NAME, e.msg);
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: {}",
+                C::NAME,
+                error::one_line(&e.msg)
+            );
             std::process::exit(e.code)
         }
+    }
+}
+
+/// clap's message without its usage block and tips, on one line:
+/// "error: unexpected argument '--x' found\n\n  tip: …\n\nUsage: …" becomes
+/// "unexpected argument '--x' found".
+fn usage_error(rendered: &str) -> String {
+    let mut words = Vec::new();
+    for line in rendered.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() || line.starts_with("tip:") {
+            continue;
+        }
+        words.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usage_errors_become_one_line() {
+        let clap = "error: the following required arguments were not provided:\n  <COMMAND>...\n\nUsage: ch01-process [OPTIONS] -- COMMAND [ARGS]...\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_error(clap),
+            "the following required arguments were not provided: <COMMAND>..."
+        );
+        let clap = "error: unexpected argument '--x' found\n\n  tip: to pass '--x' as a value, use '-- --x'\n\nUsage: x\n";
+        assert_eq!(super::usage_error(clap), "unexpected argument '--x' found");
     }
 }

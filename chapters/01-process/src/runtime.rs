@@ -62,6 +62,7 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
     if argv.is_empty() {
         return Err(Error::runtime("no command given"));
     }
+    ctx.command = command.to_vec();
 
     // Blocked before anything is created: a Ctrl-C during setup must not kill
     // the runtime half-way and leave a cgroup or a veth behind.
@@ -82,14 +83,35 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
         result = interrupted().and_then(|_| launch(ctx, steps, &argv, &old_mask));
     }
     ctx.outcome = result.as_ref().ok().copied();
+    // Every step is cleaned up, even after one failed: each failure is one
+    // thing left on the host, and all of them are reported.
+    let mut left = Vec::new();
     for step in steps[..prepared].iter_mut().rev() {
-        step.cleanup(ctx);
+        if let Err(e) = step.cleanup(ctx) {
+            left.push(e.msg);
+        }
     }
-    result
+    if left.is_empty() {
+        return result;
+    }
+    let left = left.join("; ");
+    // A cleanup that failed is a runtime error, whatever the command did: a
+    // caller that sees 0 would assume the host is as it was.
+    Err(Error::runtime(match result {
+        Ok(outcome) => format!(
+            "the container exited with status {}, but cleaning up failed: {left}",
+            outcome.code()
+        ),
+        Err(e) => format!("{}; then cleaning up failed too: {left}", e.msg),
+    }))
 }
 
-/// A signal that arrived during prepare() cancels the start.
-fn interrupted() -> Result<()> {
+/// Whether SIGINT, SIGTERM, SIGHUP or SIGQUIT is pending: they are blocked
+/// for the whole run (see [`run`]), so a Ctrl-C during setup waits here
+/// instead of killing the runtime half-way. A long prepare() (unpacking a
+/// big layer) calls it between units of work to stop early; the signal stays
+/// pending, so the check before clone(2) sees it too.
+pub fn interrupted() -> Result<()> {
     let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
     if unsafe { libc::sigpending(&mut pending) } != 0 {
         return Err(Errno::last()).context("sigpending(2)");

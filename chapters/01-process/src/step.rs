@@ -44,6 +44,9 @@ pub struct Ctx {
     pub report_fd: RawFd,
     /// How the container ended; set before cleanup() runs, None if it never ran.
     pub outcome: Option<Outcome>,
+    /// The command the container runs (argv), for steps whose checks depend
+    /// on it (chapter 5 looks for its executable in the rootfs).
+    pub command: Vec<std::ffi::OsString>,
 }
 
 impl Ctx {
@@ -60,6 +63,7 @@ impl Ctx {
             rootfs: None,
             report_fd: -1,
             outcome: None,
+            command: Vec::new(),
         }
     }
 
@@ -110,6 +114,11 @@ pub trait Step {
     }
     /// Parent, after the container exited or setup failed; called only if
     /// this step's prepare() succeeded (a failing prepare() undoes its own
-    /// partial work). Must not fail.
-    fn cleanup(&mut self, _ctx: &Ctx) {}
+    /// partial work). It must try everything it can, and return an error
+    /// only for what it could not undo, saying what is left on the host and
+    /// where: the runtime then exits 125 even if the command succeeded,
+    /// because the host is not as it was.
+    fn cleanup(&mut self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
 }

@@ -261,9 +261,9 @@ impl Step for Veth {
             )))
     }
 
-    fn cleanup(&mut self, ctx: &Ctx) {
+    fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         if !self.created {
-            return;
+            return Ok(());
         }
         // Deleting one end deletes both. When the container's netns goes, so
         // does the pair, so it may be gone already: ENODEV is fine.
@@ -272,12 +272,12 @@ impl Step for Veth {
             .map_err(|errno| netlink::Refused { errno, why: None })
             .and_then(|mut nl| nl.request(del_link(&self.host_if)));
         match result {
-            Ok(()) => {}
-            Err(e) if e.errno == Errno::ENODEV => {}
-            Err(e) => ctx.tell(format_args!(
-                "warning: netlink RTM_DELLINK {}: {e}",
-                self.host_if
-            )),
+            Ok(()) => Ok(()),
+            Err(e) if e.errno == Errno::ENODEV => Ok(()),
+            Err(e) => Err(Error::runtime(format!(
+                "netlink RTM_DELLINK {}: {e}; the veth {} is left on the host (ip link del {})",
+                self.host_if, self.host_if, self.host_if
+            ))),
         }
     }
 }

@@ -181,14 +181,12 @@ impl Step for Cgroups {
     }
     // ANCHOR_END: namespace
 
-    fn cleanup(&mut self, ctx: &Ctx) {
+    fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         let Some(mut cgroup) = self.cgroup.take() else {
-            return;
+            return Ok(());
         };
         report_oom(ctx, cgroup.as_ref(), self.limits.memory);
-        if let Err(e) = cgroup.remove(ctx) {
-            ctx.tell(format_args!("warning: {}", e.msg));
-        }
+        cgroup.remove(ctx)
     }
 }
 

@@ -90,8 +90,9 @@ impl Step for Overlay {
         result
     }
 
-    fn cleanup(&mut self, ctx: &Ctx) {
+    fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         self.teardown(ctx, self.keep);
+        Ok(())
     }
 }
 
