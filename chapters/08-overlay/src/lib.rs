@@ -10,6 +10,7 @@
 //! Chapter 5 then pivot_root(2)s into `merged`.
 
 pub mod layer;
+pub mod remove;
 pub mod store;
 pub mod testdata;
 

@@ -1,0 +1,356 @@
+//! Removing a directory tree that a container (or a layer) built: at any
+//! depth, with one file descriptor at a time.
+//!
+//! `std::fs::remove_dir_all` keeps a descriptor open for every level it is
+//! in, so a container that makes a chain of directories deeper than the
+//! runtime's open-file limit (`ulimit -n`, often 1024) makes it fail with
+//! EMFILE, and its writable layer stays on the host. Here the walk keeps only
+//! the *names* of the levels above it (memory, not descriptors): it goes
+//! down with openat(2) and comes back up with openat(2) "..", checking that
+//! ".." is the directory it came from (same device and inode), so that a
+//! directory moved during the walk stops it instead of sending it elsewhere.
+//! Nothing is ever reached through a symlink: entries are removed, not
+//! followed.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `rm -rf PATH`: removes PATH and everything below it. A missing PATH is
+/// not an error. The error names the entry that could not be removed.
+pub fn remove_all(path: &Path) -> io::Result<()> {
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            },
+            n,
+        ),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot remove /",
+            ))
+        }
+    };
+    let parent = match open_dir(libc::AT_FDCWD, &cstr(parent.as_os_str())?, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    remove_all_at(parent.as_raw_fd(), name.as_bytes())
+}
+
+/// Removes the entry `name` of the directory `dir`, whatever it is, and if
+/// it is a directory everything below it.
+pub fn remove_all_at(dir: RawFd, name: &[u8]) -> io::Result<()> {
+    let cname = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    match stat_at(dir, &cname) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
+            return unlink(dir, &cname, 0);
+        }
+        Ok(_) => {}
+    }
+    let top = fstat(dir)?;
+
+    /// One level of the walk: a directory being emptied.
+    struct Level {
+        /// Its name in the level above.
+        name: CString,
+        /// The (device, inode) of the level above, to check ".." against.
+        parent_id: (u64, u64),
+        /// Subdirectories found by the scan, still to be removed.
+        pending: Vec<CString>,
+        /// Scans so far: a second one happens only if rmdir(2) found new entries.
+        scans: u32,
+    }
+    let mut cur = open_dir(dir, &cname, libc::O_NOFOLLOW)?;
+    let mut stack = vec![Level {
+        name: cname,
+        parent_id: (top.st_dev, top.st_ino),
+        pending: Vec::new(),
+        scans: 0,
+    }];
+    let at = |name: &CStr, depth: usize, e: io::Error| -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("{e} (in {:?}, {depth} levels down)", name.to_string_lossy()),
+        )
+    };
+
+    while !stack.is_empty() {
+        let depth = stack.len() - 1;
+        let level = stack.last_mut().expect("not empty");
+        if level.scans == 0 {
+            level.scans += 1;
+            level.pending = scan(&cur).map_err(|e| at(&level.name, depth, e))?;
+            continue;
+        }
+        if let Some(sub) = level.pending.pop() {
+            // Down one level: the descriptor of this level is closed, only its
+            // identity is kept (for the check on the way back up).
+            let here = fstat(cur.as_raw_fd()).map_err(|e| at(&level.name, depth, e))?;
+            let next = match open_dir(cur.as_raw_fd(), &sub, libc::O_NOFOLLOW) {
+                Ok(fd) => fd,
+                // Gone meanwhile, or replaced by a non-directory: remove what is there.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                    ) =>
+                {
+                    match unlink(cur.as_raw_fd(), &sub, 0) {
+                        Ok(()) => continue,
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                        Err(e) => return Err(at(&sub, depth + 1, e)),
+                    }
+                }
+                Err(e) => return Err(at(&sub, depth + 1, e)),
+            };
+            cur = next;
+            stack.push(Level {
+                name: sub,
+                parent_id: (here.st_dev, here.st_ino),
+                pending: Vec::new(),
+                scans: 0,
+            });
+            continue;
+        }
+        // This level is empty: up one level, then rmdir(2) it.
+        let up = open_dir(cur.as_raw_fd(), c"..", 0).map_err(|e| at(&level.name, depth, e))?;
+        let up_st = fstat(up.as_raw_fd()).map_err(|e| at(&level.name, depth, e))?;
+        if (up_st.st_dev, up_st.st_ino) != level.parent_id {
+            return Err(at(
+                &level.name,
+                depth,
+                io::Error::other("the directory was moved while it was being removed"),
+            ));
+        }
+        match unlink(up.as_raw_fd(), &level.name, libc::AT_REMOVEDIR) {
+            Ok(()) => {}
+            // Something was created in it after the scan: scan it again.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && level.scans < 3 => {
+                level.scans += 1;
+                level.pending = scan(&cur).map_err(|e| at(&level.name, depth, e))?;
+                continue;
+            }
+            Err(e) => return Err(at(&level.name, depth, e)),
+        }
+        stack.pop();
+        cur = up;
+    }
+    Ok(())
+}
+
+/// Reads the directory `dir` once: unlinks every entry that is not a
+/// directory, returns the names of the subdirectories.
+fn scan(dir: &OwnedFd) -> io::Result<Vec<CString>> {
+    // fdopendir(3) takes ownership of the descriptor it is given: give it a
+    // copy, opened afresh on "." so that it reads from the start.
+    let fd = open_dir(dir.as_raw_fd(), c".", 0)?;
+    // SAFETY: `fd` is an open directory descriptor that we own; on success
+    // the DIR stream owns it and closedir(3) below closes it.
+    let stream = unsafe { libc::fdopendir(fd.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(fd);
+    let mut subdirs = Vec::new();
+    let mut result = Ok(());
+    loop {
+        // readdir(3) returns NULL at the end and on error; errno tells them apart.
+        // SAFETY: errno is thread-local; `stream` is a valid DIR stream until closedir.
+        unsafe { *libc::__errno_location() = 0 };
+        let entry = unsafe { libc::readdir64(stream) };
+        if entry.is_null() {
+            let errno = io::Error::last_os_error();
+            if errno.raw_os_error() != Some(0) {
+                result = Err(errno);
+            }
+            break;
+        }
+        // SAFETY: readdir64 returned a valid entry, valid until the next call
+        // on the same stream; the name is copied out before that.
+        let (name, kind) = unsafe {
+            (
+                CStr::from_ptr((*entry).d_name.as_ptr()).to_owned(),
+                (*entry).d_type,
+            )
+        };
+        if name.as_bytes() == b"." || name.as_bytes() == b".." {
+            continue;
+        }
+        // SAFETY: dirfd(3) of a valid stream is its descriptor, open until closedir.
+        let dfd = unsafe { libc::dirfd(stream) };
+        let is_dir = match kind {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => match stat_at(dfd, &name) {
+                Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            },
+            _ => false,
+        };
+        if is_dir {
+            subdirs.push(name);
+        } else if let Err(e) = unlink(dfd, &name, 0) {
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                result = Err(io::Error::new(
+                    e.kind(),
+                    format!("{e}: {:?}", name.to_string_lossy()),
+                ));
+                break;
+            }
+        }
+    }
+    // SAFETY: `stream` came from fdopendir and is closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| subdirs)
+}
+
+fn open_dir(dir: RawFd, name: &CStr, extra: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; the descriptor returned is new and ours.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | extra,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn stat_at(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value, filled by the kernel on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated and `st` a valid buffer.
+    let rc = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: as in stat_at.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid buffer; a bad fd only makes fstat fail.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+fn unlink(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    if unsafe { libc::unlinkat(dir, name.as_ptr(), flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn cstr(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sets RLIMIT_NOFILE's soft limit for this test process and restores it.
+    struct NoFile(libc::rlimit);
+    impl NoFile {
+        fn limit(n: u64) -> NoFile {
+            let mut old = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: valid pointers to rlimit structs.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
+            let new = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: old.rlim_max,
+            };
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) };
+            NoFile(old)
+        }
+    }
+    impl Drop for NoFile {
+        fn drop(&mut self) {
+            // SAFETY: restores the limit read in limit().
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
+        }
+    }
+
+    /// A chain of `depth` directories below `top`, made with one descriptor
+    /// at a time (mkdirat + openat, closing the previous level).
+    fn deep_chain(top: &Path, depth: usize) {
+        std::fs::create_dir(top).unwrap();
+        let mut cur = open_dir(libc::AT_FDCWD, &cstr(top.as_os_str()).unwrap(), 0).unwrap();
+        for i in 0..depth {
+            unsafe { libc::mkdirat(cur.as_raw_fd(), c"d".as_ptr(), 0o755) };
+            if i % 7 == 0 {
+                let f = unsafe {
+                    libc::openat(
+                        cur.as_raw_fd(),
+                        c"f".as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o644,
+                    )
+                };
+                unsafe { libc::close(f) };
+                unsafe { libc::symlinkat(c"/".as_ptr(), cur.as_raw_fd(), c"root".as_ptr()) };
+            }
+            cur = open_dir(cur.as_raw_fd(), c"d", 0).unwrap();
+        }
+    }
+
+    #[test]
+    fn removes_a_chain_deeper_than_the_open_file_limit() {
+        let scratch = tempfile::tempdir().unwrap();
+        let top = scratch.path().join("deep");
+        deep_chain(&top, 3000);
+        // Other tests of this crate run in threads of the same process: 256 leaves them room.
+        let _limit = NoFile::limit(256);
+        // std's remove_dir_all needs a descriptor per level here.
+        assert!(std::fs::remove_dir_all(&top).is_err());
+        remove_all(&top).unwrap();
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn removes_files_links_and_wide_directories_but_follows_nothing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let outside = scratch.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "x").unwrap();
+        let top = scratch.path().join("tree");
+        std::fs::create_dir_all(top.join("a/b")).unwrap();
+        for i in 0..300 {
+            std::fs::create_dir(top.join(format!("w{i}"))).unwrap();
+            std::fs::write(top.join(format!("w{i}/f")), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, top.join("a/b/link")).unwrap();
+        std::os::unix::fs::symlink(&outside, top.join("dirlink")).unwrap();
+        remove_all(&top).unwrap();
+        assert!(!top.exists());
+        assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "x");
+        // A file, and a missing path.
+        std::fs::write(scratch.path().join("file"), "x").unwrap();
+        remove_all(&scratch.path().join("file")).unwrap();
+        remove_all(&scratch.path().join("missing")).unwrap();
+    }
+}
