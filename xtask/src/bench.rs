@@ -247,7 +247,7 @@ fn peak_rss_kb(argv: &[String]) -> Result<i64> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .output()
-        .context("running /usr/bin/time (apt-get install time)")?;
+        .context("running /usr/bin/time, which measures peak memory: use scripts/bench.sh, which installs it (or apt-get install time)")?;
     let text = String::from_utf8_lossy(&out.stderr);
     text.lines()
         .last()
