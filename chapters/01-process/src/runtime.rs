@@ -4,7 +4,7 @@ use crate::error::{Context, Error, Result, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXI
 use crate::step::{Ctx, Step};
 use nix::errno::Errno;
 use nix::sched::{clone, CloneFlags};
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execvp, geteuid, Pid};
 use std::ffi::{CString, OsString};
@@ -66,8 +66,8 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
 
     // Blocked before anything is created: a Ctrl-C during setup must not kill
     // the runtime half-way and leave a cgroup or a veth behind.
-    let old_mask = forwarded_signals()
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+    forwarded_signals()
+        .thread_block()
         .context("sigprocmask(2)")?;
 
     let mut prepared = 0;
@@ -80,7 +80,7 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
         prepared += 1;
     }
     if prepared == steps.len() {
-        result = interrupted().and_then(|_| launch(ctx, steps, &argv, &old_mask));
+        result = interrupted().and_then(|_| launch(ctx, steps, &argv));
     }
     ctx.outcome = result.as_ref().ok().copied();
     // Every step is cleaned up, even after one failed: each failure is one
@@ -133,12 +133,7 @@ pub fn interrupted() -> Result<()> {
 }
 
 // ANCHOR: launch
-fn launch(
-    ctx: &mut Ctx,
-    steps: &mut [Box<dyn Step>],
-    argv: &[CString],
-    old_mask: &SigSet,
-) -> Result<Outcome> {
+fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString]) -> Result<Outcome> {
     let flags = steps
         .iter()
         .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
@@ -165,7 +160,7 @@ fn launch(
                 // In the child: a copy of the parent's memory, its own fd table.
                 libc::close(go_tx.as_raw_fd());
                 libc::close(report_rx.as_raw_fd());
-                child_main(child_ctx, child_steps, argv, &go_rx, old_mask)
+                child_main(child_ctx, child_steps, argv, &go_rx)
             }),
             &mut stack,
             flags,
@@ -202,7 +197,6 @@ fn child_main(
     steps: &[Box<dyn Step>],
     argv: &[CString],
     go: &std::io::PipeReader,
-    old_mask: &SigSet,
 ) -> isize {
     // If the runtime dies (even by SIGKILL), take the container with it.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -218,12 +212,59 @@ fn child_main(
         for step in steps {
             step.before_exec(ctx)?;
         }
-        old_mask.thread_set_mask().context("sigprocmask(2)")?;
+        default_signals()?;
         exec(argv)
     })()
     .unwrap_err();
     report_failure(ctx, &err)
 }
+
+// ANCHOR: default_signals
+/// The command starts as a process started by init would: every signal's
+/// action at its default and nothing blocked. execve(2) keeps an ignored
+/// signal ignored and the mask as it is, so without this the command would
+/// inherit the runtime's blocked signals, and what the runtime was given
+/// ignored: Rust ignores SIGPIPE at start (a `yes | head -n1` in the
+/// container would then never end), and `nohup` ignores SIGHUP.
+pub fn default_signals() -> Result<()> {
+    /// The kernel's `struct sigaction` (not glibc's, whose mask is 128 bytes).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue; // their actions cannot be changed
+        }
+        // The raw system call, because glibc's sigaction(3) refuses 32 and
+        // 33, which it keeps for its threads, and a caller may have left them
+        // ignored. SAFETY: SIG_DFL installs no handler, so no code of ours
+        // can run in signal context; the struct has the kernel's layout and
+        // the size argument is its mask's (8 bytes).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    SigSet::empty()
+        .thread_set_mask()
+        .context("sigprocmask(2) SIG_SETMASK {}")
+}
+// ANCHOR_END: default_signals
 
 /// Sends `err` up the report pipe and exits; for code that runs in the child.
 pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
