@@ -22,6 +22,8 @@
 //! /sys/fs/cgroup/<controller>, see `v1.rs`). The runtime detects which one the
 //! host uses; both implement [`Cgroup`].
 
+#[cfg(test)]
+mod proptests;
 pub mod size;
 mod v1;
 mod v2;
