@@ -7,7 +7,7 @@
 //! `stepbox-<id>`, under a parent cgroup that belongs to stepbox, reached
 //! from the cgroup root (`/sys/fs/cgroup/stepbox/stepbox-<id>`, or
 //! `--cgroup-parent`), not under the runtime's own cgroup: see
-//! [`make_parent`] for why.
+//! `make_parent` for why.
 //!
 //! ```text
 //!  prepare()     mkdir the parent if missing, then the cgroup; write its limits
@@ -179,8 +179,10 @@ impl Step for Cgroups {
             .create(ctx)
             .and_then(|_| cgroup.set_limits(ctx, &self.limits));
         if let Err(e) = made {
-            let _ = cgroup.remove(ctx);
-            return Err(e);
+            return Err(match cgroup.remove(ctx) {
+                Ok(()) => e,
+                Err(left) => Error::with_code(e.code, format!("{}; then {}", e.msg, left.msg)),
+            });
         }
         self.cgroup = Some(cgroup);
         Ok(())
@@ -535,7 +537,6 @@ fn parse_whole(
 /// machine (prepare() then refuses more than the CPUs there are).
 const MAX_QUOTA: u64 = 10_000_000 * CPU_PERIOD;
 
-// ANCHOR: parse_cpus
 /// "0.5" -> 50000 (µs of CPU time per 100000 µs period), rounded to the
 /// nearest µs. Decimal digits, computed exactly: no floating point, so that
 /// 0.000015 is 2 µs, not whatever its nearest binary fraction gives.
@@ -584,7 +585,6 @@ fn parse_cpus(s: &str) -> std::result::Result<u64, String> {
     }
     Ok(quota)
 }
-// ANCHOR_END: parse_cpus
 
 /// Longest `--cgroup-parent`, in bytes: far more than any real one, far less
 /// than PATH_MAX once /sys/fs/cgroup/<hierarchy>/ and the container's name
