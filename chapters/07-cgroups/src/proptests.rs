@@ -2,15 +2,15 @@
 //! `--pids-limit`, `--cpu-shares`, `--cgroup-parent`): whatever the input,
 //! they never panic, every error is one line, and an accepted value is the
 //! exact one, computed here another way: slow decimal-string arithmetic, or
-//! u128 checked arithmetic on a whole numerator. 512 cases each, about
-//! two seconds in all in a debug build.
+//! u128 checked arithmetic on a whole numerator. 256 cases each, about
+//! a second in all in a debug build on an idle machine.
 
 use super::*;
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 512,
+        cases: 256,
         // A failure is printed with its minimal input; the cases worth
         // keeping go into the unit tests next to each parser.
         failure_persistence: None,
