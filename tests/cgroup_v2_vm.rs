@@ -1,7 +1,9 @@
 //! Chapter 7 on cgroup v2, when the host has v1: runs the `cgroups` test
 //! binary inside a throwaway qemu guest with Debian's kernel and the unified
-//! hierarchy (scripts/v2vm), with the chapter binaries, the default rootfs and
-//! the snapshots baked in at the same paths as on the host.
+//! hierarchy (scripts/v2vm), with the chapter binaries, the default rootfs,
+//! the default image and the snapshots baked in at the same paths as on the
+//! host. The tests run from a session scope, as after a systemd login
+//! (`run.sh -s`): a cgroup other than the root, holding processes.
 
 mod common;
 
@@ -45,15 +47,19 @@ fn cgroup_v2_in_a_vm() {
     let exe = cgroups_test_exe();
     let bins = common::bin_dir();
     let rootfs = common::rootfs();
+    let image_layers = xtask::image::ensure().expect("building the default image");
+    let image = image_layers[0].parent().unwrap().to_path_buf();
     let snapshots = common::workspace().join("tests/snapshots");
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut cmd = Command::new(common::workspace().join("scripts/v2vm/run.sh"));
-    cmd.args(["-m", "1024", "-t", "600"]);
+    cmd.args(["-m", "1024", "-t", "600", "-s"]);
     for file in [
         exe.clone(),
         bins.join("ch06-uts"),
         bins.join("ch07-cgroups"),
+        bins.join("ch08-overlay"),
         rootfs.to_path_buf(),
+        image.clone(),
         snapshots,
     ] {
         cmd.arg("-f").arg(&file);
@@ -61,7 +67,12 @@ fn cgroup_v2_in_a_vm() {
     for (var, value) in [
         ("STEPBOX_BIN_DIR", path(bins)),
         ("STEPBOX_ROOTFS", path(rootfs)),
+        ("STEPBOX_IMAGE", path(&image)),
         ("STEPBOX_EXPECT_CGROUP", "v2".into()),
+        (
+            "STEPBOX_EXPECT_SESSION",
+            "/user.slice/user-0.slice/session-1.scope".into(),
+        ),
         ("CI", "true".into()),
         ("INSTA_UPDATE", "no".into()),
     ] {
@@ -84,7 +95,7 @@ fn cgroup_v2_in_a_vm() {
         }
     }
     assert!(
-        stdout.contains("test result: ok. 5 passed; 0 failed"),
+        stdout.contains("test result: ok. 12 passed; 0 failed"),
         "{stdout}"
     );
 }

@@ -2,7 +2,7 @@
 # /init of the cgroup-v2 test VM (busybox sh; baked into base.cpio.gz by setup.sh).
 #
 # run.sh adds a per-run archive with /v2vm/cmd (the command, with its env and
-# cwd) and optionally /v2vm/timeout (seconds).  Serial ports, set up by run.sh:
+# cwd) and optionally /v2vm/timeout (seconds) and /v2vm/session (run.sh -s).  Serial ports, set up by run.sh:
 #   ttyS0  console: kernel log + messages from this script
 #   ttyS1  the command's stdout+stderr, raw (byte-exact)
 #   ttyS2  "V2VM_EXIT=<status>" - written only if the command ran to the end,
@@ -45,14 +45,31 @@ mount --make-rshared /
 # cgroup v2 only: no v1 hierarchy is ever mounted, so every controller is free
 # for the unified one.  nsdelegate as systemd mounts it.  Enable all controllers
 # for the root's children.  The command then runs in the ROOT cgroup, which is
-# exempt from the "no internal processes" rule: the runtime under test can
-# create /sys/fs/cgroup/<anything>, enable controllers in its subtree_control and
-# move processes into leaves.  (Were the command in a child cgroup with
-# subtree_control set, that child could not hold processes itself.)
+# exempt from the "no internal processes" rule, unless run.sh -s puts it in a
+# session scope (below), where a runtime must not create its cgroups under its
+# own (a cgroup with subtree_control set cannot hold processes itself).
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
   echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || log "cannot enable controller $c"
 done
+
+# run.sh -s: put the command where a systemd login puts a shell, in a session
+# scope: a cgroup other than the root that holds processes (here also a
+# long-lived sleep, as a login's other processes).  As systemd does, the
+# controllers are enabled down to the user's slice, not in the scope: the
+# no-internal-process rule forbids a cgroup both (the scope holds processes).
+SCOPE=
+if [ -e /v2vm/session ]; then
+  SCOPE=/sys/fs/cgroup/user.slice/user-0.slice/session-1.scope
+  mkdir -p $SCOPE
+  for d in /sys/fs/cgroup/user.slice /sys/fs/cgroup/user.slice/user-0.slice; do
+    for c in $(cat $d/cgroup.controllers); do
+      echo "+$c" >$d/cgroup.subtree_control || log "cannot enable controller $c in $d"
+    done
+  done
+  sleep 2147483647 </dev/null >/dev/null 2>&1 &
+  echo $! >$SCOPE/cgroup.procs || log "cannot move the sleep into $SCOPE"
+fi
 
 modprobe -a overlay veth bridge || log "modprobe failed"
 ip link set lo up
@@ -69,7 +86,11 @@ if [ -x /v2vm/cmd ]; then
   # the command itself; its exit status is then 137.
   # The redirections go inside a subshell so that the shell's own notes (e.g.
   # "Killed" for a command that died from a signal) go to the console instead.
-  (exec ${t:+timeout -s KILL "$t"} /v2vm/cmd </dev/null >$OUT 2>&1)
+  # With -s this subshell moves itself into the scope first ("0": the writer).
+  (
+    [ -z "$SCOPE" ] || echo 0 >$SCOPE/cgroup.procs || { log "cannot enter $SCOPE"; exit 125; }
+    exec ${t:+timeout -s KILL "$t"} /v2vm/cmd </dev/null >$OUT 2>&1
+  )
   rc=$?
   # closing the last fd of ttyS1 (above) waits until its output is sent
   if [ -n "$t" ] && [ $rc = 137 ] && [ $(($(date +%s) - start)) -ge "$t" ]; then

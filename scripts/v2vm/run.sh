@@ -2,7 +2,7 @@
 # scripts/v2vm/run.sh - run a command as root in a throw-away qemu VM whose
 # kernel (Debian's stock one) uses the unified cgroup v2 hierarchy.
 #
-# Usage: run.sh [-f SRC[:DST]]... [-e VAR=VAL]... [-C DIR] [-t SECS] [-m MB] -- COMMAND [ARGS...]
+# Usage: run.sh [-f SRC[:DST]]... [-e VAR=VAL]... [-C DIR] [-t SECS] [-m MB] [-s] -- COMMAND [ARGS...]
 #   -f SRC[:DST]  bake file or directory SRC (recursively, modes and symlinks kept,
 #                 owned by root) into the guest at DST; default DST = SRC's absolute
 #                 host path; a relative DST is relative to the guest cwd.  Shared
@@ -11,8 +11,12 @@
 #   -C DIR        guest working directory (default: the host's current directory)
 #   -t SECS       guest-side timeout for COMMAND (default 900; it is then killed: 137)
 #   -m MB         guest memory (default 512)
+#   -s            run COMMAND as a systemd login would: in the session scope
+#                 /sys/fs/cgroup/user.slice/user-0.slice/session-1.scope, a
+#                 non-root cgroup that also holds another (long-lived) process
 # COMMAND runs with its argv as given (no shell), stdin /dev/null, in the root
-# cgroup with all controllers enabled for children.  Its stdout+stderr (merged)
+# cgroup (or with -s the session scope), all controllers enabled for the root's
+# children.  Its stdout+stderr (merged)
 # stream to our stdout.  Exit status: COMMAND's; 125 if the VM itself failed
 # (no status from the guest: boot failure, kernel panic, qemu error, host-side
 # timeout at SECS+120) - the console tail is printed on stderr - or on bad usage.
@@ -29,8 +33,8 @@ export STEPBOX_V2VM_DIR=$DIR
 die() { echo "v2vm run: $*" >&2; exit 125; }
 usage() { sed -n '2,/^set /{/^set /d; s/^# \{0,1\}//; p}' "$0" >&2; exit 125; }
 
-FILES=() ENVS=() CWD=$PWD TMO=900 MEM=512
-while getopts ':f:e:C:t:m:h' o; do
+FILES=() ENVS=() CWD=$PWD TMO=900 MEM=512 SESSION=
+while getopts ':f:e:C:t:m:sh' o; do
   case $o in
     f) FILES+=("$OPTARG") ;;
     e) [[ $OPTARG =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "-e $OPTARG: expected VAR=VALUE"
@@ -38,6 +42,7 @@ while getopts ':f:e:C:t:m:h' o; do
     C) CWD=$OPTARG ;;
     t) [[ $OPTARG =~ ^[1-9][0-9]*$ ]] || die "-t: seconds expected"; TMO=$OPTARG ;;
     m) [[ $OPTARG =~ ^[1-9][0-9]*$ ]] || die "-m: MB expected"; MEM=$OPTARG ;;
+    s) SESSION=1 ;;
     *) usage ;;
   esac
 done
@@ -92,6 +97,7 @@ done
 } >"$R/v2vm/cmd"
 chmod 755 "$R/v2vm/cmd"
 echo "$TMO" >"$R/v2vm/timeout"
+[ -z "$SESSION" ] || : >"$R/v2vm/session"
 # Uncompressed: gunzip inside a TCG guest is slow, and the kernel accepts
 # concatenated archives (base.cpio.gz is padded to a 4-byte boundary).
 # --renumber-inodes: host inode numbers could collide with the base archive's,

@@ -4,10 +4,14 @@
 //! much it can *use*. Every process sits in one cgroup (per hierarchy, in
 //! cgroup v1); a cgroup's files set its limits (`memory.max`, `pids.max`,
 //! `cpu.max`) and count its use. The container gets a cgroup of its own,
-//! `stepbox-<id>`, created under the runtime's own cgroup:
+//! `stepbox-<id>`, under a parent cgroup that belongs to stepbox, reached
+//! from the cgroup root (`/sys/fs/cgroup/stepbox/stepbox-<id>`, or
+//! `--cgroup-parent`), not under the runtime's own cgroup: see
+//! `make_parent` for why.
 //!
 //! ```text
-//!  prepare()     mkdir the cgroup, write its limits        (before clone: nothing runs yet)
+//!  prepare()     mkdir the parent if missing, then the cgroup; write its limits
+//!                                                          (before clone: nothing runs yet)
 //!  after_clone() write the child's pid to cgroup.procs     (the child still waits for "go")
 //!  in_child()    unshare(CLONE_NEWCGROUP), mount the cgroup filesystem read-only
 //!  cleanup()     report an OOM kill, rmdir the cgroup       (kill what lingers, retry)
@@ -18,6 +22,8 @@
 //! /sys/fs/cgroup/<controller>, see `v1.rs`). The runtime detects which one the
 //! host uses; both implement [`Cgroup`].
 
+#[cfg(test)]
+mod proptests;
 pub mod size;
 mod v1;
 mod v2;
@@ -54,6 +60,12 @@ pub struct Opts {
     /// when CPUs are busy (v2: converted to cpu.weight).
     #[arg(long, value_name = "N", value_parser = parse_shares, allow_negative_numbers = true)]
     pub cpu_shares: Option<u64>,
+    /// The cgroup under which the container's cgroup is made, as a path from
+    /// the cgroup root (a leading / is allowed; v1: in every hierarchy). It is
+    /// created if missing and kept, like docker's /docker. With cgroup v2 no
+    /// cgroup on that path may hold processes.
+    #[arg(long, value_name = "PATH", default_value = "stepbox", value_parser = parse_cgroup_parent)]
+    pub cgroup_parent: PathBuf,
 }
 
 impl Chapter for Opts {
@@ -72,6 +84,7 @@ impl Chapter for Opts {
                 cpu_quota: self.cpus,
                 cpu_shares: self.cpu_shares,
             },
+            parent: self.cgroup_parent.clone(),
             cgroup: None,
         }));
         steps
@@ -88,6 +101,27 @@ pub struct Limits {
     /// Microseconds of CPU time per [`CPU_PERIOD`].
     pub cpu_quota: Option<u64>,
     pub cpu_shares: Option<u64>,
+}
+
+impl Limits {
+    /// Is `controller` limited by a flag (then it must be available)?
+    pub fn needs(&self, controller: &str) -> bool {
+        match controller {
+            "memory" => self.memory.is_some(),
+            "pids" => self.pids.is_some(),
+            "cpu" => self.cpu_quota.is_some() || self.cpu_shares.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// The flag that limits `controller`, for messages.
+fn flag_for(controller: &str) -> &'static str {
+    match controller {
+        "memory" => "memory",
+        "pids" => "pids-limit",
+        _ => "cpus",
+    }
 }
 
 /// The CFS bandwidth period, in microseconds (100 ms, the kernel's default):
@@ -116,11 +150,16 @@ pub trait Cgroup {
 
 struct Cgroups {
     limits: Limits,
+    /// `--cgroup-parent`, relative to the cgroup root.
+    parent: PathBuf,
     cgroup: Option<Box<dyn Cgroup>>,
 }
 
 impl Step for Cgroups {
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        if let Some(quota) = self.limits.cpu_quota {
+            check_cpus(quota)?;
+        }
         if !nix::unistd::geteuid().is_root() {
             return Err(Error::runtime(format!(
                 "creating a cgroup needs root; run it as root: sudo {} ...",
@@ -129,9 +168,9 @@ impl Step for Cgroups {
         }
         let name = format!("stepbox-{}", ctx.id);
         let mut cgroup: Box<dyn Cgroup> = if v2::is_unified() {
-            Box::new(v2::Unified::new(&name, &self.limits)?)
+            Box::new(v2::Unified::new(&self.parent, &name, &self.limits)?)
         } else {
-            Box::new(v1::Hierarchies::new(&name, &self.limits)?)
+            Box::new(v1::Hierarchies::new(&self.parent, &name, &self.limits)?)
         };
         // Created before clone(2): a limit the kernel refuses stops the start
         // before any process exists. Cleanup runs only for steps whose prepare
@@ -140,8 +179,10 @@ impl Step for Cgroups {
             .create(ctx)
             .and_then(|_| cgroup.set_limits(ctx, &self.limits));
         if let Err(e) = made {
-            let _ = cgroup.remove(ctx);
-            return Err(e);
+            return Err(match cgroup.remove(ctx) {
+                Ok(()) => e,
+                Err(left) => Error::with_code(e.code, format!("{}; then {}", e.msg, left.msg)),
+            });
         }
         self.cgroup = Some(cgroup);
         Ok(())
@@ -211,7 +252,93 @@ fn report_oom(ctx: &Ctx, cgroup: &dyn Cgroup, memory: Option<u64>) {
 }
 // ANCHOR_END: oom
 
+// ANCHOR: cpus
+/// `--cpus` beyond the CPUs this process may run on is refused, as docker
+/// does: a quota of 3 CPUs on 2 cannot be used, and is most likely a typo.
+fn check_cpus(quota: u64) -> Result<()> {
+    let n = usable_cpus()?;
+    if quota <= n * CPU_PERIOD {
+        return Ok(());
+    }
+    let cpus = format!("{}.{:05}", quota / CPU_PERIOD, quota % CPU_PERIOD);
+    let cpus = cpus.trim_end_matches('0').trim_end_matches('.');
+    Err(Error::runtime(format!(
+        "--cpus {cpus}: range of CPUs is from 0.01 to {n}.00, as there {} only {n} CPU{} available",
+        if n == 1 { "is" } else { "are" },
+        if n == 1 { "" } else { "s" },
+    )))
+}
+
+/// How many CPUs this process may run on: the CPUs in its affinity mask
+/// (sched_getaffinity(2)), as docker counts them, so that `taskset` or a
+/// cpuset narrows it, rather than the CPUs the machine has.
+pub fn usable_cpus() -> Result<u64> {
+    // Room for 65536 CPUs: with glibc's cpu_set_t (1024) the call fails
+    // with EINVAL on machines that have more.
+    let mut mask = vec![0u64; 1024];
+    // SAFETY: the kernel writes at most `size` bytes, the length of `mask`,
+    // which outlives the call; pid 0 is the calling thread.
+    let r = unsafe {
+        libc::sched_getaffinity(
+            0,
+            std::mem::size_of_val(mask.as_slice()),
+            mask.as_mut_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(Errno::last()).context("sched_getaffinity(2), to count the usable CPUs");
+    }
+    Ok(mask.iter().map(|w| u64::from(w.count_ones())).sum())
+}
+// ANCHOR_END: cpus
+
 // ---- helpers shared by v1.rs and v2.rs ----
+
+// ANCHOR: parent
+/// Makes the parent cgroup `root/parent` if missing, and the cgroups on the
+/// way to it, from the root down; returns its directory.
+///
+/// Why a parent of stepbox's own, not the runtime's cgroup: cgroup v2's
+/// no-internal-process rule. A cgroup other than the root cannot both hold
+/// processes and hand controllers to its children, and a login shell under
+/// systemd sits in a session scope (a leaf holding processes), so a
+/// container made below the runtime's cgroup could get no controller.
+/// runc and crun (with the cgroupfs driver) and docker (`/docker`) place
+/// containers from the root instead, in cgroups that hold no process.
+///
+/// `at_each` runs on the root and then on each cgroup of the path, before
+/// the next one is made below it: v2 hands the controllers down there, one
+/// level at a time. A cgroup that exists is fine (another runtime may be
+/// making the same one at the same moment: EEXIST). Nothing made here is
+/// removed afterwards: the parent is stepbox's, shared by its containers.
+fn make_parent(
+    ctx: &Ctx,
+    root: &Path,
+    parent: &Path,
+    at_each: &mut dyn FnMut(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let mut dir = root.to_path_buf();
+    at_each(&dir)?;
+    for part in parent.components() {
+        dir.push(part);
+        ctx.say(format_args!("mkdir {} (if missing; kept)", dir.display()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !dir.is_dir() {
+                    return Err(Error::runtime(format!(
+                        "the parent cgroup {:?} exists and is not a directory (a cgroup)",
+                        dir
+                    )));
+                }
+            }
+            Err(e) => return Err(e).context(format!("making the parent cgroup {dir:?} (mkdir)")),
+        }
+        at_each(&dir)?;
+    }
+    Ok(dir)
+}
+// ANCHOR_END: parent
 
 /// Writes `value` to `dir/file`, as `echo VALUE > FILE` would; `-v` shows it.
 /// `label` names the v1 hierarchy, where the same file exists in several.
@@ -283,8 +410,6 @@ fn remove_dir(ctx: &Ctx, dir: &Path, kill_all: &dyn Fn(&Path)) -> Result<()> {
 
 /// One line of /proc/self/mountinfo, the fields this chapter needs.
 struct MountInfo {
-    /// The directory of the filesystem that is mounted ("/" unless a subtree was bind-mounted).
-    root: PathBuf,
     mount_point: PathBuf,
     fstype: String,
     super_options: String,
@@ -301,7 +426,6 @@ fn mountinfo() -> Result<Vec<MountInfo>> {
             let left: Vec<&str> = left.split(' ').collect();
             let right: Vec<&str> = right.split(' ').collect();
             Some(MountInfo {
-                root: unescape(left.get(3)?).into(),
                 mount_point: unescape(left.get(4)?).into(),
                 fstype: right.first()?.to_string(),
                 super_options: right.get(2)?.to_string(),
@@ -329,19 +453,6 @@ fn unescape(field: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Where the cgroup at `path` (as /proc/self/cgroup names it) lives on the
-/// host: below the mount point, minus the part of the path the mount hides.
-fn cgroup_dir(mount: &MountInfo, path: &str) -> Result<PathBuf> {
-    let rel = Path::new(path).strip_prefix(&mount.root).map_err(|_| {
-        Error::runtime(format!(
-            "this process's cgroup {path} is outside the cgroup filesystem mounted on {} (which shows {})",
-            mount.mount_point.display(),
-            mount.root.display()
-        ))
-    })?;
-    Ok(mount.mount_point.join(rel))
 }
 
 /// mount(2) for the cgroup filesystems inside the container; `-v` shows it.
@@ -379,42 +490,179 @@ fn parse_memory(s: &str) -> std::result::Result<u64, String> {
     Ok(bytes)
 }
 
-fn parse_pids(s: &str) -> std::result::Result<u64, String> {
-    match s.trim().parse::<i64>() {
-        Ok(n) if n >= 1 => Ok(n as u64),
-        Ok(_) => Err("must be at least 1 (leave --pids-limit out for no limit)".into()),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
-    }
-}
+/// The kernel's largest `pids.max`: PID_MAX_LIMIT, 2^22 on 64-bit machines
+/// (a larger value is EINVAL).
+const MAX_PIDS: u64 = 1 << 22;
 
-/// "0.5" -> 50000 (µs of CPU time per 100000 µs period).
-fn parse_cpus(s: &str) -> std::result::Result<u64, String> {
-    let cpus: f64 = s
-        .trim()
-        .parse()
-        .ok()
-        .filter(|c: &f64| c.is_finite())
-        .ok_or_else(|| format!("{s:?} is not a decimal number (e.g. 0.5 or 2)"))?;
-    if cpus <= 0.0 {
-        return Err("must be more than 0 (leave --cpus out for no limit)".into());
-    }
-    // The kernel refuses quotas below 1 ms per period.
-    let quota = (cpus * CPU_PERIOD as f64).round();
-    if quota < 1000.0 {
-        return Err("must be at least 0.01".into());
-    }
-    if quota > 1e12 {
-        return Err("is too large".into());
-    }
-    Ok(quota as u64)
+fn parse_pids(s: &str) -> std::result::Result<u64, String> {
+    parse_whole(
+        s,
+        1..=MAX_PIDS,
+        "must be at least 1 (leave --pids-limit out for no limit)",
+        &format!("the kernel allows at most {MAX_PIDS} processes in a cgroup"),
+    )
 }
 
 fn parse_shares(s: &str) -> std::result::Result<u64, String> {
-    match s.trim().parse::<i64>() {
-        Ok(n) if (2..=262144).contains(&n) => Ok(n as u64),
-        Ok(_) => Err("must be between 2 and 262144 (the default is 1024)".into()),
-        Err(_) => Err(format!("{s:?} is not a whole number")),
+    let range = "must be between 2 and 262144 (the default is 1024)";
+    parse_whole(s, 2..=262144, range, range)
+}
+
+/// A whole number in `range`, with a sign or not. More digits than a u64
+/// holds is "too large", like any other value above the range, not "not a
+/// whole number".
+fn parse_whole(
+    s: &str,
+    range: std::ops::RangeInclusive<u64>,
+    too_small: &str,
+    too_large: &str,
+) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a whole number"));
     }
+    match digits.parse::<u64>() {
+        Ok(n) if !negative && range.contains(&n) => Ok(n),
+        Ok(n) if negative || n < *range.start() => Err(too_small.to_string()),
+        Err(_) if negative => Err(too_small.to_string()),
+        _ => Err(format!("{s:?} is too large: {too_large}")),
+    }
+}
+
+/// The largest `--cpus`, as a quota: ten million CPUs, far beyond any
+/// machine (prepare() then refuses more than the CPUs there are).
+const MAX_QUOTA: u64 = 10_000_000 * CPU_PERIOD;
+
+/// "0.5" -> 50000 (µs of CPU time per 100000 µs period), rounded to the
+/// nearest µs. Decimal digits, computed exactly: no floating point, so that
+/// 0.000015 is 2 µs, not whatever its nearest binary fraction gives.
+fn parse_cpus(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("{s:?} is not a decimal number (e.g. 0.5 or 2)");
+    let t = s.trim();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return Err(bad());
+    }
+    let zero = whole.bytes().chain(fraction.bytes()).all(|b| b == b'0');
+    if negative || zero {
+        return Err("must be more than 0 (leave --cpus out for no limit)".into());
+    }
+    let too_large = || {
+        format!(
+            "{s:?} is too large: at most {} CPUs",
+            MAX_QUOTA / CPU_PERIOD
+        )
+    };
+    let whole = whole.trim_start_matches('0');
+    if whole.len() > 12 {
+        return Err(too_large());
+    }
+    // µs: the whole part × 10^5, the first five decimals, and the sixth
+    // rounds (half up).
+    let whole: u64 = whole.parse().unwrap_or(0);
+    let mut micros = fraction.bytes().chain(std::iter::repeat(b'0')).take(6);
+    let mut part = 0;
+    for b in micros.by_ref().take(5) {
+        part = part * 10 + u64::from(b - b'0');
+    }
+    let round_up = micros.next().is_some_and(|b| b >= b'5');
+    let quota = whole * CPU_PERIOD + part + u64::from(round_up);
+    if quota > MAX_QUOTA {
+        return Err(too_large());
+    }
+    // The kernel refuses quotas below 1 ms per period.
+    if quota < 1000 {
+        return Err("must be at least 0.01".into());
+    }
+    Ok(quota)
+}
+
+/// Longest `--cgroup-parent`, in bytes: far more than any real one, far less
+/// than PATH_MAX once /sys/fs/cgroup/<hierarchy>/ and the container's name
+/// are added.
+const MAX_PARENT_LEN: usize = 1024;
+
+// ANCHOR: parse_parent
+/// `--cgroup-parent`: a path from the cgroup root (a leading / is allowed),
+/// returned relative to it. Only plain names: no `.`, `..` or empty
+/// component (nothing may lead outside the cgroup tree, or back up it), no
+/// control character, no cgroup interface file's name (`cgroup.procs`,
+/// `memory.max`: those exist in every cgroup, or appear when a controller
+/// is enabled).
+fn parse_cgroup_parent(s: &str) -> std::result::Result<PathBuf, String> {
+    if s.len() > MAX_PARENT_LEN {
+        return Err(format!(
+            "is too long: {} bytes, at most {MAX_PARENT_LEN}",
+            s.len()
+        ));
+    }
+    let bad = |why: String| {
+        format!("{s:?} is not a cgroup path: {why} (expected names separated by /, e.g. stepbox or /ci/stepbox)")
+    };
+    if s.chars().any(char::is_control) {
+        return Err(bad("it holds a control character".into()));
+    }
+    let rel = s.strip_prefix('/').unwrap_or(s);
+    if rel.is_empty() {
+        return Err(bad("it names the root itself, not a cgroup below it".into()));
+    }
+    for part in rel.split('/') {
+        match part {
+            "" => return Err(bad("it has an empty component (// or a trailing /)".into())),
+            "." | ".." => return Err(bad(format!("it has a {part:?} component"))),
+            _ if part.len() > 255 => {
+                return Err(bad(format!(
+                    "a component is {} bytes long, at most 255",
+                    part.len()
+                )))
+            }
+            _ if is_interface_file(part) => {
+                return Err(bad(format!(
+                    "{part:?} is the name of a cgroup interface file"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(PathBuf::from(rel))
+}
+// ANCHOR_END: parse_parent
+
+/// Names the kernel uses for the files in a cgroup (v1 and v2): the
+/// controller's name, a dot, a setting; plus three v1 files without a dot.
+fn is_interface_file(name: &str) -> bool {
+    const PREFIXES: [&str; 17] = [
+        "cgroup",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "memsw",
+        "pids",
+        "io",
+        "blkio",
+        "hugetlb",
+        "rdma",
+        "misc",
+        "devices",
+        "freezer",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+    ];
+    matches!(name, "tasks" | "notify_on_release" | "release_agent")
+        || name
+            .split_once('.')
+            .is_some_and(|(prefix, _)| PREFIXES.contains(&prefix))
 }
 
 #[cfg(test)]
@@ -436,6 +684,97 @@ mod tests {
         assert!(parse_memory("12x").is_err());
         assert!(parse_memory("1m").is_err());
         assert!(parse_shares("1").is_err());
+        assert_eq!(parse_shares("262144"), Ok(262144));
+    }
+
+    #[test]
+    fn overflowing_numbers_are_too_large() {
+        for s in ["99999999999999999999999", "18446744073709551616", "4194305"] {
+            let e = parse_pids(s).unwrap_err();
+            assert!(e.contains("too large"), "{s}: {e}");
+        }
+        assert_eq!(parse_pids("4194304"), Ok(4194304));
+        assert!(parse_pids("-99999999999999999999999")
+            .unwrap_err()
+            .contains("at least 1"));
+        assert!(parse_pids("twenty")
+            .unwrap_err()
+            .contains("not a whole number"));
+        for s in ["99999999999999999999999", "262145"] {
+            let e = parse_shares(s).unwrap_err();
+            assert!(e.contains("too large"), "{s}: {e}");
+        }
+        for s in ["1e400", "99999999999999999999", "10000000.00001"] {
+            let e = parse_cpus(s).unwrap_err();
+            assert!(
+                e.contains("too large") || e.contains("not a decimal"),
+                "{s}: {e}"
+            );
+        }
+        assert!(parse_cpus("99999999999999999999")
+            .unwrap_err()
+            .contains("too large"));
+        assert_eq!(parse_cpus("10000000"), Ok(MAX_QUOTA));
+    }
+
+    #[test]
+    fn cpus_are_exact_decimals() {
+        assert_eq!(parse_cpus("0.012345"), Ok(1235));
+        assert_eq!(parse_cpus("0.0123449999"), Ok(1234));
+        assert_eq!(parse_cpus(".5"), Ok(50000));
+        assert_eq!(parse_cpus("1."), Ok(100000));
+        assert_eq!(parse_cpus("0.00999999"), Ok(1000));
+        assert!(parse_cpus("0.000001")
+            .unwrap_err()
+            .contains("at least 0.01"));
+        assert!(parse_cpus("-0").unwrap_err().contains("more than 0"));
+        assert!(parse_cpus(".").is_err());
+        assert!(parse_cpus("inf").is_err());
+    }
+
+    #[test]
+    fn cgroup_parents() {
+        let ok = |s: &str| parse_cgroup_parent(s).map(|p| p.display().to_string());
+        assert_eq!(ok("stepbox"), Ok("stepbox".into()));
+        assert_eq!(ok("/ci/stepbox"), Ok("ci/stepbox".into()));
+        assert_eq!(ok("a b"), Ok("a b".into()));
+        for s in [
+            "",
+            "/",
+            "//x",
+            "x/",
+            "x//y",
+            "..",
+            "x/../y",
+            "./x",
+            "x\ny",
+            "\u{1b}[31m",
+            "cgroup.procs",
+            "x/memory.max",
+            "tasks",
+        ] {
+            let e = parse_cgroup_parent(s).unwrap_err();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(parse_cgroup_parent(&"x".repeat(256)).is_err());
+        assert!(parse_cgroup_parent(&"x/".repeat(600))
+            .unwrap_err()
+            .contains("too long"));
+    }
+
+    #[test]
+    fn usable_cpus_is_the_affinity_mask() {
+        let set = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
+        let n = (0..nix::sched::CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap())
+            .count() as u64;
+        assert_eq!(usable_cpus().unwrap(), n);
+        assert!(check_cpus(n * CPU_PERIOD).is_ok());
+        let e = check_cpus(n * CPU_PERIOD + 1).unwrap_err().msg;
+        assert!(
+            e.contains(&format!("range of CPUs is from 0.01 to {n}.00")),
+            "{e}"
+        );
     }
 
     #[test]

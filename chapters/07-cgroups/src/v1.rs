@@ -5,7 +5,8 @@
 //! directory per hierarchy, and the child must be written into each.
 
 use crate::{
-    keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, MountInfo, CPU_PERIOD,
+    flag_for, keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, MountInfo,
+    CPU_PERIOD,
 };
 use ch01_process::{Context, Ctx, Error, Result};
 use nix::mount::MsFlags;
@@ -43,7 +44,9 @@ struct Hierarchy {
     controllers: Vec<String>,
     /// What mounts this hierarchy again: its controllers, plus its name= if it has one.
     mount_data: String,
-    /// The container's cgroup in it: /sys/fs/cgroup/memory/…/stepbox-<id>
+    /// Its mount point, the root of the hierarchy: /sys/fs/cgroup/memory
+    root: PathBuf,
+    /// The container's cgroup in it: /sys/fs/cgroup/memory/PARENT/stepbox-<id>
     dir: PathBuf,
     created: bool,
 }
@@ -57,14 +60,13 @@ impl Hierarchy {
 
 pub struct Hierarchies {
     list: Vec<Hierarchy>,
+    /// `--cgroup-parent`, relative to each hierarchy's root.
+    parent: PathBuf,
 }
 
 impl Hierarchies {
-    pub fn new(name: &str, limits: &Limits) -> Result<Self> {
+    pub fn new(parent: &Path, name: &str, limits: &Limits) -> Result<Self> {
         let mounts = crate::mountinfo()?;
-        // "4:memory:/process_api/7ce3…": hierarchy id, its controllers, our cgroup in it.
-        let own =
-            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
         let mut list: Vec<Hierarchy> = Vec::new();
         for want in CONTROLLERS {
             if list.iter().any(|h| h.controllers.iter().any(|c| c == want)) {
@@ -75,7 +77,7 @@ impl Hierarchies {
                 .filter(|m| m.fstype == "cgroup")
                 .find(|m| controllers(m).iter().any(|c| c == want));
             let Some(mount) = mount else {
-                if needed(limits, want) {
+                if limits.needs(want) {
                     return Err(Error::runtime(format!(
                         "no cgroup v1 hierarchy with the {want} controller is mounted \
                          (none in /proc/self/mountinfo), so --{} cannot be applied",
@@ -84,19 +86,6 @@ impl Hierarchies {
                 }
                 continue; // nothing to limit; accounting for it is not available
             };
-            let path = own
-                .lines()
-                .filter_map(|l| {
-                    let mut fields = l.splitn(3, ':');
-                    Some((fields.nth(1)?, fields.next()?))
-                })
-                .find(|(cs, _)| cs.split(',').any(|c| c == want))
-                .map(|(_, path)| path)
-                .ok_or_else(|| {
-                    Error::runtime(format!(
-                        "/proc/self/cgroup has no line for the {want} controller"
-                    ))
-                })?;
             let mut data = controllers(mount);
             data.extend(
                 mount
@@ -108,13 +97,20 @@ impl Hierarchies {
             list.push(Hierarchy {
                 controllers: controllers(mount),
                 mount_data: data.join(","),
-                // Under the runtime's own cgroup in that hierarchy, which
-                // need not be the root (here memory's is nested).
-                dir: crate::cgroup_dir(mount, path)?.join(name),
+                // From the hierarchy's root, whichever cgroup the runtime is
+                // in there (which need not be the root: on this project's
+                // machines memory's is nested). There is no
+                // no-internal-process rule in v1, but one parent in every
+                // hierarchy keeps the layout the same as in v2.
+                root: mount.mount_point.clone(),
+                dir: mount.mount_point.join(parent).join(name),
                 created: false,
             });
         }
-        Ok(Hierarchies { list })
+        Ok(Hierarchies {
+            list,
+            parent: parent.to_path_buf(),
+        })
     }
 
     fn dir(&self, controller: &str) -> &Path {
@@ -137,26 +133,10 @@ fn controllers(mount: &MountInfo) -> Vec<String> {
         .collect()
 }
 
-fn needed(limits: &Limits, controller: &str) -> bool {
-    match controller {
-        "memory" => limits.memory.is_some(),
-        "pids" => limits.pids.is_some(),
-        "cpu" => limits.cpu_quota.is_some() || limits.cpu_shares.is_some(),
-        _ => false,
-    }
-}
-
-fn flag_for(controller: &str) -> &'static str {
-    match controller {
-        "memory" => "memory",
-        "pids" => "pids-limit",
-        _ => "cpus",
-    }
-}
-
 impl Cgroup for Hierarchies {
     fn create(&mut self, ctx: &Ctx) -> Result<()> {
         for h in &mut self.list {
+            crate::make_parent(ctx, &h.root, &self.parent, &mut |_| Ok(()))?;
             mkdir(ctx, &h.dir)?;
             h.created = true;
         }

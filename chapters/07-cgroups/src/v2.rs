@@ -3,9 +3,14 @@
 //! A controller is available to a cgroup's children only once the parent
 //! lists it in its `cgroup.subtree_control`. And the "no internal processes"
 //! rule: a cgroup (other than the root) cannot both hold processes and hand
-//! controllers to its children; a process lives in a leaf.
+//! controllers to its children; a process lives in a leaf. Hence the parent
+//! cgroup reached from the root (see `make_parent` in lib.rs): the
+//! controllers are handed down from the root, one level at a time, through
+//! cgroups that hold no process.
 
-use crate::{keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, CPU_PERIOD};
+use crate::{
+    flag_for, keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, CPU_PERIOD,
+};
 use ch01_process::{Context, Ctx, Error, Result};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
@@ -22,9 +27,11 @@ pub fn is_unified() -> bool {
 }
 
 pub struct Unified {
-    /// The runtime's own cgroup; the container's is made below it.
+    /// Where the cgroup2 filesystem is mounted: the cgroup root.
+    root: PathBuf,
+    /// `--cgroup-parent`, relative to the root.
     parent: PathBuf,
-    /// /sys/fs/cgroup/…/stepbox-<id>
+    /// /sys/fs/cgroup/PARENT/stepbox-<id>
     dir: PathBuf,
     limits: Limits,
     created: bool,
@@ -35,48 +42,45 @@ pub struct Unified {
 const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 
 impl Unified {
-    pub fn new(name: &str, limits: &Limits) -> Result<Self> {
-        // "0::/user.slice/session-1.scope": the one line for the unified hierarchy.
-        let own =
-            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
-        let path = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or_else(|| Error::runtime("/proc/self/cgroup has no cgroup v2 line (0::/…)"))?;
+    pub fn new(parent: &Path, name: &str, limits: &Limits) -> Result<Self> {
         let mounts = crate::mountinfo()?;
-        let mount = mounts
+        mounts
             .iter()
             .rev() // the last mount on a path is the visible one
             .find(|m| m.fstype == "cgroup2" && m.mount_point == Path::new(ROOT))
             .ok_or_else(|| Error::runtime(format!("no cgroup2 filesystem is mounted on {ROOT}")))?;
-        let parent = crate::cgroup_dir(mount, path)?;
+        let root = PathBuf::from(ROOT);
         Ok(Unified {
-            dir: parent.join(name),
-            parent,
+            dir: root.join(parent).join(name),
+            root,
+            parent: parent.to_path_buf(),
             limits: *limits,
             created: false,
         })
     }
 
-    /// Is `controller` limited by a flag (then it must be available)?
-    fn needed(&self, controller: &str) -> bool {
-        match controller {
-            "memory" => self.limits.memory.is_some(),
-            "pids" => self.limits.pids.is_some(),
-            "cpu" => self.limits.cpu_quota.is_some() || self.limits.cpu_shares.is_some(),
-            _ => false,
+    // ANCHOR: v2_enable
+    /// Refuses a parent path with a cgroup (other than the root) that holds
+    /// processes, before anything is written: the no-internal-process rule
+    /// would refuse to hand it controllers for its children. The user's own
+    /// session scope given as --cgroup-parent is the typical case.
+    fn check_no_processes(&self) -> Result<()> {
+        let mut dir = self.root.clone();
+        for part in self.parent.components() {
+            dir.push(part);
+            // A cgroup that does not exist yet holds nothing: made below.
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            if !procs.trim().is_empty() {
+                return Err(holds_processes(&dir));
+            }
         }
+        Ok(())
     }
 
-    // ANCHOR: v2_enable
-    /// Hands memory, pids and cpu down to the parent's children, if the
-    /// parent does not already. This is where the no-internal-processes rule
-    /// bites: the parent is the cgroup this runtime runs in, so it holds a
-    /// process, and unless it is the root cgroup (which is exempt) the kernel
-    /// refuses with EBUSY. Engines avoid it by never running in the cgroups
-    /// they manage (systemd delegates a subtree; docker's daemon sits in its own).
-    fn enable_controllers(&self, ctx: &Ctx) -> Result<()> {
-        let read = |file: &str| std::fs::read_to_string(self.parent.join(file)).unwrap_or_default();
+    /// Hands memory, pids and cpu down to the children of `dir` (a cgroup
+    /// on the way from the root to the parent), if it does not already.
+    fn enable_controllers(&self, ctx: &Ctx, dir: &Path) -> Result<()> {
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
         let available = read("cgroup.controllers");
         let enabled = read("cgroup.subtree_control");
         let mut missing = Vec::new();
@@ -86,11 +90,12 @@ impl Unified {
             }
             if available.split_whitespace().any(|a| a == c) {
                 missing.push(format!("+{c}"));
-            } else if self.needed(c) {
+            } else if self.limits.needs(c) {
                 return Err(Error::runtime(format!(
-                    "the {c} controller is not available in {} (its cgroup.controllers lists: {})",
-                    self.parent.display(),
-                    available.trim()
+                    "the {c} controller is not available in {dir:?} (its cgroup.controllers \
+                     lists: {}), so --{} cannot be applied",
+                    available.trim(),
+                    flag_for(c)
                 )));
             }
         }
@@ -100,25 +105,26 @@ impl Unified {
         let value = missing.join(" ");
         ctx.say(format_args!(
             "write cgroup.subtree_control = {value} (in {})",
-            self.parent.display()
+            dir.display()
         ));
-        let file = self.parent.join("cgroup.subtree_control");
+        let file = dir.join("cgroup.subtree_control");
         match std::fs::write(&file, &value) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) => {
-                Err(Error::runtime(format!(
-                    "writing {value:?} to {}: device or resource busy: cgroup v2's \
-                 no-internal-processes rule lets a cgroup other than the root hand \
-                 controllers to its children only while it holds no process itself, and this \
-                 runtime is in that cgroup; run it from the root cgroup \
-                 (echo $$ > /sys/fs/cgroup/cgroup.procs), which is exempt from the rule",
-                    file.display()
-                )))
-            }
-            Err(e) => Err(e).context(format!("writing {value:?} to {}", file.display())),
+            // A process moved in since check_no_processes().
+            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) => Err(holds_processes(dir)),
+            Err(e) => Err(e).context(format!("writing {value:?} to {file:?}")),
         }
     }
     // ANCHOR_END: v2_enable
+}
+
+fn holds_processes(dir: &Path) -> Error {
+    Error::runtime(format!(
+        "cannot make container cgroups below {dir:?}: it holds processes itself, and cgroup \
+         v2's no-internal-process rule lets a cgroup other than the root hand controllers to \
+         its children only while it holds none; give --cgroup-parent a path whose cgroups hold \
+         no processes (the default, stepbox, is one of stepbox's own)"
+    ))
 }
 
 /// docker's --cpu-shares (2..262144, default 1024) to cgroup v2's cpu.weight
@@ -129,7 +135,10 @@ pub fn cpu_weight(shares: u64) -> u64 {
 
 impl Cgroup for Unified {
     fn create(&mut self, ctx: &Ctx) -> Result<()> {
-        self.enable_controllers(ctx)?;
+        self.check_no_processes()?;
+        crate::make_parent(ctx, &self.root, &self.parent, &mut |dir| {
+            self.enable_controllers(ctx, dir)
+        })?;
         mkdir(ctx, &self.dir)?;
         self.created = true;
         Ok(())
