@@ -194,17 +194,33 @@ fn ch07_cgroup_is_removed_whatever_happens() {
         "a closed stderr left the cgroup behind"
     );
 
-    // SIGTERM to the runtime: forwarded to init, which passes it on.
+    // SIGTERM to the runtime: forwarded to init, which passes it on. The
+    // container says "ready" once it runs (so its cgroup exists): no sleep.
     let id = common::unique_id();
     let r = rootfs().to_string_lossy().into_owned();
     let mut child = std::process::Command::new(common::bin_dir().join("ch07-cgroups"))
         .args([
-            "--rootfs", &r, "--init", "--memory", "32m", "--", "sleep", "60",
+            "--rootfs",
+            &r,
+            "--init",
+            "--memory",
+            "32m",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 60",
         ])
         .env("STEPBOX_CONTAINER_ID", &id)
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready, "ready\n");
     assert!(
         !common::find_cgroups(&id).is_empty(),
         "the container's cgroup should exist while it runs"
