@@ -222,13 +222,16 @@ fn ch03_veth_reaches_the_host_and_is_removed() {
     if !root() {
         return;
     }
+    // In a network namespace of the test's own, standing in for the host:
+    // the test never adds an address or a route to the host's networks.
+    let Some(ns) = NetNs::new() else { return };
     let probe = host_probe();
     // Traffic only ever goes between the two addresses this veth pair creates.
     let busybox = rootfs().join("bin/busybox").to_string_lossy().into_owned();
     let cmd = format!(
         "{probe} net && {busybox} ping -c 1 -W 2 10.200.250.1 >/dev/null && echo host reachable"
     );
-    let run = run_clean(
+    let run = ns.run_bin(
         "ch03-net",
         &["--veth", "10.200.250.1/30", "--", "sh", "-c", &cmd],
     );
@@ -243,6 +246,7 @@ fn ch03_veth_reaches_the_host_and_is_removed() {
         "{}",
         run.transcript
     );
+    assert!(!ns.run(&["-o", "link"]).contains("sb"), "a veth is left");
     crate::snapshot!("ch03_veth", &run.transcript);
 }
 
@@ -457,4 +461,314 @@ fn ch06_uts_namespace() {
     assert_eq!(common::hostname(), host);
     crate::snapshot!("ch06_before", &before.transcript);
     crate::snapshot!("ch06_after", &after.transcript);
+}
+
+/// A network namespace of the test's own, standing in for the host: the
+/// `--veth` tests add addresses and routes, which must never touch the
+/// host's own networks. It is held by a file descriptor, not by a name
+/// (`ip netns add` bind-mounts one under /run/netns, a mount that the
+/// host-state checks of tests running meanwhile would see), so it goes
+/// away with the test process whatever happens: dropped, panicking or
+/// killed.
+struct NetNs {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NetNs {
+    /// None (a skip, or a failure under CI) if iproute2 is missing.
+    fn new() -> Option<NetNs> {
+        use std::os::unix::process::CommandExt;
+        if std::process::Command::new("ip").arg("-V").output().is_err() {
+            common::skip("no `ip` (iproute2: scripts/install-deps.sh installs it)");
+            return None;
+        }
+        // A process that unshares a new netns and then waits on its stdin,
+        // until the namespace has a descriptor of ours.
+        let mut holder = std::process::Command::new("cat");
+        holder
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        // SAFETY: unshare(2) is a plain syscall, safe between fork and exec.
+        unsafe {
+            holder.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            })
+        };
+        // spawn() returns once cat runs: after the unshare.
+        let mut holder = holder.spawn().expect("starting cat in a new netns");
+        let fd = std::fs::File::open(format!("/proc/{}/ns/net", holder.id()))
+            .expect("opening the new netns")
+            .into();
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        Some(NetNs { fd })
+    }
+
+    /// `program` to be run in the namespace.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd.as_raw_fd();
+        let mut cmd = std::process::Command::new(program);
+        // SAFETY: setns(2) is a plain syscall on a descriptor that the
+        // forked child inherited from us; nothing else runs there.
+        unsafe {
+            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            })
+        };
+        cmd
+    }
+
+    /// `ip ARGS` in the namespace, which must succeed; its stdout.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.command("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `chNN-name ARGS` in the namespace, not yet waited for.
+    fn spawn(&self, bin: &str, args: &[&str]) -> std::process::Child {
+        self.command(common::bin_dir().join(bin))
+            .args(args)
+            .env("STEPBOX_CONTAINER_ID", common::unique_id())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// A run to its end, as a transcript; `ARGS` shown as given.
+    fn run_bin(&self, bin: &str, args: &[&str]) -> Run {
+        let out = self.spawn(bin, args).wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let code = out.status.code().unwrap_or(-1);
+        // As a reader would type it: arguments with spaces quoted.
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| match a.contains(' ') {
+                true => format!("'{a}'"),
+                false => a.to_string(),
+            })
+            .collect();
+        let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
+        if code != 0 {
+            transcript.push_str(&format!("[exit status {code}]\n"));
+        }
+        Run {
+            code,
+            stdout,
+            stderr,
+            transcript: common::redact(&transcript),
+        }
+    }
+}
+
+/// Children that are killed and reaped if the test ends early.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What one of several parallel containers did: the lines it printed up to
+/// `ready`, or, if it ended instead, its status and stderr.
+#[derive(Debug)]
+enum Started {
+    Ready(String),
+    Ended(i32, String),
+}
+
+/// Starts `n` containers with `args` in `ns` at once; each runs `PROBE net;
+/// echo ready`, then waits for one byte on a FIFO. Returns what each did
+/// once every one is either ready (so all the ready ones run at the same
+/// time) or has ended, and then lets them finish.
+fn start_together(ns: &NetNs, n: usize, veth: &[&str]) -> Vec<Started> {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("go");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Opened read-write, so that neither this open nor the containers'
+    // wait for the other side, and no container sees end-of-file early.
+    let mut go = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let busybox = rootfs().join("bin/busybox").to_string_lossy().into_owned();
+    let script = format!(
+        "{} net && echo ready && {busybox} dd if={} bs=1 count=1 2>/dev/null",
+        host_probe(),
+        fifo.display()
+    );
+    let mut args = veth.to_vec();
+    args.extend(["--", "sh", "-c", &script]);
+    let mut children = Children((0..n).map(|_| ns.spawn("ch03-net", &args)).collect());
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, child) in children.0.iter_mut().enumerate() {
+        let stdout = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let line = line.unwrap_or_default();
+                if line == "ready" {
+                    let _ = tx.send((i, Some(seen.clone())));
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            let _ = tx.send((i, None)); // end of file: it exited
+        });
+    }
+    let mut started: Vec<Option<Started>> = (0..n).map(|_| None).collect();
+    while started.iter().any(Option::is_none) {
+        let (i, event) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the containers neither got ready nor ended in 60 s");
+        if started[i].is_some() {
+            continue;
+        }
+        started[i] = Some(match event {
+            Some(lines) => Started::Ready(lines),
+            None => {
+                let child = &mut children.0[i];
+                let code = child.wait().unwrap().code().unwrap_or(-1);
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                Started::Ended(code, stderr)
+            }
+        });
+    }
+    // Every ready one is waiting: let them all go, and wait for them.
+    go.write_all(&vec![b'g'; n]).unwrap();
+    for (i, s) in started.iter().enumerate() {
+        if let Some(Started::Ready(lines)) = s {
+            let status = children.0[i].wait().unwrap();
+            assert!(status.success(), "{lines}");
+        }
+    }
+    started.into_iter().map(Option::unwrap).collect()
+}
+
+/// The eth0 line `probe net` printed: `  eth0 up 10.200.0.2/30`.
+fn eth0(lines: &str) -> String {
+    lines
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("eth0 up "))
+        .unwrap_or_else(|| panic!("no eth0 in\n{lines}"))
+        .to_owned()
+}
+
+#[test]
+fn ch03_veth_refuses_a_subnet_the_host_uses() {
+    if !root() {
+        return;
+    }
+    let Some(ns) = NetNs::new() else { return };
+    // An on-link /24 (and the kernel's local and broadcast routes of its
+    // address), a route without an address, and one in another table.
+    ns.run(&[
+        "link", "add", "lan0", "type", "veth", "peer", "name", "lan1",
+    ]);
+    ns.run(&["addr", "add", "10.9.9.1/24", "dev", "lan0"]);
+    ns.run(&["addr", "add", "10.6.6.6/32", "dev", "lan1"]);
+    ns.run(&["link", "set", "lan0", "up"]);
+    ns.run(&["link", "set", "lan1", "up"]);
+    ns.run(&["route", "add", "blackhole", "10.8.0.0/16"]);
+    ns.run(&["route", "add", "blackhole", "10.7.0.0/16", "table", "100"]);
+    let cases = [
+        // A /30 carved out of the /24: no address lies inside it.
+        ("10.9.9.5/30", "the host's address 10.9.9.1/24 on lan0"),
+        // A subnet around an address.
+        ("10.6.6.5/30", "the host's address 10.6.6.6/32 on lan1"),
+        (
+            "10.8.3.1/30",
+            "the host's route to 10.8.0.0/16 in table main",
+        ),
+        (
+            "10.7.200.1/24",
+            "the host's route to 10.7.0.0/16 in table 100",
+        ),
+        // A wider subnet, around the /24.
+        ("10.9.0.1/16", "the host's address 10.9.9.1/24 on lan0"),
+    ];
+    let mut transcript = String::new();
+    for (cidr, what) in cases {
+        let run = ns.run_bin("ch03-net", &["--veth", cidr, "--", "true"]);
+        assert_eq!(run.code, 125, "{}", run.transcript);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.transcript);
+        assert!(
+            run.stderr
+                .starts_with(&format!("ch03-net: --veth {cidr}: subnet "))
+                && run.stderr.contains(&format!("overlaps {what}; ")),
+            "{}",
+            run.transcript
+        );
+        transcript.push_str(&run.transcript);
+    }
+    // Next to them, a free one works.
+    let ok = ns.run_bin("ch03-net", &["--veth", "10.9.10.1/30", "--", "true"]);
+    assert_eq!(ok.code, 0, "{}", ok.transcript);
+    assert!(!ns.run(&["-o", "link"]).contains("sb"), "a veth is left");
+    crate::snapshot!("ch03_veth_in_use", &transcript);
+}
+
+#[test]
+fn ch03_veth_parallel_starts_never_share_a_subnet() {
+    if !root() {
+        return;
+    }
+    let Some(ns) = NetNs::new() else { return };
+    // Three at once with the same subnet: one gets it, the others are told
+    // it is in use (by the first one's veth).
+    let same = start_together(&ns, 3, &["--veth", "10.9.7.1/30"]);
+    let ready: Vec<&String> = same
+        .iter()
+        .filter_map(|s| match s {
+            Started::Ready(lines) => Some(lines),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ready.len(), 1, "{same:?}");
+    assert_eq!(eth0(ready[0]), "10.9.7.2/30");
+    for s in &same {
+        if let Started::Ended(code, stderr) = s {
+            assert_eq!(*code, 125, "{same:?}");
+            assert_eq!(stderr.lines().count(), 1, "{same:?}");
+            assert!(
+                stderr.contains("subnet 10.9.7.0/30 overlaps the host's address 10.9.7.1/30 on sb"),
+                "{same:?}"
+            );
+        }
+    }
+
+    // Three bare --veth at once: three different subnets, the first free
+    // ones, around a /30 that a route takes.
+    ns.run(&["route", "add", "blackhole", "10.200.0.0/30"]);
+    let bare = start_together(&ns, 3, &["--veth"]);
+    let mut got: Vec<String> = bare
+        .iter()
+        .map(|s| match s {
+            Started::Ready(lines) => eth0(lines),
+            Started::Ended(..) => panic!("a bare --veth failed: {bare:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ["10.200.0.10/30", "10.200.0.14/30", "10.200.0.6/30"]);
+    assert!(!ns.run(&["-o", "link"]).contains("sb"), "a veth is left");
 }

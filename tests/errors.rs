@@ -4,6 +4,8 @@
 mod common;
 
 use common::{root, rootfs, run_clean, Run};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
 
 fn one_line_error(run: &Run, code: i32, needle: &str) {
     assert_eq!(run.code, code, "{}", run.transcript);
@@ -22,6 +24,21 @@ fn one_line_error(run: &Run, code: i32, needle: &str) {
     );
 }
 
+/// `dir` as a string, and as the runtime names it (canonical).
+fn shown(dir: &Path) -> (String, String) {
+    (
+        dir.to_string_lossy().into_owned(),
+        dir.canonicalize().unwrap().to_string_lossy().into_owned(),
+    )
+}
+
+/// Copies the default rootfs's `bin/probe`, a static binary, to `dir/to`.
+fn copy_probe(dir: &Path, to: &str) {
+    let to = dir.join(to);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(rootfs().join("bin/probe"), to).unwrap();
+}
+
 #[test]
 fn bad_input() {
     if !root() {
@@ -31,13 +48,18 @@ fn bad_input() {
     let scratch = tempfile::tempdir().unwrap();
     let no_shell = scratch.path().join("empty");
     std::fs::create_dir(&no_shell).unwrap();
-    let no_shell = no_shell.to_string_lossy().into_owned();
+    // A rootfs whose /proc is a symlink: mounting there would follow it.
+    let proc_link = scratch.path().join("proc-link");
+    copy_probe(&proc_link, "bin/probe");
+    symlink("/etc", proc_link.join("proc")).unwrap();
+    let (no_shell, no_shell_real) = shown(&no_shell);
+    let (proc_link, proc_link_real) = shown(&proc_link);
     let long_name = "x".repeat(65);
-    let cases: [(&[&str], i32, &str); 7] = [
+    let cases: &[(&[&str], i32, &str)] = &[
         (
             &["--rootfs", "/nonexistent", "--", "true"],
             125,
-            "rootfs /nonexistent: no such directory",
+            "rootfs \"/nonexistent\": no such directory",
         ),
         (
             &["--rootfs", "/etc/passwd", "--", "true"],
@@ -45,14 +67,29 @@ fn bad_input() {
             "not a directory",
         ),
         (
-            &["--rootfs", &no_shell, "--", "true"],
+            &["--rootfs", "/", "--", "true"],
             125,
-            "has no /bin/sh",
+            "rootfs \"/\" is the host's own root directory",
+        ),
+        (
+            &["--rootfs", &no_shell, "--", "true"],
+            127,
+            "\"true\": command not found in $PATH in rootfs",
+        ),
+        (
+            &["--rootfs", &no_shell, "--", "/bin/sh"],
+            127,
+            "\"/bin/sh\": no such file in rootfs",
+        ),
+        (
+            &["--rootfs", &proc_link, "--", "/bin/probe"],
+            125,
+            "/proc in rootfs",
         ),
         (
             &["--rootfs", &r, "--", "no-such-command"],
             127,
-            "no-such-command: command not found",
+            "\"no-such-command\": command not found in $PATH in rootfs",
         ),
         (
             &["--rootfs", &r, "--", "/etc/passwd"],
@@ -65,6 +102,36 @@ fn bad_input() {
             "must be 1 to 64",
         ),
         (
+            &["--rootfs", &r, "--hostname", "a b", "--", "true"],
+            125,
+            "' ' is not allowed",
+        ),
+        (
+            &["--rootfs", &r, "--hostname", "box\nroot", "--", "true"],
+            125,
+            "'\\n' is not allowed",
+        ),
+        (
+            &["--rootfs", &r, "--hostname", "\x1b[31mred", "--", "true"],
+            125,
+            "'\\u{1b}' is not allowed",
+        ),
+        (
+            &["--rootfs", &r, "--hostname", "../etc", "--", "true"],
+            125,
+            "'/' is not allowed",
+        ),
+        (
+            &["--rootfs", &r, "--hostname", "a..b", "--", "true"],
+            125,
+            ": empty label",
+        ),
+        (
+            &["--rootfs", &r, "--hostname=box-", "--", "true"],
+            125,
+            "label \"box-\" ends with a hyphen",
+        ),
+        (
             &["--", "true"],
             125,
             "no root filesystem: give --rootfs DIR",
@@ -73,10 +140,144 @@ fn bad_input() {
     let mut transcript = String::new();
     for (args, code, needle) in cases {
         let run = run_clean("ch06-uts", args);
-        one_line_error(&run, code, needle);
-        transcript.push_str(&run.transcript.replace(&no_shell, "EMPTY_DIR"));
+        one_line_error(&run, *code, needle);
+        transcript.push_str(
+            &run.transcript
+                // The escape sequence as a shell would take it, not raw.
+                .replace("'\x1b", "$'\\e")
+                .replace(&no_shell_real, "EMPTY_DIR")
+                .replace(&no_shell, "EMPTY_DIR")
+                .replace(&proc_link_real, "PROC_LINK")
+                .replace(&proc_link, "PROC_LINK"),
+        );
     }
+    // The /proc symlink is named for what it is, and nothing was mounted
+    // through it (run_clean checked the host's mounts).
+    assert!(
+        transcript.contains(
+            "/proc in rootfs \"PROC_LINK\" is a symlink (to \"/etc\"): mount points must be real \
+             directories inside the rootfs"
+        ),
+        "{transcript}"
+    );
     crate::snapshot!("bad_input", &transcript);
+}
+
+/// Paths inside the rootfs are looked up as the container will see them,
+/// and only what the command needs is required.
+#[test]
+fn rootfs_paths_resolve_inside_the_rootfs() {
+    if !root() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+
+    // /bin -> /realbin, an absolute link: on the host it would point to the
+    // host's /realbin; in the container, to the rootfs's own.
+    let linked = scratch.path().join("linked");
+    std::fs::create_dir_all(linked.join("realbin")).unwrap();
+    for entry in std::fs::read_dir(rootfs().join("bin")).unwrap() {
+        let entry = entry.unwrap();
+        let to = linked.join("realbin").join(entry.file_name());
+        match std::fs::read_link(entry.path()) {
+            Ok(target) => symlink(target, to).unwrap(),
+            Err(_) => drop(std::fs::copy(entry.path(), to).unwrap()),
+        }
+    }
+    symlink("/realbin", linked.join("bin")).unwrap();
+    let run = run_clean(
+        "ch06-uts",
+        &[
+            "--rootfs",
+            linked.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo inside",
+        ],
+    );
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "inside\n"),
+        "{}",
+        run.transcript
+    );
+
+    // No /bin/sh at all, and a command that does not need one.
+    let bare = scratch.path().join("bare");
+    copy_probe(&bare, "bin/probe");
+    let run = run_clean(
+        "ch06-uts",
+        &[
+            "--rootfs",
+            bare.to_str().unwrap(),
+            "--hostname",
+            "bare",
+            "--",
+            "/bin/probe",
+            "identity",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    assert!(
+        run.stdout.contains("hostname: bare\n"),
+        "{}",
+        run.transcript
+    );
+
+    // The reverse: /bin -> /usr/bin, where the host has a sh and the rootfs
+    // nothing at all. Resolved on the host, it would pass.
+    let lying = scratch.path().join("lying");
+    std::fs::create_dir(&lying).unwrap();
+    symlink("/usr/bin", lying.join("bin")).unwrap();
+    let run = run_clean(
+        "ch06-uts",
+        &[
+            "--rootfs",
+            lying.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "true",
+        ],
+    );
+    one_line_error(&run, 127, "\"/bin/sh\": no such file in rootfs");
+}
+
+/// Usage errors and runtime errors alike: one line, the binary's name
+/// first, whatever the user typed (a newline in a path included).
+#[test]
+fn usage_errors_are_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--no-such-flag", "--", "true"],
+            "ch06-uts: unexpected argument '--no-such-flag' found (see ch06-uts --help)",
+        ),
+        (
+            &["--rootfs", "/tmp"],
+            "ch06-uts: the following required arguments were not provided: <COMMAND>... \
+             (see ch06-uts --help)",
+        ),
+        (
+            &["--veth", "10.1.2.3", "--", "true"],
+            "ch06-uts: invalid value '10.1.2.3' for '--veth [<CIDR>]': expected ADDRESS/PREFIX, \
+             e.g. 10.200.7.1/30 (see ch06-uts --help)",
+        ),
+        (
+            &["--rootfs", "/no\nsuch", "--", "true"],
+            "ch06-uts: rootfs \"/no\\nsuch\": no such directory (build the default one with \
+             `cargo xtask rootfs`)",
+        ),
+    ];
+    let mut transcript = String::new();
+    for (args, line) in cases {
+        let run = run_clean("ch06-uts", args);
+        assert_eq!(run.code, 125, "{}", run.transcript);
+        assert!(run.stdout.is_empty(), "{}", run.transcript);
+        assert_eq!(run.stderr, format!("{line}\n"), "{}", run.transcript);
+        transcript.push_str(&run.transcript);
+    }
+    crate::snapshot!("usage", &transcript);
 }
 
 #[test]
@@ -85,9 +286,18 @@ fn not_root() {
         return; // needs root to become someone else
     }
     use std::os::unix::process::CommandExt;
-    let bin = common::bin_dir().join("ch06-uts");
+    // uid 65534 may not reach the checkout (under /root, mode 0700, for a
+    // root user who cloned it there): run a copy from a directory anyone
+    // can read, in /tmp whatever $TMPDIR says. The binary needs nothing
+    // else, and the directory doubles as a rootfs that holds the command.
+    let dir = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("ch06-uts");
+    std::fs::copy(common::bin_dir().join("ch06-uts"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(&bin)
-        .args(["--rootfs", "/", "--", "true"])
+        .args(["--rootfs", dir.path().to_str().unwrap(), "--", "/ch06-uts"])
+        .current_dir("/")
         .uid(65534)
         .gid(65534)
         .output()

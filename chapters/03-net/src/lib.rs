@@ -14,9 +14,11 @@ use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
 use clap::Args;
 use netlink::Message;
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use std::fmt;
+use std::fs::File;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
@@ -28,8 +30,8 @@ pub struct Opts {
     pub prev: ch02_pid::Opts,
     /// Connect the container to the host with a veth pair: the host side gets
     /// CIDR's address, the container's eth0 the next one and a default route
-    /// via the host side. Without CIDR: a /30 in 10.200.0.0/16 picked from
-    /// the runtime's pid.
+    /// via the host side. CIDR's subnet must not overlap any address or route
+    /// on the host. Without CIDR: the first free /30 in 10.200.0.0/16.
     #[arg(long, value_name = "CIDR")]
     pub veth: Option<Option<Cidr>>,
 }
@@ -44,8 +46,7 @@ impl Chapter for Opts {
         let mut steps = self.prev.steps();
         steps.push(Box::new(NetNamespace));
         if let Some(cidr) = self.veth {
-            let host = cidr.unwrap_or_else(|| default_subnet(std::process::id()));
-            steps.push(Box::new(Veth::new(host)));
+            steps.push(Box::new(Veth::new(cidr)));
         }
         steps
     }
@@ -94,22 +95,32 @@ pub fn set_up(name: &str) -> Result<()> {
 }
 // ANCHOR_END: up
 
-// ANCHOR: default_subnet
-/// The subnet of a bare `--veth`. 10.200.0.0/16 holds 65536 / 4 = 16384
-/// subnets of 4 addresses (/30: network, host side, container, broadcast);
-/// the runtime's pid picks one, index = pid % 16384. Containers running at
-/// the same time have different pids, so they collide only when their pids
-/// are 16384 apart; prepare() checks the host for that, and `--veth CIDR`
-/// picks a subnet by hand.
-pub fn default_subnet(pid: u32) -> Cidr {
-    let index = pid % 16384;
-    let network = u32::from(Ipv4Addr::new(10, 200, 0, 0)) + index * 4;
-    Cidr {
-        addr: Ipv4Addr::from(network + 1),
-        prefix: 30,
-    }
+// ANCHOR: pick_free
+/// Where a bare `--veth` takes its subnet from: 10.200.0.0/16 holds
+/// 65536 / 4 = 16384 subnets of 4 addresses (/30: network, host side,
+/// container, broadcast).
+const POOL: Cidr = Cidr {
+    addr: Ipv4Addr::new(10, 200, 0, 0),
+    prefix: 16,
+};
+
+/// The subnet of a bare `--veth`: the first /30 of [`POOL`] that overlaps
+/// nothing in `in_use`, as its host side's address (`10.200.0.1/30`).
+/// Called with the veth lock held, so that two runtimes never pick the same.
+pub fn pick_free(in_use: &[InUse]) -> Option<Cidr> {
+    let first = u32::from(POOL.addr);
+    (0..1u32 << (30 - POOL.prefix))
+        .map(|i| Cidr {
+            addr: Ipv4Addr::from(first + i * 4),
+            prefix: 30,
+        })
+        .find(|subnet| first_overlap(*subnet, in_use).is_none())
+        .map(|subnet| Cidr {
+            addr: Ipv4Addr::from(u32::from(subnet.addr) + 1),
+            prefix: 30,
+        })
 }
-// ANCHOR_END: default_subnet
+// ANCHOR_END: pick_free
 
 /// An IPv4 address with its prefix length, `10.200.7.1/30`: the host side's
 /// address in `--veth`. Parsing checks that the next address, the
@@ -130,6 +141,23 @@ impl Cidr {
     }
     pub fn contains(self, addr: Ipv4Addr) -> bool {
         (u32::from(addr) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+    /// The subnet itself, `10.200.7.0/30` for `10.200.7.1/30`.
+    pub fn subnet(self) -> Cidr {
+        Cidr {
+            addr: self.network(),
+            prefix: self.prefix,
+        }
+    }
+    /// Whether the two subnets share an address: then one contains the
+    /// other (10.9.9.4/30 is inside 10.9.9.0/24, and the other way round).
+    pub fn overlaps(self, other: Cidr) -> bool {
+        let wider = if self.prefix < other.prefix {
+            self
+        } else {
+            other
+        };
+        wider.contains(self.addr) && wider.contains(other.addr)
     }
     /// The next address, in the same subnet: the container's.
     pub fn next(self) -> Cidr {
@@ -198,21 +226,28 @@ const CONTAINER_IF: &str = "eth0";
 
 /// `--veth`: a veth pair, `sb<id>` on the host and `eth0` in the container.
 struct Veth {
-    /// The host side's address; the container's is the next one.
+    /// `--veth CIDR`, or None for the first free subnet.
+    wanted: Option<Cidr>,
+    /// The host side's address (set by prepare()); the container's is the next one.
     host: Cidr,
     /// The host side's name, from the container's id (set by prepare()).
     host_if: String,
     /// Whether we created the pair, so that cleanup() deletes it (and no
     /// interface of the same name that was there before us).
     created: bool,
+    /// Held from the check in prepare() until the host side has its address:
+    /// until then the subnet is chosen but nobody else can see it.
+    lock: Option<Flock<File>>,
 }
 
 impl Veth {
-    fn new(host: Cidr) -> Self {
+    fn new(wanted: Option<Cidr>) -> Self {
         Veth {
-            host,
+            wanted,
+            host: POOL,
             host_if: String::new(),
             created: false,
+            lock: None,
         }
     }
 }
@@ -228,7 +263,26 @@ impl Step for Veth {
                 self.host_if
             )));
         }
-        check_free(self.host)
+        // Checking that a subnet is free and taking it are two steps; the
+        // lock makes them one for every runtime on the machine, so that two
+        // containers started together cannot both find the same subnet free.
+        let lock = lock_subnets(ctx)?;
+        let in_use = in_use(ctx)?;
+        self.host = match self.wanted {
+            Some(host) => {
+                check_free(host, &in_use)?;
+                host
+            }
+            None => pick_free(&in_use).ok_or_else(|| {
+                Error::runtime(format!(
+                    "--veth: no free /30 left in {POOL}: each overlaps an address or a \
+                     route on the host; choose a subnet with --veth ADDRESS/PREFIX"
+                ))
+            })?,
+        };
+        ctx.say(format_args!("--veth: {} is free", self.host.subnet()));
+        self.lock = Some(lock);
+        Ok(())
     }
 
     fn after_clone(&mut self, ctx: &Ctx, child: Pid) -> Result<()> {
@@ -244,6 +298,9 @@ impl Step for Veth {
         // One message made both ends: from here on there is something to delete.
         self.created = true;
         configure(ctx, &mut nl, host_if, self.host)?;
+        // The subnet now shows in every other runtime's check: let them in.
+        ctx.say(format_args!("flock(2) {LOCK_FILE} LOCK_UN"));
+        self.lock = None;
         Ok(())
     }
 
@@ -262,6 +319,8 @@ impl Step for Veth {
     }
 
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
+        // Still held if setup failed before the host side was configured.
+        self.lock = None;
         if !self.created {
             return Ok(());
         }
@@ -370,27 +429,256 @@ fn failed(what: String) -> impl FnOnce(netlink::Refused) -> Error {
     move |e| Error::runtime(format!("{what}: {e}"))
 }
 
-/// The kernel accepts the same IPv4 address on two interfaces (and two
-/// routes to one subnet), so an address that is in use would not fail: the
-/// host would route to one container or the other. Refuse a subnet in which
-/// any of the host's interfaces has an address (another container's veth, say).
-fn check_free(host: Cidr) -> Result<()> {
-    let subnet = Cidr {
-        addr: host.network(),
-        prefix: host.prefix,
-    };
-    for ifa in nix::ifaddrs::getifaddrs().context("getifaddrs(3)")? {
-        let Some(addr) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) else {
-            continue;
-        };
-        if subnet.contains(addr.ip()) {
-            return Err(Error::runtime(format!(
-                "--veth {host}: {} is already in use on the host ({}), in subnet {subnet}; \
-                 choose another subnet with --veth ADDRESS/PREFIX",
-                addr.ip(),
-                ifa.interface_name
-            )));
+// ANCHOR: in_use
+/// Where runtimes serialise their choice of subnet (see [`Veth`]'s prepare).
+const LOCK_DIR: &str = "/run/stepbox";
+const LOCK_FILE: &str = "/run/stepbox/veth.lock";
+
+/// An exclusive flock(2) on [`LOCK_FILE`], released by dropping it. Two
+/// runtimes in different network namespaces share it too: needless for
+/// them, but harmless, as it is held only for a moment.
+fn lock_subnets(ctx: &Ctx) -> Result<Flock<File>> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(LOCK_DIR) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).context(format!("mkdir {LOCK_DIR}"));
+        }
+        _ => {}
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(LOCK_FILE)
+        .context(format!("open {LOCK_FILE}"))?;
+    ctx.say(format_args!("flock(2) {LOCK_FILE} LOCK_EX"));
+    // Blocks while another runtime chooses its subnet (a moment). The
+    // forwarded signals are blocked, so a Ctrl-C meanwhile waits for it.
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .context(format!("flock(2) {LOCK_FILE}"))
+}
+
+/// A subnet that is taken on the host, and by what, for the message.
+#[derive(Debug, Clone)]
+pub struct InUse {
+    pub net: Cidr,
+    pub what: String,
+}
+
+/// Every subnet the host uses: its interfaces' addresses with their
+/// prefixes (an RTM_GETADDR dump), and the destinations of every route in
+/// every routing table (an RTM_GETROUTE dump: `ip route show table all`,
+/// which includes the kernel's `local` and `broadcast` routes of each
+/// address). Default routes are left out, as docker does: they contain
+/// every subnet, and a more specific route is what a veth is for.
+fn in_use(ctx: &Ctx) -> Result<Vec<InUse>> {
+    let mut nl = netlink::Socket::open().context("socket(2) AF_NETLINK NETLINK_ROUTE")?;
+    let mut found = Vec::new();
+    ctx.say(format_args!("netlink RTM_GETADDR dump"));
+    let addrs = nl
+        .dump(Message::dump(
+            netlink::RTM_GETADDR,
+            &netlink::ifaddrmsg(0, 0),
+        ))
+        .map_err(failed("netlink RTM_GETADDR dump (ip addr show)".into()))?;
+    for a in addrs.iter().filter_map(|m| netlink::parse_address(m)) {
+        for addr in [a.local, a.peer] {
+            // An address /0 would claim everything: count it as itself only.
+            let prefix = if a.prefix_len == 0 { 32 } else { a.prefix_len };
+            found.push(InUse {
+                net: Cidr { addr, prefix },
+                what: format!("the host's address {addr}/{} on {}", a.prefix_len, a.label),
+            });
         }
     }
-    Ok(())
+    ctx.say(format_args!("netlink RTM_GETROUTE dump"));
+    let routes = nl
+        // Of the header, a dump request only reads the family (unless the
+        // socket asked for strict checking, which this one does not).
+        .dump(Message::dump(netlink::RTM_GETROUTE, &netlink::rtmsg(0)))
+        .map_err(failed(
+            "netlink RTM_GETROUTE dump (ip route show table all)".into(),
+        ))?;
+    for r in routes.iter().filter_map(|m| netlink::parse_route(m)) {
+        if r.dst_len == 0 {
+            continue;
+        }
+        let table = match r.table {
+            t if t == netlink::RT_TABLE_MAIN as u32 => "main".to_string(),
+            t if t == netlink::RT_TABLE_LOCAL as u32 => "local".to_string(),
+            t => t.to_string(),
+        };
+        found.push(InUse {
+            net: Cidr {
+                addr: r.dst,
+                prefix: r.dst_len,
+            },
+            what: format!(
+                "the host's route to {}/{} in table {table}",
+                r.dst, r.dst_len
+            ),
+        });
+    }
+    Ok(found)
+}
+
+/// The first subnet of `in_use` that shares an address with `subnet`.
+pub fn first_overlap(subnet: Cidr, in_use: &[InUse]) -> Option<&InUse> {
+    in_use.iter().find(|u| u.net.overlaps(subnet))
+}
+
+/// The kernel accepts the same IPv4 address on two interfaces, and a route
+/// to a subnet inside another one, so an overlapping subnet would not fail:
+/// the host would send part of its traffic to the container. Refuse a
+/// subnet that overlaps anything the host uses, in either direction.
+fn check_free(host: Cidr, in_use: &[InUse]) -> Result<()> {
+    let subnet = host.subnet();
+    match first_overlap(subnet, in_use) {
+        None => Ok(()),
+        Some(u) => Err(Error::runtime(format!(
+            "--veth {host}: subnet {subnet} overlaps {}; choose a free \
+             subnet with --veth ADDRESS/PREFIX, or let a bare --veth pick one",
+            u.what
+        ))),
+    }
+}
+// ANCHOR_END: in_use
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    fn net(s: &str) -> Cidr {
+        let (a, p) = s.split_once('/').unwrap();
+        Cidr {
+            addr: a.parse().unwrap(),
+            prefix: p.parse().unwrap(),
+        }
+    }
+
+    fn used(nets: &[&str]) -> Vec<InUse> {
+        nets.iter()
+            .map(|n| InUse {
+                net: net(n),
+                what: format!("the host's route to {n}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overlap_is_checked_both_ways() {
+        // A /30 carved out of an on-link /24: the old check asked only
+        // whether a host address lay inside the /30, and 10.9.9.1 does not.
+        assert!(net("10.9.9.4/30").overlaps(net("10.9.9.0/24")));
+        assert!(net("10.9.9.0/24").overlaps(net("10.9.9.4/30")));
+        assert!(net("10.9.9.4/30").overlaps(net("10.9.9.5/32")));
+        assert!(!net("10.9.9.4/30").overlaps(net("10.9.9.8/30")));
+        assert!(!net("10.9.9.4/30").overlaps(net("10.9.10.0/24")));
+        assert!(net("10.0.0.0/8").overlaps(net("10.200.3.0/30")));
+        let err = check_free(cidr("10.9.9.5/30"), &used(&["10.9.9.0/24"])).unwrap_err();
+        assert_eq!(
+            err.msg,
+            "--veth 10.9.9.5/30: subnet 10.9.9.4/30 overlaps the host's route to \
+             10.9.9.0/24; choose a free subnet with --veth ADDRESS/PREFIX, or let a bare \
+             --veth pick one"
+        );
+        assert!(check_free(cidr("10.9.8.1/30"), &used(&["10.9.9.0/24"])).is_ok());
+    }
+
+    #[test]
+    fn a_bare_veth_takes_the_first_free_30() {
+        assert_eq!(pick_free(&[]), Some(cidr("10.200.0.1/30")));
+        // Another container's subnet, and the kernel's local route of it.
+        let taken = used(&["10.200.0.0/30", "10.200.0.1/32", "10.200.0.8/29"]);
+        assert_eq!(pick_free(&taken), Some(cidr("10.200.0.5/30")));
+        let taken = used(&["10.200.0.0/29", "10.200.0.12/32", "10.200.0.14/31"]);
+        assert_eq!(pick_free(&taken), Some(cidr("10.200.0.9/30")));
+        // The whole pool taken, by one route or by a wider one.
+        assert_eq!(pick_free(&used(&["10.200.0.0/16"])), None);
+        assert_eq!(pick_free(&used(&["10.0.0.0/8"])), None);
+        // Routes elsewhere do not matter.
+        assert_eq!(
+            pick_free(&used(&["10.201.0.0/16", "192.168.0.0/16"])),
+            Some(cidr("10.200.0.1/30"))
+        );
+    }
+
+    #[test]
+    fn cidrs_are_parsed() {
+        assert_eq!(cidr("10.200.7.1/30"), net("10.200.7.1/30"));
+        assert_eq!(cidr("10.200.7.0/31"), net("10.200.7.0/31"));
+        for bad in [
+            "10.200.7.1",
+            "10.200.7.1/33",
+            "10.200.7.1/",
+            "300.1.1.1/30",
+            "127.0.0.1/8",
+            "224.0.0.1/30",
+            "0.1.2.3/30",
+            "10.200.7.0/30", // the network's own address
+            "10.200.7.2/30", // the next one would be the broadcast address
+            "10.200.7.1/31", // in a /31 the host side must be the first
+            "10.200.7.1/32", // no room for the container
+            "10.2.3.4/30\n", // trailing garbage, quoted in the message
+        ] {
+            let err = bad.parse::<Cidr>().unwrap_err();
+            assert!(!err.contains('\n'), "{bad:?}: {err}");
+        }
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn check(s: &str) -> std::result::Result<(), TestCaseError> {
+            match s.parse::<Cidr>() {
+                Err(e) => {
+                    prop_assert!(!e.is_empty() && !e.chars().any(char::is_control), "{e:?}");
+                }
+                Ok(c) => {
+                    let subnet = c.subnet();
+                    let next = c.next();
+                    prop_assert!(subnet.contains(c.addr) && subnet.contains(next.addr));
+                    prop_assert_eq!(next.subnet(), subnet);
+                    prop_assert!(c.prefix <= 31);
+                    let network = u32::from(subnet.addr);
+                    let broadcast = network | !subnet.mask();
+                    if c.prefix == 31 {
+                        // RFC 3021: both addresses are hosts, in order.
+                        prop_assert_eq!(u32::from(c.addr), network);
+                        prop_assert_eq!(u32::from(next.addr), broadcast);
+                    } else {
+                        prop_assert!(u32::from(c.addr) != network);
+                        prop_assert!(u32::from(next.addr) != broadcast);
+                    }
+                    // It prints as it was given, and parses back.
+                    prop_assert_eq!(c.to_string().parse::<Cidr>(), Ok(c));
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn any_text(s in "\\PC{0,24}") {
+                check(&s)?;
+            }
+
+            #[test]
+            fn near_misses(s in "[0-9]{1,4}(\\.[0-9]{1,4}){0,4}(/[0-9+-]{0,3})?[ \n/x]?") {
+                check(&s)?;
+            }
+
+            #[test]
+            fn any_address(a in any::<u32>(), prefix in 0u8..=33) {
+                check(&format!("{}/{prefix}", Ipv4Addr::from(a)))?;
+            }
+        }
+    }
 }

@@ -10,12 +10,16 @@
 //!    container), a read-only /sys and a minimal /dev.
 
 mod dev;
+mod rootfs;
+
+pub use rootfs::{check_rootfs, mount_point, resolve_in_root};
 
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
 use clap::Args;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::unistd::{chdir, pivot_root};
+use rootfs::NO_ROOTFS_HINT;
 use std::path::{Path, PathBuf};
 
 // ANCHOR: opts
@@ -51,8 +55,6 @@ struct MountNamespace {
     rootfs: Option<PathBuf>,
 }
 
-const NO_ROOTFS_HINT: &str = "build the default one with `cargo xtask rootfs`";
-
 impl Step for MountNamespace {
     fn clone_flags(&self) -> CloneFlags {
         CloneFlags::CLONE_NEWNS
@@ -61,7 +63,7 @@ impl Step for MountNamespace {
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         // A later chapter may set ctx.rootfs itself (an overlay of image layers).
         if let Some(dir) = &self.rootfs {
-            ctx.rootfs = Some(check_rootfs(dir)?);
+            ctx.rootfs = Some(check_rootfs(dir, &ctx.command)?);
         }
         Ok(())
     }
@@ -128,6 +130,9 @@ impl Step for MountNamespace {
 }
 
 /// `mount -t FSTYPE FSTYPE TARGET -o FLAGS,DATA`, creating TARGET if needed.
+/// TARGET is checked again here, in the container's own root: a rootfs that
+/// a later chapter assembles (chapter 8's overlay) was not checked by
+/// [`check_rootfs`].
 pub fn mount_fs(
     ctx: &Ctx,
     fstype: &str,
@@ -135,41 +140,13 @@ pub fn mount_fs(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<()> {
-    std::fs::create_dir_all(target).context(format!("mkdir {target}"))?;
+    if !mount_point(None, Path::new(target), target)? {
+        std::fs::create_dir(target).context(format!("mkdir {target}"))?;
+    }
     ctx.say(format_args!(
         "mount(2) {fstype} on {target}{}",
         data.map(|d| format!(" ({d})")).unwrap_or_default()
     ));
     mount(Some(fstype), target, Some(fstype), flags, data)
         .context(format!("mount(2) {fstype} on {target}"))
-}
-
-/// The rootfs must be a directory with a shell in it: catches the typical
-/// mistakes (a typo, the tarball instead of the unpacked directory) before
-/// any namespace exists.
-pub fn check_rootfs(dir: &Path) -> Result<PathBuf> {
-    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::runtime(format!(
-            "rootfs {}: no such directory ({NO_ROOTFS_HINT})",
-            dir.display()
-        )),
-        _ => Error::runtime(format!("rootfs {}: {e}", dir.display())),
-    })?;
-    if !meta.is_dir() {
-        return Err(Error::runtime(format!(
-            "rootfs {}: not a directory",
-            dir.display()
-        )));
-    }
-    let dir = dir
-        .canonicalize()
-        .context(format!("rootfs {}", dir.display()))?;
-    // symlink_metadata: /bin/sh is often a link, absolute ones must not be followed on the host.
-    if std::fs::symlink_metadata(dir.join("bin/sh")).is_err() {
-        return Err(Error::runtime(format!(
-            "rootfs {} has no /bin/sh: is it a root filesystem? ({NO_ROOTFS_HINT})",
-            dir.display()
-        )));
-    }
-    Ok(dir)
 }

@@ -40,9 +40,6 @@ struct UtsNamespace {
     hostname: Option<String>,
 }
 
-/// HOST_NAME_MAX on Linux; sethostname(2) fails with EINVAL beyond it.
-const HOST_NAME_MAX: usize = 64;
-
 impl Step for UtsNamespace {
     fn clone_flags(&self) -> CloneFlags {
         CloneFlags::CLONE_NEWUTS
@@ -51,13 +48,7 @@ impl Step for UtsNamespace {
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         // Checked before anything is created, for a clear message.
         let name = self.hostname.get_or_insert_with(|| ctx.id.clone());
-        if name.is_empty() || name.len() > HOST_NAME_MAX {
-            return Err(Error::runtime(format!(
-                "hostname {name:?} is {} bytes long: it must be 1 to {HOST_NAME_MAX}",
-                name.len()
-            )));
-        }
-        Ok(())
+        check_hostname(name).map_err(Error::runtime)
     }
 
     fn in_child(&self, ctx: &Ctx) -> Result<()> {
@@ -67,3 +58,139 @@ impl Step for UtsNamespace {
     }
 }
 // ANCHOR_END: step
+
+// ANCHOR: check_hostname
+/// HOST_NAME_MAX on Linux; sethostname(2) fails with EINVAL beyond it.
+pub const HOST_NAME_MAX: usize = 64;
+
+/// The longest label (RFC 1035, section 2.3.4).
+const LABEL_MAX: usize = 63;
+
+/// What RFC 1123 (section 2.1) allows in a host name: labels of letters,
+/// digits and hyphens, 1 to 63 bytes each, that neither start nor end with a
+/// hyphen, separated by dots; and what Linux allows, at most 64 bytes in
+/// all. The kernel itself takes any bytes, newlines and escape sequences
+/// included, and the hostname ends up in prompts, logs and terminals: the
+/// runtime refuses what no resolver or log reader expects, with one line
+/// naming the rule.
+pub fn check_hostname(name: &str) -> std::result::Result<(), String> {
+    const RULE: &str = "a hostname (RFC 1123) is labels of letters, digits and hyphens, \
+                        separated by dots";
+    if name.is_empty() || name.len() > HOST_NAME_MAX {
+        return Err(format!(
+            "hostname {name:?} is {} bytes long: it must be 1 to {HOST_NAME_MAX}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+    {
+        return Err(format!("hostname {name:?}: {c:?} is not allowed: {RULE}"));
+    }
+    for label in name.split('.') {
+        let why = if label.is_empty() {
+            "empty label (a dot at either end, or two in a row)".to_string()
+        } else if label.len() > LABEL_MAX {
+            format!("label {label:?} is {} bytes long", label.len())
+        } else if label.starts_with('-') {
+            format!("label {label:?} starts with a hyphen")
+        } else if label.ends_with('-') {
+            format!("label {label:?} ends with a hyphen")
+        } else {
+            continue;
+        };
+        return Err(format!(
+            "hostname {name:?}: {why}: {RULE}, each 1 to {LABEL_MAX} bytes, \
+             starting and ending with a letter or a digit"
+        ));
+    }
+    Ok(())
+}
+// ANCHOR_END: check_hostname
+
+#[cfg(test)]
+mod tests {
+    use super::check_hostname;
+
+    #[test]
+    fn rfc_1123_names_are_accepted() {
+        for ok in [
+            "box",
+            "a",
+            "1a2b3c4d", // a container id
+            "0123",     // all digits: RFC 1123 allows it
+            "web-1.example.org",
+            "XN--BCHER-KVA.example",
+            &"x".repeat(63),
+            &format!("{}.{}", "a".repeat(31), "b".repeat(32)), // 64 bytes
+        ] {
+            assert_eq!(check_hostname(ok), Ok(()), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_refused_with_the_rule() {
+        for (bad, why) in [
+            ("", "is 0 bytes long: it must be 1 to 64"),
+            (&"x".repeat(65), "is 65 bytes long: it must be 1 to 64"),
+            ("a\nb", "'\\n' is not allowed"),
+            ("a\x1b[2Jb", "'\\u{1b}' is not allowed"),
+            ("a/b", "'/' is not allowed"),
+            ("a b", "' ' is not allowed"),
+            ("a_b", "'_' is not allowed"),
+            ("bücher", "'ü' is not allowed"),
+            ("a..b", ": empty label"),
+            (".a", ": empty label"),
+            ("a.", ": empty label"),
+            ("-a", ": label \"-a\" starts with a hyphen"),
+            ("a.b-", ": label \"b-\" ends with a hyphen"),
+            (&"a".repeat(64), "is 64 bytes long: a hostname (RFC 1123)"),
+        ] {
+            let err = check_hostname(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.starts_with("hostname \""), "{err}");
+            assert!(!err.chars().any(char::is_control), "{err:?}");
+        }
+    }
+
+    mod fuzz {
+        use super::check_hostname;
+        use proptest::prelude::*;
+
+        /// The rule, written independently of check_hostname.
+        fn rule() -> regex::Regex {
+            let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+            regex::Regex::new(&format!("^{label}(\\.{label})*$")).unwrap()
+        }
+
+        fn check(name: &str) -> std::result::Result<(), TestCaseError> {
+            let expected = name.len() <= 64 && rule().is_match(name);
+            match check_hostname(name) {
+                Ok(()) => prop_assert!(expected, "accepted {name:?}"),
+                Err(e) => {
+                    prop_assert!(!expected, "refused {name:?}: {e}");
+                    prop_assert!(!e.chars().any(char::is_control), "{e:?}");
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn any_text(name in "\\PC{0,70}|[\\x00-\\x7f]{0,70}") {
+                check(&name)?;
+            }
+
+            #[test]
+            fn near_misses(name in "[a-z0-9.-]{0,70}") {
+                check(&name)?;
+            }
+
+            #[test]
+            fn valid_names(name in "[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,3}") {
+                check(&name)?;
+            }
+        }
+    }
+}
