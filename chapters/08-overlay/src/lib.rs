@@ -39,6 +39,15 @@ pub struct Opts {
     /// Where unpacked layers and the containers' directories are kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/stepbox")]
     pub state_dir: PathBuf,
+    /// The most file data one layer may unpack to (a unit k, m, g or t
+    /// allowed): a small compressed layer can expand to fill the disk.
+    #[arg(long, value_name = "SIZE", value_parser = parse_layer_size,
+          default_value_t = Size(layer::Limits::default().max_bytes))]
+    pub max_layer_size: Size,
+    /// The most entries (files, directories, links…) one layer may hold.
+    #[arg(long, value_name = "N", value_parser = parse_layer_entries,
+          default_value_t = layer::Limits::default().max_entries)]
+    pub max_layer_entries: u64,
 }
 
 impl Chapter for Opts {
@@ -54,6 +63,10 @@ impl Chapter for Opts {
             layers: self.layers.clone(),
             keep: self.keep,
             state_dir: self.state_dir.clone(),
+            limits: layer::Limits {
+                max_bytes: self.max_layer_size.0,
+                max_entries: self.max_layer_entries,
+            },
             dir: None,
             mounted: false,
         }));
@@ -66,6 +79,7 @@ struct Overlay {
     layers: Vec<PathBuf>,
     keep: bool,
     state_dir: PathBuf,
+    limits: layer::Limits,
     /// What prepare() has made so far, for undoing it: the container's
     /// directory, and whether `merged` is mounted.
     dir: Option<PathBuf>,
@@ -83,23 +97,30 @@ impl Step for Overlay {
             ));
         }
         // cleanup() runs only for steps whose prepare() succeeded: a
-        // prepare() that fails half-way must undo its own work.
-        let result = self.setup(ctx);
-        if result.is_err() {
-            self.teardown(ctx, false);
-        }
-        result
+        // prepare() that fails half-way must undo its own work, and say
+        // what it could not undo.
+        self.setup(ctx)
+            .map_err(|e| match self.teardown(ctx, false) {
+                Ok(()) => e,
+                Err(left) => Error::with_code(
+                    e.code,
+                    format!("{}; then cleaning up failed too: {left}", e.msg),
+                ),
+            })
     }
 
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
-        self.teardown(ctx, self.keep);
-        Ok(())
+        self.teardown(ctx, self.keep).map_err(Error::runtime)
     }
 }
 
 impl Overlay {
     fn setup(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let store = Store::open(&self.state_dir)?;
+        let mut store = Store::open(&self.state_dir)?;
+        for stale in &store.stale {
+            warn(ctx, format_args!("{stale}"));
+        }
+        store.limits = self.limits;
         // Unpacked (or found in the cache) before anything of the container
         // exists: a bad layer leaves nothing to clean up but its temp dir.
         let lowers = self
@@ -145,41 +166,53 @@ impl Overlay {
         Ok(())
     }
 
-    /// Undoes setup(), as far as it got; never fails, only warns.
-    fn teardown(&mut self, ctx: &Ctx, keep_upper: bool) {
-        let Some(dir) = self.dir.take() else { return };
+    /// Undoes setup(), as far as it got. Err says what is left on the host
+    /// and where: a container's upper dir is its data, and a failure to
+    /// remove it must not pass for a clean exit.
+    fn teardown(&mut self, ctx: &Ctx, keep_upper: bool) -> std::result::Result<(), String> {
+        let Some(dir) = self.dir.take() else {
+            return Ok(());
+        };
         let merged = dir.join("merged");
         if self.mounted {
             ctx.say(format_args!("umount2(2) {}, MNT_DETACH", merged.display()));
             if let Err(e) = umount2(&merged, MntFlags::MNT_DETACH) {
                 // Removing files through a mounted merged dir would remove
                 // them from upper: leave everything for a human.
-                warn(
-                    ctx,
-                    format_args!(
-                        "umount2(2) {}: {e}; left {} as is",
-                        merged.display(),
-                        dir.display()
-                    ),
-                );
-                return;
+                return Err(format!(
+                    "left {dir:?} on the host, with the overlay still mounted on {merged:?}: \
+                     umount2(2) failed: {}",
+                    ch01_process::error::describe(e)
+                ));
             }
             self.mounted = false;
         }
+        // remove_all, not fs::remove_dir_all: the upper dir is the
+        // container's own making, and may be deeper than the runtime has
+        // file descriptors (see remove.rs).
         if keep_upper {
+            let mut left = Vec::new();
             for sub in ["merged", "work", "l"] {
-                let _ = fs::remove_dir_all(dir.join(sub));
+                let path = dir.join(sub);
+                if let Err(e) = remove::remove_all(&path) {
+                    left.push(format!(
+                        "left {path:?} on the host: removing it failed: {e}"
+                    ));
+                }
             }
             ctx.tell(format_args!(
                 "kept the container's upper dir: {}",
                 dir.join("upper").display()
             ));
+            if !left.is_empty() {
+                return Err(left.join("; "));
+            }
         } else {
             ctx.say(format_args!("rm -r {}", dir.display()));
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                warn(ctx, format_args!("removing {}: {e}", dir.display()));
-            }
+            remove::remove_all(&dir)
+                .map_err(|e| format!("left {dir:?} on the host: removing it failed: {e}"))?;
         }
+        Ok(())
     }
 }
 
@@ -270,4 +303,76 @@ fn mkdir(path: &Path, mode: u32) -> Result<()> {
 
 fn warn(ctx: &Ctx, what: std::fmt::Arguments) {
     ctx.tell(format_args!("warning: {what}"));
+}
+
+/// A size in bytes, shown in --help as it would be typed (`16g`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (shift, unit) in [(40, "t"), (30, "g"), (20, "m"), (10, "k")] {
+            if self.0 >= 1 << shift && self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+fn parse_layer_size(s: &str) -> std::result::Result<Size, String> {
+    // size::parse refuses what does not fit in 64 bits.
+    match ch07_cgroups::size::parse(s)? {
+        0 => Err("must be at least 1 byte (leave --max-layer-size out for the default)".into()),
+        n => Ok(Size(n)),
+    }
+}
+
+fn parse_layer_entries(s: &str) -> std::result::Result<u64, String> {
+    use std::num::IntErrorKind::*;
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (leave --max-layer-entries out for the default)".into()),
+        Ok(n) => Ok(n),
+        Err(e) if *e.kind() == PosOverflow => Err(format!("{s:?} is too large")),
+        Err(_) if s.trim().starts_with('-') => Err("must be at least 1".into()),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_limits_parse_and_refuse_what_they_cannot_hold() {
+        assert_eq!(parse_layer_size("1m"), Ok(Size(1 << 20)));
+        assert_eq!(parse_layer_size("16 GiB"), Ok(Size(16 << 30)));
+        assert!(parse_layer_size("0").is_err());
+        let too_big = parse_layer_size("99999999999999999999999t").unwrap_err();
+        assert!(too_big.contains("too large"), "{too_big}");
+        assert!(parse_layer_size("lots").unwrap_err().contains("not a size"));
+
+        assert_eq!(parse_layer_entries("1000"), Ok(1000));
+        assert_eq!(parse_layer_entries(&u64::MAX.to_string()), Ok(u64::MAX));
+        let too_big = parse_layer_entries("18446744073709551616").unwrap_err();
+        assert!(too_big.contains("too large"), "{too_big}");
+        assert!(parse_layer_entries("0").unwrap_err().contains("at least 1"));
+        assert!(parse_layer_entries("-5")
+            .unwrap_err()
+            .contains("at least 1"));
+        assert!(parse_layer_entries("1e3")
+            .unwrap_err()
+            .contains("not a whole number"));
+    }
+
+    #[test]
+    fn the_default_limits_are_shown_as_they_parse() {
+        let d = layer::Limits::default();
+        assert_eq!(Size(16 << 30).to_string(), "16g");
+        assert_eq!(Size(1536).to_string(), "1536");
+        assert_eq!(
+            parse_layer_size(&Size(d.max_bytes).to_string()),
+            Ok(Size(d.max_bytes))
+        );
+    }
 }
