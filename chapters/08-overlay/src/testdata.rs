@@ -35,6 +35,8 @@ pub struct Entry<'a> {
     pub data: &'a [u8],
     pub mode: u32,
     pub dev: (u32, u32),
+    /// The size written in the header, if not the data's: a header that lies.
+    pub size: Option<u64>,
 }
 
 impl<'a> Entry<'a> {
@@ -51,6 +53,7 @@ impl<'a> Entry<'a> {
             data: b"",
             mode,
             dev: (0, 0),
+            size: None,
         }
     }
     pub fn file(path: &'a [u8], data: &'a [u8]) -> Self {
@@ -67,28 +70,66 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// A tar file of `entries`, paths and link targets taken byte for byte.
+/// A tar file of `entries`, paths and link targets taken byte for byte
+/// (longer than 100 bytes: in a GNU long name or long link record before
+/// the entry, as GNU tar writes them).
 pub fn tar(entries: &[Entry]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
+        for (long, kind) in [
+            (e.path, EntryType::GNULongName),
+            (e.link, EntryType::GNULongLink),
+        ] {
+            if long.len() > 100 {
+                let mut h = Header::new_gnu();
+                h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+                h.set_entry_type(kind);
+                h.set_mode(0o644);
+                h.set_size(long.len() as u64 + 1);
+                h.set_cksum();
+                b.append(&h, [long, b"\0"].concat().as_slice()).unwrap();
+            }
+        }
         let mut h = Header::new_gnu();
-        assert!(
-            e.path.len() <= 100 && e.link.len() <= 100,
-            "name too long for a test header"
+        let (path, link) = (
+            &e.path[..e.path.len().min(100)],
+            &e.link[..e.link.len().min(100)],
         );
-        h.as_old_mut().name[..e.path.len()].copy_from_slice(e.path);
-        h.as_old_mut().linkname[..e.link.len()].copy_from_slice(e.link);
+        h.as_old_mut().name[..path.len()].copy_from_slice(path);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
         h.set_entry_type(e.kind);
         h.set_mode(e.mode);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(1_000_000_000);
-        h.set_size(e.data.len() as u64);
+        h.set_size(e.size.unwrap_or(e.data.len() as u64));
         h.set_device_major(e.dev.0).unwrap();
         h.set_device_minor(e.dev.1).unwrap();
         h.set_cksum();
         b.append(&h, e.data).unwrap();
     }
+    b.into_inner().unwrap()
+}
+
+/// A tar file of one GNU sparse file `path`, `size` bytes long once
+/// unpacked: a hole, then `data` (a multiple of 512 bytes) at its end.
+pub fn sparse(path: &[u8], size: u64, data: &[u8]) -> Vec<u8> {
+    assert!(path.len() <= 100 && data.len().is_multiple_of(512));
+    let mut h = Header::new_gnu();
+    h.as_old_mut().name[..path.len()].copy_from_slice(path);
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_000_000_000);
+    h.set_size(data.len() as u64);
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.sparse[0].set_offset(size - data.len() as u64);
+    gnu.sparse[0].set_length(data.len() as u64);
+    gnu.set_real_size(size);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, data).unwrap();
     b.into_inner().unwrap()
 }
 
@@ -191,6 +232,50 @@ pub fn malicious() -> Vec<Case> {
                 Entry::file(b"link/.wh.stepbox-escaped", b""),
             ]),
             expect: Reject("symlink"),
+        },
+        // A whiteout of ".." deleted the directory that holds the layer:
+        // every cached layer of the state directory.
+        Case {
+            name: "whiteout-dotdot",
+            tar: tar(&[Entry::file(b".wh...", b"")]),
+            expect: Reject("whiteout of \"..\""),
+        },
+        Case {
+            name: "whiteout-dotdot-below",
+            tar: tar(&[
+                Entry::new(T::Directory, b"a/b/"),
+                Entry::file(b"a/b/.wh...", b""),
+            ]),
+            expect: Reject("whiteout of \"..\""),
+        },
+        // A whiteout of "." deleted its own directory.
+        Case {
+            name: "whiteout-dot",
+            tar: tar(&[
+                Entry::file(b"keep/file", b"x"),
+                Entry::file(b"keep/.wh..", b""),
+            ]),
+            expect: Reject("whiteout of \".\""),
+        },
+        Case {
+            name: "whiteout-empty",
+            tar: tar(&[Entry::file(b"keep/.wh.", b"")]),
+            expect: Reject("whiteout of an empty name"),
+        },
+        // The header says a terabyte follows: refused before a byte is written.
+        Case {
+            name: "huge-size",
+            tar: tar(&[Entry {
+                size: Some(1 << 40),
+                ..Entry::file(b"huge", b"")
+            }]),
+            expect: Reject("--max-layer-size"),
+        },
+        // 20 GiB once unpacked, from 1.5 KiB of tar.
+        Case {
+            name: "sparse-bomb",
+            tar: sparse(b"sparse", 20 << 30, &[b's'; 512]),
+            expect: Reject("--max-layer-size"),
         },
         Case {
             name: "truncated",
