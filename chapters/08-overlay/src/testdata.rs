@@ -4,9 +4,18 @@
 //!
 //! The `tar` crate refuses to write `..` or absolute paths, so the headers
 //! are filled in by hand.
+//!
+//! [`corpus`] is every nasty case with what the unpacker must do with it;
+//! `tests/corpus/layers/` holds it as files (written by the ignored test
+//! `write_corpus` in `tests/fuzz_unpack.rs`, which also checks that the
+//! files are up to date and replays them).
 
+use crate::layer::Limits;
 use std::io::Write;
-use tar::{EntryType, Header};
+use tar::Header;
+
+/// The kinds of entries, for building tarballs (tests/fuzz_unpack.rs).
+pub use tar::EntryType;
 
 /// A file that a broken unpacker would create on the host: the symlink
 /// escape cases aim at it. Tests check that it does not exist.
@@ -293,6 +302,117 @@ pub fn malicious() -> Vec<Case> {
             expect: Reject("not a tar file"),
         },
     ]
+}
+
+/// The limits the corpus is unpacked with: small, so that its bombs are small.
+pub const CORPUS_LIMITS: Limits = Limits {
+    max_bytes: 1 << 20,
+    max_entries: 1000,
+};
+
+/// Every case of [`malicious`], and more that need a file of their own (a
+/// gzip bomb, a deep chain) or are accepted, unpacked with [`CORPUS_LIMITS`].
+/// The layer `good` needs root (its opaque directory is an xattr in the
+/// `trusted` namespace).
+pub fn corpus() -> Vec<Case> {
+    use EntryType as T;
+    use Expect::*;
+    let deep: Vec<u8> = [&b"d/".repeat(1500)[..], b"f"].concat();
+    let zeros = vec![0u8; 16 << 20];
+    let many: Vec<Vec<u8>> = (0..=CORPUS_LIMITS.max_entries)
+        .map(|i| format!("f{i}").into_bytes())
+        .collect();
+    let mut cases = malicious();
+    cases.extend([
+        Case {
+            name: "good",
+            tar: good(),
+            expect: Accept,
+        },
+        // 1500 levels: deeper than the usual open-file limit, and a
+        // path (3 KB) longer than the 100 bytes of a plain header.
+        Case {
+            name: "deep-chain",
+            tar: tar(&[Entry::file(&deep, b"bottom\n")]),
+            expect: Accept,
+        },
+        // 75 KiB of gzip, 16 MiB of file.
+        Case {
+            name: "gzip-bomb",
+            tar: gzip(&tar(&[Entry::file(b"zeros", &zeros)])),
+            expect: Reject("--max-layer-size"),
+        },
+        // Small files that add up past the limit.
+        Case {
+            name: "many-files-bomb",
+            tar: gzip(&tar(&[
+                Entry::file(b"a", &zeros[..600 << 10]),
+                Entry::file(b"b", &zeros[..600 << 10]),
+            ])),
+            expect: Reject("--max-layer-size"),
+        },
+        Case {
+            name: "entries-bomb",
+            tar: gzip(&tar(&many
+                .iter()
+                .map(|n| Entry::file(n, b""))
+                .collect::<Vec<_>>())),
+            expect: Reject("--max-layer-entries"),
+        },
+        Case {
+            name: "name-255",
+            tar: tar(&[Entry::file(&[b'n'; 255], b"x")]),
+            expect: Accept,
+        },
+        Case {
+            name: "name-256",
+            tar: tar(&[Entry::file(&[b'n'; 256], b"x")]),
+            expect: Reject("longer than 255 bytes"),
+        },
+        // Names are bytes: a newline or an escape sequence is a valid name,
+        // kept in the layer, and escaped whenever a message shows it.
+        Case {
+            name: "control-characters",
+            tar: tar(&[
+                Entry::file(b"new\nline", b"x"),
+                Entry::file(b"\x1b[2Jclear", b"x"),
+            ]),
+            expect: Accept,
+        },
+        // A later entry replaces an earlier one, whatever their kinds.
+        Case {
+            name: "replace-kinds",
+            tar: tar(&[
+                Entry::file(b"a/b/c", b"x"),
+                Entry::link(T::Symlink, b"a/b/l", b"/"),
+                Entry::file(b"a", b"file now"),
+                Entry::new(T::Directory, b"a/"),
+                Entry::file(b"a/c", b"x"),
+                Entry::link(T::Symlink, b"a", b".."),
+                Entry::new(T::Fifo, b"a"),
+                Entry::new(T::Char, b"a"),
+                Entry::new(T::Directory, b"a/"),
+            ]),
+            expect: Accept,
+        },
+        // The AUFS markers are skipped; a whiteout of a symlink removes the link only.
+        Case {
+            name: "aufs-markers",
+            tar: tar(&[
+                Entry::link(T::Symlink, b"up", b"../../.."),
+                Entry::file(b".wh.up", b""),
+                Entry::file(b".wh..wh.plnk", b""),
+                Entry::file(b".wh..wh..wh..", b""),
+            ]),
+            expect: Accept,
+        },
+        Case {
+            name: "whiteout-through-dotdot",
+            tar: tar(&[Entry::file(b"../.wh.other", b"")]),
+            expect: Reject("\"..\""),
+        },
+    ]);
+    cases
 }
 
 /// A good layer with one of each kind of entry, including OCI whiteouts:
