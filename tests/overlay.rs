@@ -225,15 +225,31 @@ fn ch08_bad_layers_are_refused() {
     let _ = std::fs::remove_file(ESCAPE_TARGET);
     let state = State::new();
     let image = xtask::image::ensure().unwrap();
+    let (s, bottom) = (state.arg(), image[0].to_string_lossy().into_owned());
+    // A layer in the cache before the first case: every case must leave it,
+    // and every layer cached since, as it was.
+    let warm = run_clean(
+        "ch08-overlay",
+        &["--state-dir", &s, "--layer", &bottom, "--", "true"],
+    );
+    assert_eq!(warm.code, 0, "{}", warm.transcript);
+    let layers = state.0.join("layers");
+    // The layer (a directory of layers/ named by a sha256) that a line of
+    // `fingerprint` is about, if it is about one.
+    let layer_of = |line: &str| -> Option<String> {
+        let path = line.rsplitn(3, ' ').nth(2)?;
+        let rel = Path::new(path).strip_prefix(&layers).ok()?;
+        let top = rel.components().next()?.as_os_str().to_string_lossy();
+        let is_layer = top.len() == 64 && top.bytes().all(|b| b.is_ascii_hexdigit());
+        is_layer.then(|| top.into_owned())
+    };
     let mut transcript = String::new();
     for case in testdata::malicious() {
         let tar = state.0.join(format!("{}.tar", case.name));
         std::fs::write(&tar, &case.tar).unwrap();
-        let (s, t, bottom) = (
-            state.arg(),
-            tar.to_string_lossy().into_owned(),
-            image[0].to_string_lossy().into_owned(),
-        );
+        let t = tar.to_string_lossy().into_owned();
+        let before = fingerprint(&layers);
+        let cached: Vec<String> = before.iter().filter_map(|l| layer_of(l)).collect();
         let run = run_clean(
             "ch08-overlay",
             &[
@@ -277,8 +293,28 @@ fn ch08_bad_layers_are_refused() {
             "{} left a container dir",
             case.name
         );
+        // The cache's other layers are intact: every entry of every layer
+        // that was cached is there unchanged, and none has new entries. (A
+        // whiteout of ".." once deleted them all.) Only a new layer's
+        // directory, this case's own, may appear.
+        assert!(layers.is_dir(), "{} deleted the layer cache", case.name);
+        let after = fingerprint(&layers);
+        let gone: Vec<&String> = before
+            .iter()
+            .filter(|l| layer_of(l).is_some() && !after.contains(l))
+            .collect();
+        let new: Vec<&String> = after
+            .iter()
+            .filter(|l| layer_of(l).is_some_and(|layer| cached.contains(&layer)))
+            .filter(|l| !before.contains(l))
+            .collect();
+        assert!(
+            gone.is_empty() && new.is_empty(),
+            "{} changed the cached layers: was {gone:?}, is {new:?}",
+            case.name
+        );
         // A refused layer leaves no partial unpack behind in the cache.
-        let leftovers: Vec<_> = std::fs::read_dir(state.0.join("layers"))
+        let leftovers: Vec<_> = std::fs::read_dir(&layers)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with('.'))

@@ -10,14 +10,21 @@
 //! created as they are: they only mean something later, inside the
 //! container, where "/" is the container's root.
 //!
-//! OCI whiteouts become overlayfs whiteouts (see [`whiteout`]).
+//! OCI whiteouts become overlayfs whiteouts (see [`whiteout`]); the name a
+//! whiteout deletes is checked like every other name (see [`bad_name`]).
+//!
+//! A layer may also be a bomb: a small gzip file that expands to gigabytes,
+//! or to millions of entries. [`Limits`] bounds both, checked before the
+//! bytes are written, and `cancel` (Ctrl-C) is honoured between entries and
+//! within large files.
 
 use ch01_process::{Context, Error, Result};
+use std::cell::Cell;
 use std::ffi::CString;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Statistics, for `-v`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -26,11 +33,13 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
+// ANCHOR: limits
 /// How much one layer may hold once unpacked. A layer is hostile input: a
 /// 1.5 MB gzip file can expand to gigabytes, or to millions of entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Bytes of file data (`--max-layer-size`).
+    /// Bytes of data in the layer's entries, file contents as unpacked
+    /// (a sparse file counts its holes), `--max-layer-size`.
     pub max_bytes: u64,
     /// Entries of any kind (`--max-layer-entries`).
     pub max_entries: u64,
@@ -47,9 +56,18 @@ impl Default for Limits {
     }
 }
 
+/// The headers of one entry (its long name, long link target and pax
+/// records, which the tar crate reads into memory) may hold this much: a
+/// real one holds a few KiB, a hostile one a gigabyte of zeros.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// How often, in bytes of data, a long copy asks `cancel` whether to stop.
+const CANCEL_EVERY: u64 = 4 << 20;
+// ANCHOR_END: limits
+
 /// Unpacks the tar stream `src` into `dest`, an existing empty directory,
 /// within `limits`; `cancel` is called between entries (and within large
-/// files) and stops the unpack with its error (a Ctrl-C).
+/// files) and stops the unpack with its error (a Ctrl-C), returned as it is.
 /// On error, `dest` may hold part of the layer (the caller removes it), but
 /// nothing has been written outside it.
 pub fn unpack(
@@ -58,49 +76,90 @@ pub fn unpack(
     limits: &Limits,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
-    let _ = (limits, cancel);
     let root = open_root(dest)?;
-    let mut archive = tar::Archive::new(src);
+    let headers = HeaderBudget::default();
+    let mut archive = tar::Archive::new(Metered {
+        inner: src,
+        headers: &headers,
+    });
+    // A cancel's error goes out as it is, without the name of the entry.
+    let cancelled = Cell::new(false);
+    let cancel = || cancel().inspect_err(|_| cancelled.set(true));
+    let mut data = Data {
+        used: 0,
+        max: limits.max_bytes,
+        since_cancel: 0,
+        cancel: &cancel,
+        buf: vec![0; 1 << 17],
+    };
     let mut stats = Unpacked::default();
     // Directory mtimes are set at the end: creating an entry in a directory
     // changes the directory's mtime.
     let mut dir_times: Vec<(Vec<Vec<u8>>, u64)> = Vec::new();
     // Ownership can be given away only by root (tar does the same: it
     // keeps the owner only when run as root).
-    let chown = unsafe { libc::geteuid() } == 0;
+    let chown = nix::unistd::geteuid().is_root();
 
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| Error::runtime(format!("not a tar file: {e}")))?;
-    for entry in entries {
+    loop {
+        cancel()?;
+        headers.left.set(Some(MAX_HEADER_BYTES));
+        let next = entries.next();
+        headers.left.set(None);
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(|e| {
-            // The tar crate may quote the bad header bytes: keep the words only.
-            let e = e.to_string();
-            let why = match e.find(|c: char| !(c.is_ascii_graphic() || c == ' ')) {
-                Some(i) => e[..i].rsplit_once(':').map_or(&e[..i], |(w, _)| w),
-                None => &e,
-            };
-            let why = why.trim();
-            match stats.entries {
-                0 => Error::runtime(format!(
-                    "not a tar file (no valid header at its start: {why})"
-                )),
-                n => Error::runtime(format!(
-                    "corrupt or truncated tar file after {n} entries: {why}"
-                )),
+            if headers.exceeded.get() {
+                return Error::runtime(format!(
+                    "the headers of entry {} hold more than {} (long names, pax records): refused",
+                    stats.entries + 1,
+                    human(MAX_HEADER_BYTES)
+                ));
             }
+            header_error(&e, stats.entries)
         })?;
+        if stats.entries >= limits.max_entries {
+            return Err(Error::runtime(format!(
+                "more than {} entries in the layer, its limit (--max-layer-entries N raises it)",
+                limits.max_entries
+            )));
+        }
+        stats.entries += 1;
         let raw_path = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let n = extract(&root, &mut entry, &raw_path, chown, &mut dir_times)
-            .map_err(|e| Error::runtime(format!("entry {shown:?}: {}", e.msg)))?;
-        stats.entries += 1;
+        let in_entry = |e: Error| {
+            if cancelled.get() {
+                e
+            } else {
+                Error::with_code(e.code, format!("entry {shown:?}: {}", e.msg))
+            }
+        };
+        // Refused before a byte of it is written: the header says how much
+        // follows (for a sparse file, its size with the holes).
+        data.fits(entry.size()).map_err(in_entry)?;
+        let n = extract(
+            &root,
+            dest,
+            &mut entry,
+            &raw_path,
+            chown,
+            &mut dir_times,
+            &mut data,
+        )
+        .map_err(in_entry)?;
+        // What extract did not read (the data of a link or a directory,
+        // which should have none) is read here, and counted, not skipped.
+        data.copy(&mut entry, None).map_err(in_entry)?;
         stats.bytes += n;
     }
 
     // Deepest first, so that setting a child's time does not touch its parent's.
     dir_times.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
-    for (path, mtime) in dir_times {
+    for (i, (path, mtime)) in dir_times.into_iter().enumerate() {
+        if i % 1024 == 1023 {
+            cancel()?; // a million directories take a while
+        }
         let names: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
         // The directory may have been replaced by a later entry: then its time does not matter.
         if let Ok(dir) = open_dir(&root, &names, false) {
@@ -110,21 +169,65 @@ pub fn unpack(
     Ok(stats)
 }
 
+/// A header the tar crate could not parse, in words: its message may go on
+/// with the bad header bytes and the entry's path ("numeric field was not a
+/// number: BYTES when getting cksum for PATH"), which are left out.
+fn header_error(e: &io::Error, entries: u64) -> Error {
+    let e = e.to_string();
+    let why = e.split(':').next().unwrap_or_default();
+    let why = match why.find(|c: char| !(c.is_ascii_graphic() || c == ' ')) {
+        Some(i) => &why[..i],
+        None => why,
+    };
+    let why = why.trim();
+    match entries {
+        0 => Error::runtime(format!(
+            "not a tar file (no valid header at its start: {why})"
+        )),
+        n => Error::runtime(format!(
+            "corrupt or truncated tar file after {n} entries: {why}"
+        )),
+    }
+}
+
+// ANCHOR: names
+/// Why `name` cannot be the name of one entry in a directory, if it cannot.
+/// Every name the unpacker creates, replaces or deletes goes through this:
+/// the components of each path, and the name a whiteout deletes.
+fn bad_name(name: &[u8]) -> Option<&'static str> {
+    match name {
+        b"" => Some("an empty name"),
+        b"." => Some("\".\""),
+        b".." => Some("\"..\""),
+        _ if name.contains(&0) => Some("a NUL byte"),
+        _ if name.contains(&b'/') => Some("a \"/\" in a name"),
+        _ if name.len() > 255 => Some("a name longer than 255 bytes"),
+        _ => None,
+    }
+}
+
 /// Turns a tar path into its components: a leading "/" and "./" are dropped
 /// (as docker does: a layer's paths are relative to the layer's root), and
-/// so are empty and "." components; ".." is refused anywhere.
+/// so are empty and "." components; ".." is refused anywhere, and so is
+/// every other name that [`bad_name`] refuses.
 pub fn components(path: &[u8]) -> Result<Vec<&[u8]>> {
     let mut out = Vec::new();
     for name in path.split(|&b| b == b'/') {
         match name {
             b"" | b"." => {}
-            b".." => return Err(Error::runtime("\"..\" in a path is not allowed in a layer")),
-            _ if name.contains(&0) => return Err(Error::runtime("NUL byte in a path")),
-            _ => out.push(name),
+            _ => match bad_name(name) {
+                Some(why) => {
+                    return Err(Error::runtime(format!(
+                        "{why} in a path is not allowed in a layer"
+                    )))
+                }
+                None => out.push(name),
+            },
         }
     }
     Ok(out)
 }
+// ANCHOR_END: names
 
 /// The OCI marker that makes its directory opaque (image-spec layer.md).
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -134,19 +237,25 @@ const WH_PREFIX: &[u8] = b".wh.";
 /// Creates one entry; returns the number of bytes of file data written.
 fn extract<R: Read>(
     root: &OwnedFd,
+    dest: &Path,
     entry: &mut tar::Entry<R>,
     raw_path: &[u8],
     chown: bool,
     dir_times: &mut Vec<(Vec<Vec<u8>>, u64)>,
+    data: &mut Data,
 ) -> Result<u64> {
     let header = entry.header();
     let mut kind = header.entry_type();
-    let mode = header.mode().context("bad mode field")? & 0o7777;
+    // The tar crate's message quotes the field's bytes and the entry's path
+    // as they are: the name of the field says enough.
+    let bad =
+        |what: &'static str| move |_| Error::runtime(format!("bad {what} field in its header"));
+    let mode = header.mode().map_err(bad("mode"))? & 0o7777;
     let (uid, gid) = (
-        header.uid().context("bad uid field")?,
-        header.gid().context("bad gid field")?,
+        header.uid().map_err(bad("uid"))?,
+        header.gid().map_err(bad("gid"))?,
     );
-    let mtime = header.mtime().context("bad mtime field")?;
+    let mtime = header.mtime().map_err(bad("mtime"))?;
     if kind == tar::EntryType::XGlobalHeader {
         return Ok(0); // pax global header: nothing to create
     }
@@ -167,8 +276,9 @@ fn extract<R: Read>(
     };
 
     if name.starts_with(WH_PREFIX) {
+        let marker = marker(name)?; // checked before anything is made or removed
         let parent = open_dir(root, parents, true)?;
-        whiteout(&parent, name)?;
+        whiteout(&parent, marker)?;
         return Ok(0);
     }
 
@@ -179,6 +289,7 @@ fn extract<R: Read>(
     match kind {
         tar::EntryType::Directory => {
             if !remove_existing(pfd, name, true)? {
+                // SAFETY: `cname` is NUL-terminated; `pfd` is open while `parent` lives.
                 cvt(unsafe { libc::mkdirat(pfd, cname.as_ptr(), 0o700) }).context("mkdirat(2)")?;
             }
             let dir = openat(
@@ -202,11 +313,12 @@ fn extract<R: Read>(
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
             )
             .context("creating the file")?;
-            let mut file = std::fs::File::from(fd);
+            let mut file = File::from(fd);
             let expected = entry.size();
-            written = io::copy(entry, &mut file).map_err(|e| {
-                Error::runtime(format!("reading its data (truncated tar file?): {e}"))
-            })?;
+            let host_path: PathBuf = path
+                .iter()
+                .fold(dest.to_path_buf(), |p, c| p.join(bytes_path(c)));
+            written = data.copy(entry, Some((&mut file, &host_path)))?;
             if written != expected {
                 return Err(Error::runtime(format!(
                     "truncated tar file: {written} of {expected} bytes of data"
@@ -223,9 +335,11 @@ fn extract<R: Read>(
                 .ok_or_else(|| Error::runtime("symlink without a target"))?;
             remove_existing(pfd, name, false)?;
             let ctarget = cstring(&target)?;
+            // SAFETY: both strings are NUL-terminated; `pfd` is open.
             cvt(unsafe { libc::symlinkat(ctarget.as_ptr(), pfd, cname.as_ptr()) })
                 .context("symlinkat(2)")?;
             if chown {
+                // SAFETY: as above; AT_SYMLINK_NOFOLLOW changes the link itself.
                 cvt(unsafe {
                     libc::fchownat(
                         pfd,
@@ -258,16 +372,23 @@ fn extract<R: Read>(
             remove_existing(pfd, name, false)?;
             let ctname = cstring(tname)?;
             // flags 0: if the target is a symlink, link the symlink itself.
+            // SAFETY: both names are NUL-terminated; both descriptors are open.
             cvt(unsafe { libc::linkat(tdir.as_raw_fd(), ctname.as_ptr(), pfd, cname.as_ptr(), 0) })
                 .map_err(|e| match e.raw_os_error() {
                     Some(libc::ENOENT) => Error::runtime(format!(
                         "hard link to {shown:?}, which is not (yet) in this layer"
                     )),
+                    Some(libc::EPERM)
+                        if lstat_kind(tdir.as_raw_fd(), tname) == Some(libc::S_IFDIR) =>
+                    {
+                        Error::runtime(format!("hard link to {shown:?}, a directory: not allowed"))
+                    }
                     _ => Error::runtime(format!("hard link to {shown:?}: linkat(2): {e}")),
                 })?;
         }
         tar::EntryType::Fifo => {
             remove_existing(pfd, name, false)?;
+            // SAFETY: `cname` is NUL-terminated; `pfd` is open.
             cvt(unsafe { libc::mknodat(pfd, cname.as_ptr(), libc::S_IFIFO | 0o600, 0) })
                 .context("mknodat(2) a FIFO")?;
             set_owner_mode(pfd, Some(&cname), uid, gid, mode, chown)?;
@@ -299,41 +420,192 @@ fn extract<R: Read>(
     Ok(written)
 }
 
+// ANCHOR: copy
+/// The layer's data so far, against its limit, and the copy loop that every
+/// byte of it goes through.
+struct Data<'a> {
+    used: u64,
+    max: u64,
+    since_cancel: u64,
+    cancel: &'a dyn Fn() -> Result<()>,
+    buf: Vec<u8>,
+}
+
+impl Data<'_> {
+    /// Whether `size` more bytes fit in the limit.
+    fn fits(&self, size: u64) -> Result<()> {
+        match self.used.checked_add(size) {
+            Some(total) if total <= self.max => Ok(()),
+            _ => Err(Error::runtime(format!(
+                "more than {} of data in the layer, its limit (--max-layer-size SIZE raises it)",
+                human(self.max)
+            ))),
+        }
+    }
+
+    /// Copies `src` to `out` (a file being written, and its path for the
+    /// messages), or reads it to its end if there is no `out`. Every chunk is
+    /// counted before it is written: a header that lies about its size, or a
+    /// sparse file, cannot pass the limit. A failure says which side failed:
+    /// reading the layer, or writing the file.
+    fn copy(&mut self, src: &mut dyn Read, mut out: Option<(&mut File, &Path)>) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = match src.read(&mut self.buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(&e)),
+            };
+            self.fits(n as u64)?;
+            self.used += n as u64;
+            if let Some((file, path)) = out.as_mut() {
+                file.write_all(&self.buf[..n])
+                    .map_err(|e| write_error(path, &e))?;
+            }
+            total += n as u64;
+            self.since_cancel += n as u64;
+            if self.since_cancel >= CANCEL_EVERY {
+                self.since_cancel = 0;
+                (self.cancel)()?;
+            }
+        }
+    }
+}
+
+fn read_error(e: &io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(n) => ch01_process::error::describe(nix::errno::Errno::from_raw(n)),
+        None => e.to_string(),
+    };
+    Error::runtime(format!(
+        "the layer could not be read (truncated or corrupt): {why}"
+    ))
+}
+
+fn write_error(path: &Path, e: &io::Error) -> Error {
+    let Some(errno) = e.raw_os_error() else {
+        return Error::runtime(format!("writing {path:?}: {e}"));
+    };
+    let why = ch01_process::error::describe(nix::errno::Errno::from_raw(errno));
+    let full = match errno {
+        libc::ENOSPC => ": the file system of the state directory is full",
+        libc::EDQUOT => ": the state directory's disk quota is used up",
+        _ => "",
+    };
+    Error::runtime(format!("writing {path:?}: {why}{full}"))
+}
+// ANCHOR_END: copy
+
+/// Counts what the tar crate reads while it looks for the next entry (its
+/// headers, long names, pax records), so that one entry's headers cannot
+/// make it read a gigabyte into memory. `left` is `None` while an entry's
+/// data is read: that is counted by [`Data`].
+#[derive(Default)]
+struct HeaderBudget {
+    left: Cell<Option<u64>>,
+    exceeded: Cell<bool>,
+}
+
+struct Metered<'a, R> {
+    inner: R,
+    headers: &'a HeaderBudget,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.headers.left.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 && !buf.is_empty() {
+            self.headers.exceeded.set(true);
+            return Err(io::Error::other("the headers of an entry are too large"));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.headers.left.set(Some(left - n as u64));
+        Ok(n)
+    }
+}
+
+/// 16 GiB, 1 MiB, 1000 bytes: a limit as it is best read.
+fn human(n: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
+fn bytes_path(b: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(b))
+}
+
 // ANCHOR: whiteout
 /// OCI marks deletions with files named `.wh.NAME`, overlayfs with a
 /// character device 0:0 named NAME; an opaque directory (whose lower
 /// contents are hidden) is `DIR/.wh..wh..opq` in OCI and the xattr
 /// `trusted.overlay.opaque=y` on DIR for overlayfs. The markers themselves
 /// are not extracted.
-fn whiteout(parent: &OwnedFd, marker: &[u8]) -> Result<()> {
-    if marker == OPAQUE {
-        let (name, value) = (c"trusted.overlay.opaque", b"y");
-        let rc = unsafe {
-            libc::fsetxattr(
-                parent.as_raw_fd(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                1,
-                0,
-            )
-        };
-        return cvt(rc).map(drop).context(
-            "setxattr(2) trusted.overlay.opaque=y (needs root, on a file system with xattrs)",
-        );
+enum Marker<'a> {
+    Opaque,
+    Delete(&'a [u8]),
+    /// `.wh..wh.plnk` and the like: AUFS bookkeeping, meaningless here
+    /// (docker skips them too).
+    Ignore,
+}
+
+/// What the marker `.wh.NAME` means. NAME is checked like every other name
+/// before anything is made or removed: `.wh...` would delete "..", the
+/// directory that holds every cached layer, and `.wh..` the layer's own
+/// directory.
+fn marker(file_name: &[u8]) -> Result<Marker<'_>> {
+    if file_name == OPAQUE {
+        return Ok(Marker::Opaque);
     }
-    let name = &marker[WH_PREFIX.len()..];
+    let name = &file_name[WH_PREFIX.len()..];
     if name.starts_with(WH_PREFIX) {
-        // `.wh..wh.plnk` and the like: AUFS bookkeeping, meaningless here (docker skips them too).
-        return Ok(());
+        return Ok(Marker::Ignore);
     }
-    if name.is_empty() {
-        return Err(Error::runtime("whiteout of an empty name"));
+    match bad_name(name) {
+        Some(why) => Err(Error::runtime(format!(
+            "whiteout of {why}: not allowed in a layer (a whiteout deletes one entry of its directory)"
+        ))),
+        None => Ok(Marker::Delete(name)),
     }
-    remove_existing(parent.as_raw_fd(), name, false)?;
-    mknod_whiteout(parent.as_raw_fd(), &cstring(name)?)
+}
+
+fn whiteout(parent: &OwnedFd, marker: Marker) -> Result<()> {
+    match marker {
+        Marker::Ignore => Ok(()),
+        Marker::Opaque => {
+            let (name, value) = (c"trusted.overlay.opaque", b"y");
+            // SAFETY: `name` is NUL-terminated, `value` is 1 byte long, and
+            // the descriptor is open while `parent` lives.
+            let rc = unsafe {
+                libc::fsetxattr(
+                    parent.as_raw_fd(),
+                    name.as_ptr(),
+                    value.as_ptr().cast(),
+                    1,
+                    0,
+                )
+            };
+            cvt(rc).map(drop).context(
+                "setxattr(2) trusted.overlay.opaque=y (needs root, on a file system with xattrs)",
+            )
+        }
+        Marker::Delete(name) => {
+            remove_existing(parent.as_raw_fd(), name, false)?;
+            mknod_whiteout(parent.as_raw_fd(), &cstring(name)?)
+        }
+    }
 }
 
 fn mknod_whiteout(dir: RawFd, name: &CString) -> Result<()> {
+    // SAFETY: `name` is NUL-terminated; `dir` is an open directory descriptor.
     let rc = unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
     cvt(rc)
         .map(drop)
@@ -357,11 +629,14 @@ pub fn open_dir(root: &OwnedFd, path: &[&[u8]], create: bool) -> Result<OwnedFd>
         let next = match openat(dir.as_raw_fd(), name, flags) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
                 let cname = cstring(name)?;
+                // SAFETY: `cname` is NUL-terminated; `dir` is an open directory.
+                // (The messages are made only on error: `here` is as long as the path.)
                 cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755) })
-                    .context(format!("mkdirat(2) {}", here()))?;
+                    .or_else(|e| Err(e).context(format!("mkdirat(2) {}", here())))?;
                 // mkdirat's mode is reduced by the umask: set it exactly.
+                // SAFETY: as above; the directory was just made by us, not a symlink.
                 cvt(unsafe { libc::fchmodat(dir.as_raw_fd(), cname.as_ptr(), 0o755, 0) })
-                    .context(format!("chmod {}", here()))?;
+                    .or_else(|e| Err(e).context(format!("chmod {}", here())))?;
                 openat(dir.as_raw_fd(), name, flags)
             }
             other => other,
@@ -386,30 +661,33 @@ pub fn open_dir(root: &OwnedFd, path: &[&[u8]], create: bool) -> Result<OwnedFd>
 /// earlier one with the same path, as tar does. An existing directory is
 /// kept when the new entry is a directory too (returns true then).
 fn remove_existing(dir: RawFd, name: &[u8], new_is_dir: bool) -> Result<bool> {
+    // Callers pass checked names; this is the last line of defence: "."
+    // or ".." here would remove a directory that is not in `dir`.
+    if let Some(why) = bad_name(name) {
+        return Err(Error::runtime(format!("cannot replace {why}")));
+    }
     let Some(kind) = lstat_kind(dir, name) else {
         return Ok(false);
     };
-    let cname = cstring(name)?;
-    if kind == libc::S_IFDIR {
-        if new_is_dir {
-            return Ok(true);
-        }
-        // Reached through our own descriptor, never through a symlink in
-        // the layer; remove_dir_all itself does not follow symlinks.
-        let path = Path::new("/proc/self/fd")
-            .join(dir.to_string())
-            .join(std::ffi::OsStr::from_bytes(name));
-        std::fs::remove_dir_all(path).context("replacing a directory")?;
-        return Ok(false);
+    if kind == libc::S_IFDIR && new_is_dir {
+        return Ok(true);
     }
-    cvt(unsafe { libc::unlinkat(dir, cname.as_ptr(), 0) }).context("replacing an earlier entry")?;
+    // One descriptor at any depth, and nothing below is followed: an
+    // earlier entry of the layer may be a chain deeper than the open-file
+    // limit, or hold symlinks to anywhere.
+    crate::remove::remove_all_at(dir, name).context(match kind {
+        libc::S_IFDIR => "replacing a directory",
+        _ => "replacing an earlier entry",
+    })?;
     Ok(false)
 }
 
 /// The file type (S_IFMT bits) of `name` in `dir`, without following a symlink.
 fn lstat_kind(dir: RawFd, name: &[u8]) -> Option<libc::mode_t> {
     let cname = cstring(name).ok()?;
+    // SAFETY: an all-zero stat is a valid value, filled in by the kernel.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `cname` is NUL-terminated and `st` a valid buffer.
     let rc = unsafe { libc::fstatat(dir, cname.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
     (rc == 0).then_some(st.st_mode & libc::S_IFMT)
 }
@@ -430,19 +708,23 @@ fn set_owner_mode(
     );
     match name {
         None => {
+            // SAFETY: plain syscalls on a descriptor; a bad one only makes them fail.
             if chown {
                 cvt(unsafe { libc::fchown(fd, uid, gid) }).context("fchown(2)")?;
             }
+            // SAFETY: as above.
             cvt(unsafe { libc::fchmod(fd, mode) }).context("fchmod(2)")?;
         }
         Some(name) => {
             if chown {
+                // SAFETY: `name` is NUL-terminated; AT_SYMLINK_NOFOLLOW changes `name` itself.
                 let rc = unsafe {
                     libc::fchownat(fd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
                 };
                 cvt(rc).context("lchown(2)")?;
             }
             // Only used on entries just created by mknodat(2): not symlinks.
+            // SAFETY: `name` is NUL-terminated.
             cvt(unsafe { libc::fchmodat(fd, name.as_ptr(), mode, 0) }).context("fchmodat(2)")?;
         }
     }
@@ -456,6 +738,7 @@ fn set_times(fd: RawFd, name: Option<&CString>, mtime: u64, flags: libc::c_int) 
         tv_nsec: 0,
     };
     let times = [t, t];
+    // SAFETY: `times` holds the two timespecs both calls read; `name` is NUL-terminated.
     let rc = match name {
         None => unsafe { libc::futimens(fd, times.as_ptr()) },
         Some(name) => unsafe { libc::utimensat(fd, name.as_ptr(), times.as_ptr(), flags) },
@@ -465,6 +748,7 @@ fn set_times(fd: RawFd, name: Option<&CString>, mtime: u64, flags: libc::c_int) 
 
 fn open_root(dest: &Path) -> Result<OwnedFd> {
     let c = cstring(dest.as_os_str().as_encoded_bytes())?;
+    // SAFETY: `c` is NUL-terminated.
     let fd = unsafe {
         libc::open(
             c.as_ptr(),
@@ -472,13 +756,16 @@ fn open_root(dest: &Path) -> Result<OwnedFd> {
         )
     };
     cvt(fd).context(format!("opening {}", dest.display()))?;
+    // SAFETY: `fd` was just opened and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn openat(dir: RawFd, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is NUL-terminated.
     let fd = unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
     cvt(fd)?;
+    // SAFETY: `fd` was just opened and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -491,5 +778,372 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
         Err(io::Error::last_os_error())
     } else {
         Ok(rc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata::{self, Entry};
+    use std::os::unix::fs::FileTypeExt;
+
+    /// Root is needed to mount; under `CI=true` its absence is a failure,
+    /// elsewhere the test is skipped.
+    fn root() -> bool {
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "needs root (CI=true: not skipped)"
+            );
+            eprintln!("SKIPPED: needs root");
+        }
+        root
+    }
+
+    fn never() -> Result<()> {
+        Ok(())
+    }
+
+    /// A scratch dir with `layers/other/file` (a cached layer) and an empty
+    /// `layers/new` to unpack into.
+    struct Cache {
+        dir: tempfile::TempDir,
+    }
+
+    impl Cache {
+        fn new() -> Cache {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("layers/other")).unwrap();
+            std::fs::write(dir.path().join("layers/other/file"), "kept").unwrap();
+            std::fs::create_dir(dir.path().join("layers/new")).unwrap();
+            Cache { dir }
+        }
+        fn new_layer(&self) -> PathBuf {
+            self.dir.path().join("layers/new")
+        }
+        fn unpack(&self, tar: &[u8], limits: &Limits) -> Result<Unpacked> {
+            unpack(tar, &self.new_layer(), limits, &never)
+        }
+        fn other_is_intact(&self) -> bool {
+            std::fs::read_to_string(self.dir.path().join("layers/other/file")).ok()
+                == Some("kept".into())
+        }
+    }
+
+    impl Drop for Cache {
+        fn drop(&mut self) {
+            // Deeper than std's remove_dir_all can go, for the deep tests.
+            let _ = crate::remove::remove_all(self.dir.path());
+        }
+    }
+
+    #[test]
+    fn whiteouts_of_names_that_are_not_entries_are_refused_before_anything_is_removed() {
+        for (marker, why) in [
+            (&b".wh..."[..], "whiteout of \"..\""),
+            (b"keep/.wh...", "whiteout of \"..\""),
+            (b"keep/.wh..", "whiteout of \".\""),
+            (b"keep/.wh.", "whiteout of an empty name"),
+        ] {
+            let cache = Cache::new();
+            let tar = testdata::tar(&[Entry::file(b"keep/file", b"x"), Entry::file(marker, b"")]);
+            let e = cache.unpack(&tar, &Limits::default()).unwrap_err();
+            let shown = String::from_utf8_lossy(marker);
+            assert!(e.msg.contains(why), "{shown}: {}", e.msg);
+            assert!(cache.other_is_intact(), "{shown} deleted another layer");
+            assert!(
+                cache.new_layer().join("keep/file").is_file(),
+                "{shown} deleted in its own layer"
+            );
+        }
+        // The markers that delete nothing are still skipped, and a good whiteout works.
+        let cache = Cache::new();
+        let tar = testdata::tar(&[
+            Entry::file(b"keep/file", b"x"),
+            Entry::file(b"keep/.wh..wh.plnk", b""),
+            Entry::file(b".wh..wh..wh..", b""),
+            Entry::file(b"keep/.wh.file", b""),
+        ]);
+        cache.unpack(&tar, &Limits::default()).unwrap();
+        let file = std::fs::symlink_metadata(cache.new_layer().join("keep/file"));
+        assert!(file.unwrap().file_type().is_char_device());
+        assert!(cache.other_is_intact());
+    }
+
+    #[test]
+    fn names_are_checked_like_single_components() {
+        assert_eq!(components(b"/./a//b/.").unwrap(), [&b"a"[..], b"b"]);
+        for (path, why) in [
+            (&b"a/../b"[..], "\"..\""),
+            (&[b'x'; 256][..], "longer than 255 bytes"),
+        ] {
+            let e = components(path).unwrap_err();
+            assert!(e.msg.contains(why), "{}", e.msg);
+        }
+        assert!(components(&[b'x'; 255]).is_ok());
+        for name in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            assert!(bad_name(name).is_some(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn replacing_a_directory_deeper_than_the_open_file_limit() {
+        // In a child process (this test binary, one ignored test) with a
+        // limit of 256 descriptors, so that the chain is short and the
+        // other tests' threads keep the usual limit.
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args([
+            "--exact",
+            "layer::tests::deep_replace",
+            "--ignored",
+            "--test-threads=1",
+        ]);
+        // SAFETY: setrlimit(2) is async-signal-safe, all that runs between fork and exec.
+        unsafe {
+            child.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 256,
+                    rlim_max: 256,
+                };
+                cvt(libc::setrlimit(libc::RLIMIT_NOFILE, &lim)).map(drop)
+            })
+        };
+        let out = child.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    #[ignore = "run by replacing_a_directory_deeper_than_the_open_file_limit, with a low limit"]
+    fn deep_replace() {
+        // std's remove_dir_all holds a descriptor per level: past the
+        // limit it fails with EMFILE (and an earlier version used it here).
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid buffer.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+        let depth = (lim.rlim_cur as usize).saturating_add(64).min(5000);
+        let deep: Vec<u8> = [&b"d/".repeat(depth)[..], b"f"].concat();
+        let cache = Cache::new();
+        let tar = testdata::tar(&[Entry::file(&deep, b"x"), Entry::file(b"d", b"a file now")]);
+        cache.unpack(&tar, &Limits::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cache.new_layer().join("d")).unwrap(),
+            "a file now"
+        );
+    }
+
+    #[test]
+    fn entries_past_the_limit_are_refused() {
+        let tar = testdata::tar(&[
+            Entry::file(b"a", b""),
+            Entry::new(tar::EntryType::Directory, b"b/"),
+            Entry::file(b"c", b""),
+        ]);
+        let limits = |n| Limits {
+            max_entries: n,
+            ..Limits::default()
+        };
+        let cache = Cache::new();
+        assert_eq!(cache.unpack(&tar, &limits(3)).unwrap().entries, 3);
+        let cache = Cache::new();
+        let e = cache.unpack(&tar, &limits(2)).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "more than 2 entries in the layer, its limit (--max-layer-entries N raises it)"
+        );
+        assert!(!cache.new_layer().join("c").exists());
+    }
+
+    #[test]
+    fn data_past_the_limit_is_refused_before_it_is_written() {
+        let limits = |n| Limits {
+            max_bytes: n,
+            ..Limits::default()
+        };
+        let tar = testdata::tar(&[
+            Entry::file(b"a", &[b'a'; 600]),
+            Entry::file(b"b", &[b'b'; 424]),
+        ]);
+        let cache = Cache::new();
+        assert_eq!(cache.unpack(&tar, &limits(1024)).unwrap().bytes, 1024);
+        let cache = Cache::new();
+        let e = cache.unpack(&tar, &limits(1023)).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "entry \"b\": more than 1023 bytes of data in the layer, its limit (--max-layer-size SIZE raises it)"
+        );
+        assert!(
+            !cache.new_layer().join("b").exists(),
+            "written before the check"
+        );
+
+        // A header that says a terabyte follows; a sparse file of 20 GiB in 512 bytes.
+        for tar in [
+            testdata::tar(&[Entry {
+                size: Some(1 << 40),
+                ..Entry::file(b"huge", b"")
+            }]),
+            testdata::sparse(b"huge", 20 << 30, &[b's'; 512]),
+        ] {
+            let cache = Cache::new();
+            let e = cache.unpack(&tar, &limits(1 << 20)).unwrap_err();
+            assert!(e.msg.contains("more than 1 MiB of data"), "{}", e.msg);
+            assert!(!cache.new_layer().join("huge").exists());
+        }
+        // Within the limit, the sparse file is unpacked, holes and all.
+        let cache = Cache::new();
+        let tar = testdata::sparse(b"sparse", 4096, &[b's'; 512]);
+        cache.unpack(&tar, &limits(4096)).unwrap();
+        let data = std::fs::read(cache.new_layer().join("sparse")).unwrap();
+        assert_eq!((data.len(), data[0], data[4095]), (4096, 0, b's'));
+    }
+
+    #[test]
+    fn the_copy_counts_what_it_copies_whatever_the_header_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut file = File::create(&path).unwrap();
+        let mut data = Data {
+            used: 0,
+            max: 1000,
+            since_cancel: 0,
+            cancel: &never,
+            buf: vec![0; 256],
+        };
+        let e = data
+            .copy(&mut &[7u8; 4096][..], Some((&mut file, &path)))
+            .unwrap_err();
+        assert!(e.msg.contains("more than 1000 bytes"), "{}", e.msg);
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1000);
+    }
+
+    #[test]
+    fn headers_cannot_fill_memory() {
+        // A GNU long name of 2 MiB: the tar crate would read it all into memory.
+        let name = vec![b'n'; 2 << 20];
+        let tar = testdata::tar(&[Entry::file(&name, b"")]);
+        let e = Cache::new().unpack(&tar, &Limits::default()).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "the headers of entry 1 hold more than 1 MiB (long names, pax records): refused"
+        );
+    }
+
+    #[test]
+    fn cancel_stops_between_entries_and_within_a_large_file() {
+        let interrupted = || Error::with_code(130, "interrupted by SIGINT");
+        // Between entries: the third call (before the third entry) fails.
+        let calls = Cell::new(0);
+        let cancel = || {
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                3 => Err(interrupted()),
+                _ => Ok(()),
+            }
+        };
+        let tar = testdata::tar(&[
+            Entry::file(b"a", b""),
+            Entry::file(b"b", b""),
+            Entry::file(b"c", b""),
+        ]);
+        let cache = Cache::new();
+        let e = unpack(&tar[..], &cache.new_layer(), &Limits::default(), &cancel).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (130, "interrupted by SIGINT"));
+        assert!(cache.new_layer().join("b").exists() && !cache.new_layer().join("c").exists());
+
+        // Within a file: every call after the first (before the entry) fails.
+        let big = vec![b'x'; 32 << 20];
+        let tar = testdata::tar(&[Entry::file(b"big", &big)]);
+        let calls = Cell::new(0);
+        let cancel = || {
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                1 => Ok(()),
+                _ => Err(interrupted()),
+            }
+        };
+        let cache = Cache::new();
+        let e = unpack(&tar[..], &cache.new_layer(), &Limits::default(), &cancel).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (130, "interrupted by SIGINT"));
+        let written = std::fs::metadata(cache.new_layer().join("big"))
+            .unwrap()
+            .len();
+        assert!(written <= 2 * CANCEL_EVERY, "{written} bytes written first");
+    }
+
+    #[test]
+    fn a_layer_that_cannot_be_read_is_not_a_full_disk_and_the_reverse() {
+        // Incompressible data, cut in the middle of the gzip stream.
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let gz = testdata::gzip(&testdata::tar(&[Entry::file(b"noise", &noise)]));
+        let cut = flate2::read::MultiGzDecoder::new(&gz[..gz.len() / 2]);
+        let cache = Cache::new();
+        let e = unpack(cut, &cache.new_layer(), &Limits::default(), &never).unwrap_err();
+        assert!(
+            e.msg.starts_with(
+                "entry \"noise\": the layer could not be read (truncated or corrupt): "
+            ),
+            "{}",
+            e.msg
+        );
+    }
+
+    /// Unmounts on drop, also when the test panics.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+
+    #[test]
+    fn a_full_file_system_is_named_as_such() {
+        if !root() {
+            return;
+        }
+        use nix::mount::{mount, MsFlags};
+        let scratch = tempfile::tempdir().unwrap();
+        let fs = scratch.path().to_path_buf();
+        // In a thread with a mount namespace of its own: the host never sees
+        // the tmpfs, and it goes with the thread whatever happens.
+        let result = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+            let none = None::<&str>;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).unwrap();
+            mount(
+                Some("tmpfs"),
+                &fs,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                Some("size=1m"),
+            )
+            .unwrap();
+            let _mounted = Unmount(fs.clone());
+            let dest = fs.join("layer");
+            std::fs::create_dir(&dest).unwrap();
+            let tar = testdata::tar(&[Entry::file(b"big", &vec![7u8; 2 << 20])]);
+            unpack(&tar[..], &dest, &Limits::default(), &never).map_err(|e| (e, dest))
+        })
+        .join()
+        .unwrap();
+        let (e, dest) = result.unwrap_err();
+        assert_eq!(
+            e.msg,
+            format!(
+                "entry \"big\": writing {:?}: no space left on device: the file system of the state directory is full",
+                dest.join("big")
+            )
+        );
     }
 }

@@ -4,9 +4,18 @@
 //!
 //! The `tar` crate refuses to write `..` or absolute paths, so the headers
 //! are filled in by hand.
+//!
+//! [`corpus`] is every nasty case with what the unpacker must do with it;
+//! `tests/corpus/layers/` holds it as files (written by the ignored test
+//! `write_corpus` in `tests/fuzz_unpack.rs`, which also checks that the
+//! files are up to date and replays them).
 
+use crate::layer::Limits;
 use std::io::Write;
-use tar::{EntryType, Header};
+use tar::Header;
+
+/// The kinds of entries, for building tarballs (tests/fuzz_unpack.rs).
+pub use tar::EntryType;
 
 /// A file that a broken unpacker would create on the host: the symlink
 /// escape cases aim at it. Tests check that it does not exist.
@@ -35,6 +44,8 @@ pub struct Entry<'a> {
     pub data: &'a [u8],
     pub mode: u32,
     pub dev: (u32, u32),
+    /// The size written in the header, if not the data's: a header that lies.
+    pub size: Option<u64>,
 }
 
 impl<'a> Entry<'a> {
@@ -51,6 +62,7 @@ impl<'a> Entry<'a> {
             data: b"",
             mode,
             dev: (0, 0),
+            size: None,
         }
     }
     pub fn file(path: &'a [u8], data: &'a [u8]) -> Self {
@@ -67,28 +79,66 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// A tar file of `entries`, paths and link targets taken byte for byte.
+/// A tar file of `entries`, paths and link targets taken byte for byte
+/// (longer than 100 bytes: in a GNU long name or long link record before
+/// the entry, as GNU tar writes them).
 pub fn tar(entries: &[Entry]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
+        for (long, kind) in [
+            (e.path, EntryType::GNULongName),
+            (e.link, EntryType::GNULongLink),
+        ] {
+            if long.len() > 100 {
+                let mut h = Header::new_gnu();
+                h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+                h.set_entry_type(kind);
+                h.set_mode(0o644);
+                h.set_size(long.len() as u64 + 1);
+                h.set_cksum();
+                b.append(&h, [long, b"\0"].concat().as_slice()).unwrap();
+            }
+        }
         let mut h = Header::new_gnu();
-        assert!(
-            e.path.len() <= 100 && e.link.len() <= 100,
-            "name too long for a test header"
+        let (path, link) = (
+            &e.path[..e.path.len().min(100)],
+            &e.link[..e.link.len().min(100)],
         );
-        h.as_old_mut().name[..e.path.len()].copy_from_slice(e.path);
-        h.as_old_mut().linkname[..e.link.len()].copy_from_slice(e.link);
+        h.as_old_mut().name[..path.len()].copy_from_slice(path);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
         h.set_entry_type(e.kind);
         h.set_mode(e.mode);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(1_000_000_000);
-        h.set_size(e.data.len() as u64);
+        h.set_size(e.size.unwrap_or(e.data.len() as u64));
         h.set_device_major(e.dev.0).unwrap();
         h.set_device_minor(e.dev.1).unwrap();
         h.set_cksum();
         b.append(&h, e.data).unwrap();
     }
+    b.into_inner().unwrap()
+}
+
+/// A tar file of one GNU sparse file `path`, `size` bytes long once
+/// unpacked: a hole, then `data` (a multiple of 512 bytes) at its end.
+pub fn sparse(path: &[u8], size: u64, data: &[u8]) -> Vec<u8> {
+    assert!(path.len() <= 100 && data.len().is_multiple_of(512));
+    let mut h = Header::new_gnu();
+    h.as_old_mut().name[..path.len()].copy_from_slice(path);
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_000_000_000);
+    h.set_size(data.len() as u64);
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.sparse[0].set_offset(size - data.len() as u64);
+    gnu.sparse[0].set_length(data.len() as u64);
+    gnu.set_real_size(size);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, data).unwrap();
     b.into_inner().unwrap()
 }
 
@@ -192,6 +242,50 @@ pub fn malicious() -> Vec<Case> {
             ]),
             expect: Reject("symlink"),
         },
+        // A whiteout of ".." deleted the directory that holds the layer:
+        // every cached layer of the state directory.
+        Case {
+            name: "whiteout-dotdot",
+            tar: tar(&[Entry::file(b".wh...", b"")]),
+            expect: Reject("whiteout of \"..\""),
+        },
+        Case {
+            name: "whiteout-dotdot-below",
+            tar: tar(&[
+                Entry::new(T::Directory, b"a/b/"),
+                Entry::file(b"a/b/.wh...", b""),
+            ]),
+            expect: Reject("whiteout of \"..\""),
+        },
+        // A whiteout of "." deleted its own directory.
+        Case {
+            name: "whiteout-dot",
+            tar: tar(&[
+                Entry::file(b"keep/file", b"x"),
+                Entry::file(b"keep/.wh..", b""),
+            ]),
+            expect: Reject("whiteout of \".\""),
+        },
+        Case {
+            name: "whiteout-empty",
+            tar: tar(&[Entry::file(b"keep/.wh.", b"")]),
+            expect: Reject("whiteout of an empty name"),
+        },
+        // The header says a terabyte follows: refused before a byte is written.
+        Case {
+            name: "huge-size",
+            tar: tar(&[Entry {
+                size: Some(1 << 40),
+                ..Entry::file(b"huge", b"")
+            }]),
+            expect: Reject("--max-layer-size"),
+        },
+        // 20 GiB once unpacked, from 1.5 KiB of tar.
+        Case {
+            name: "sparse-bomb",
+            tar: sparse(b"sparse", 20 << 30, &[b's'; 512]),
+            expect: Reject("--max-layer-size"),
+        },
         Case {
             name: "truncated",
             tar: truncated,
@@ -208,6 +302,117 @@ pub fn malicious() -> Vec<Case> {
             expect: Reject("not a tar file"),
         },
     ]
+}
+
+/// The limits the corpus is unpacked with: small, so that its bombs are small.
+pub const CORPUS_LIMITS: Limits = Limits {
+    max_bytes: 1 << 20,
+    max_entries: 1000,
+};
+
+/// Every case of [`malicious`], and more that need a file of their own (a
+/// gzip bomb, a deep chain) or are accepted, unpacked with [`CORPUS_LIMITS`].
+/// The layer `good` needs root (its opaque directory is an xattr in the
+/// `trusted` namespace).
+pub fn corpus() -> Vec<Case> {
+    use EntryType as T;
+    use Expect::*;
+    let deep: Vec<u8> = [&b"d/".repeat(1500)[..], b"f"].concat();
+    let zeros = vec![0u8; 16 << 20];
+    let many: Vec<Vec<u8>> = (0..=CORPUS_LIMITS.max_entries)
+        .map(|i| format!("f{i}").into_bytes())
+        .collect();
+    let mut cases = malicious();
+    cases.extend([
+        Case {
+            name: "good",
+            tar: good(),
+            expect: Accept,
+        },
+        // 1500 levels: deeper than the usual open-file limit, and a
+        // path (3 KB) longer than the 100 bytes of a plain header.
+        Case {
+            name: "deep-chain",
+            tar: tar(&[Entry::file(&deep, b"bottom\n")]),
+            expect: Accept,
+        },
+        // 75 KiB of gzip, 16 MiB of file.
+        Case {
+            name: "gzip-bomb",
+            tar: gzip(&tar(&[Entry::file(b"zeros", &zeros)])),
+            expect: Reject("--max-layer-size"),
+        },
+        // Small files that add up past the limit.
+        Case {
+            name: "many-files-bomb",
+            tar: gzip(&tar(&[
+                Entry::file(b"a", &zeros[..600 << 10]),
+                Entry::file(b"b", &zeros[..600 << 10]),
+            ])),
+            expect: Reject("--max-layer-size"),
+        },
+        Case {
+            name: "entries-bomb",
+            tar: gzip(&tar(&many
+                .iter()
+                .map(|n| Entry::file(n, b""))
+                .collect::<Vec<_>>())),
+            expect: Reject("--max-layer-entries"),
+        },
+        Case {
+            name: "name-255",
+            tar: tar(&[Entry::file(&[b'n'; 255], b"x")]),
+            expect: Accept,
+        },
+        Case {
+            name: "name-256",
+            tar: tar(&[Entry::file(&[b'n'; 256], b"x")]),
+            expect: Reject("longer than 255 bytes"),
+        },
+        // Names are bytes: a newline or an escape sequence is a valid name,
+        // kept in the layer, and escaped whenever a message shows it.
+        Case {
+            name: "control-characters",
+            tar: tar(&[
+                Entry::file(b"new\nline", b"x"),
+                Entry::file(b"\x1b[2Jclear", b"x"),
+            ]),
+            expect: Accept,
+        },
+        // A later entry replaces an earlier one, whatever their kinds.
+        Case {
+            name: "replace-kinds",
+            tar: tar(&[
+                Entry::file(b"a/b/c", b"x"),
+                Entry::link(T::Symlink, b"a/b/l", b"/"),
+                Entry::file(b"a", b"file now"),
+                Entry::new(T::Directory, b"a/"),
+                Entry::file(b"a/c", b"x"),
+                Entry::link(T::Symlink, b"a", b".."),
+                Entry::new(T::Fifo, b"a"),
+                Entry::new(T::Char, b"a"),
+                Entry::new(T::Directory, b"a/"),
+            ]),
+            expect: Accept,
+        },
+        // The AUFS markers are skipped; a whiteout of a symlink removes the link only.
+        Case {
+            name: "aufs-markers",
+            tar: tar(&[
+                Entry::link(T::Symlink, b"up", b"../../.."),
+                Entry::file(b".wh.up", b""),
+                Entry::file(b".wh..wh.plnk", b""),
+                Entry::file(b".wh..wh..wh..", b""),
+            ]),
+            expect: Accept,
+        },
+        Case {
+            name: "whiteout-through-dotdot",
+            tar: tar(&[Entry::file(b"../.wh.other", b"")]),
+            expect: Reject("\"..\""),
+        },
+    ]);
+    cases
 }
 
 /// A good layer with one of each kind of entry, including OCI whiteouts:
