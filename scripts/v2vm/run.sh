@@ -50,7 +50,10 @@ shift $((OPTIND - 1))
 [ $# -gt 0 ] || usage
 [[ $CWD == /* ]] || die "-C needs an absolute path"
 
-if [ ! -s "$DIR/vmlinux" ] || [ ! -s "$DIR/base.cpio.gz" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+# Also when init.sh or setup.sh changed since the cached initramfs was made
+# (a pull that changes the guest's init must not run the old one).
+if [ ! -s "$DIR/vmlinux" ] || [ ! -s "$DIR/base.cpio.gz" ] || ! command -v qemu-system-x86_64 >/dev/null \
+   || [ "$HERE/init.sh" -nt "$DIR/base.cpio.gz" ] || [ "$HERE/setup.sh" -nt "$DIR/base.cpio.gz" ]; then
   "$HERE/setup.sh" >&2 || die "setup.sh failed"
 fi
 
