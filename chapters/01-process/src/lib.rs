@@ -56,12 +56,15 @@ impl Chapter for Opts {
 
 // ANCHOR: hostfacts
 /// Tells the probe (the report program in the default rootfs) what the host's
-/// namespaces and root directory are, through two environment variables, so
-/// that it can print "own" or "host" for each instead of raw numbers.
+/// namespaces and root directory are, through two variables in the
+/// container's environment, so that it can print "own" or "host" for each
+/// instead of raw numbers. They are the one thing of the host that the
+/// runtime puts in every container's environment on purpose: a teaching aid,
+/// which a production runtime would not have.
 struct HostFacts;
 
 impl Step for HostFacts {
-    fn prepare(&mut self, _ctx: &mut Ctx) -> Result<()> {
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         let mut ns = Vec::new();
         for name in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
             if let Ok(link) = std::fs::read_link(format!("/proc/self/ns/{name}")) {
@@ -75,9 +78,8 @@ impl Step for HostFacts {
             }
         }
         let root = std::fs::metadata("/").context("stat(2) /")?;
-        // Single-threaded here: changing the environment is safe.
-        std::env::set_var("STEPBOX_HOST_NS", ns.join(" "));
-        std::env::set_var(
+        ctx.set_env("STEPBOX_HOST_NS", ns.join(" "));
+        ctx.set_env(
             "STEPBOX_HOST_ROOT",
             format!("{}:{}", root.dev(), root.ino()),
         );

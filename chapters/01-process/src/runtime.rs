@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use nix::sched::{clone, CloneFlags};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execvp, geteuid, Pid};
+use nix::unistd::{execve, geteuid, Pid};
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -213,7 +213,7 @@ fn child_main(
             step.before_exec(ctx)?;
         }
         default_signals()?;
-        exec(argv)
+        exec(ctx, argv)
     })()
     .unwrap_err();
     report_failure(ctx, &err)
@@ -277,16 +277,38 @@ pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
 }
 
 // ANCHOR: exec
-/// execve(2) the command, searching $PATH like a shell; returns only on failure,
-/// with the exit code a shell would use: 127 not found, 126 cannot execute.
-pub fn exec(argv: &[CString]) -> Result<std::convert::Infallible> {
-    let errno = execvp(&argv[0], argv).unwrap_err();
+/// execve(2) the command with the container's environment (`ctx.env`, and
+/// `HOSTNAME`), looking a bare name up in the container's `PATH` as a shell
+/// would: not in the runtime's `PATH`, which is the host's, and not through
+/// execvp(3), which would read it from the runtime's environment. Returns
+/// only on failure, with a shell's exit code: 127 not found, 126 cannot
+/// execute.
+pub fn exec(ctx: &Ctx, argv: &[CString]) -> Result<std::convert::Infallible> {
+    let mut env = ctx.env.clone();
+    if !env.iter().any(|(n, _)| n == "HOSTNAME") {
+        // After chapter 6's sethostname(2): the container's own name, as docker sets it.
+        if let Ok(name) = nix::unistd::gethostname() {
+            env.push(("HOSTNAME".into(), name.to_string_lossy().into_owned()));
+        }
+    }
+    let envp = env
+        .iter()
+        .map(|(n, v)| CString::new(format!("{n}={v}")))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::runtime("an environment variable contains a NUL byte"))?;
     let name = argv[0].to_string_lossy();
+    let program = if argv[0].as_bytes().contains(&b'/') {
+        argv[0].clone()
+    } else {
+        find_in_path(argv[0].as_bytes(), ctx.env_var("PATH").unwrap_or("")).ok_or_else(|| {
+            Error::with_code(
+                EXIT_NOT_FOUND,
+                format!("{name}: command not found in $PATH"),
+            )
+        })?
+    };
+    let errno = execve(&program, argv, &envp).unwrap_err();
     Err(match errno {
-        Errno::ENOENT if !name.contains('/') => Error::with_code(
-            EXIT_NOT_FOUND,
-            format!("{name}: command not found in $PATH"),
-        ),
         Errno::ENOENT | Errno::ENOTDIR => {
             Error::with_code(EXIT_NOT_FOUND, format!("{name}: no such file"))
         }
@@ -295,6 +317,36 @@ pub fn exec(argv: &[CString]) -> Result<std::convert::Infallible> {
             format!("{name}: cannot execute: {}", crate::error::describe(errno)),
         ),
     })
+}
+
+/// The first `DIR/NAME`, for DIR in `path` (`:`-separated; an empty entry
+/// is the current directory), that is an executable regular file: what
+/// execvp(3) looks for. Failing that, the first one that exists but is not
+/// executable, so that execve(2) reports why (126), as a shell does.
+pub fn find_in_path(name: &[u8], path: &str) -> Option<CString> {
+    use nix::sys::stat::{stat, SFlag};
+    use nix::unistd::{access, AccessFlags};
+    let mut denied = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let mut full = dir.as_bytes().to_vec();
+        full.push(b'/');
+        full.extend_from_slice(name);
+        let Ok(full) = CString::new(full) else {
+            continue;
+        };
+        let regular = stat(full.as_c_str()).is_ok_and(|st| {
+            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+        });
+        if !regular {
+            continue;
+        }
+        if access(full.as_c_str(), AccessFlags::X_OK).is_ok() {
+            return Some(full);
+        }
+        denied.get_or_insert(full);
+    }
+    denied
 }
 // ANCHOR_END: exec
 
@@ -334,4 +386,39 @@ pub fn flag_names(flags: CloneFlags) -> String {
     }
     let names: Vec<String> = flags.iter_names().map(|(n, _)| n.to_string()).collect();
     names.join("|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn find_in_path_takes_the_first_executable_file() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+        for d in [&a, &b, &c] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::create_dir(a.join("tool")).unwrap(); // a directory: skipped
+        std::fs::write(b.join("tool"), "").unwrap(); // not executable
+        std::fs::write(c.join("tool"), "").unwrap();
+        std::fs::set_permissions(c.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}:{}", a.display(), b.display(), c.display());
+        let found = find_in_path(b"tool", &path).unwrap();
+        assert_eq!(found.to_str().unwrap(), c.join("tool").to_str().unwrap());
+        // Without c: the non-executable one, for execve(2) to refuse (126).
+        let path = format!("{}:{}", a.display(), b.display());
+        let found = find_in_path(b"tool", &path).unwrap();
+        assert_eq!(found.to_str().unwrap(), b.join("tool").to_str().unwrap());
+        assert_eq!(find_in_path(b"tool", &a.display().to_string()), None);
+        assert_eq!(find_in_path(b"tool", ""), None);
+    }
+
+    #[test]
+    fn outcomes_map_to_shell_exit_codes() {
+        assert_eq!(Outcome::Exited(3).code(), 3);
+        assert_eq!(Outcome::Signaled(Signal::SIGKILL).code(), 137);
+        assert_eq!(Outcome::Signaled(Signal::SIGINT).code(), 130);
+    }
 }

@@ -47,7 +47,15 @@ pub struct Ctx {
     /// The command the container runs (argv), for steps whose checks depend
     /// on it (chapter 5 looks for its executable in the rootfs).
     pub command: Vec<std::ffi::OsString>,
+    /// The command's whole environment, `NAME=value` by name: nothing of the
+    /// runtime's own environment reaches the container unless it is here.
+    /// [`Ctx::new`] puts docker's defaults in; steps add to it
+    /// ([`Ctx::set_env`]); `HOSTNAME` is added in the child, last.
+    pub env: Vec<(String, String)>,
 }
+
+/// docker's `PATH` for a container whose image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Ctx {
     pub fn new(prog: &'static str, verbose: bool) -> Self {
@@ -64,7 +72,25 @@ impl Ctx {
             report_fd: -1,
             outcome: None,
             command: Vec::new(),
+            env: default_env(),
         }
+    }
+
+    /// Sets `name` in the container's environment, replacing an earlier value.
+    pub fn set_env(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.env.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = value,
+            None => self.env.push((name.to_owned(), value)),
+        }
+    }
+
+    /// The value of `name` in the container's environment.
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `-v`: one line per kernel step, on stderr, in the order they happen.
@@ -80,6 +106,31 @@ impl Ctx {
     pub fn tell(&self, what: fmt::Arguments) {
         let _ = writeln!(std::io::stderr(), "{}: {what}", self.prog);
     }
+}
+
+/// What docker gives a container: `PATH`, `HOME` (root's, as the command
+/// runs as root; chapter 1, which can run as anyone, gives the caller's
+/// home from the password database), and `TERM` only when there is a
+/// terminal. A secret exported in the caller's shell stays there.
+fn default_env() -> Vec<(String, String)> {
+    let uid = nix::unistd::geteuid();
+    let home = match uid.is_root() {
+        true => "/root".to_owned(),
+        false => nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.dir.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".to_owned()),
+    };
+    let mut env = vec![
+        ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
+        ("HOME".to_owned(), home),
+    ];
+    if nix::unistd::isatty(0).unwrap_or(false) {
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned());
+        env.push(("TERM".to_owned(), term));
+    }
+    env
 }
 
 fn random_id() -> String {

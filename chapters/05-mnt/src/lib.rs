@@ -63,7 +63,8 @@ impl Step for MountNamespace {
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         // A later chapter may set ctx.rootfs itself (an overlay of image layers).
         if let Some(dir) = &self.rootfs {
-            ctx.rootfs = Some(check_rootfs(dir, &ctx.command)?);
+            let path = ctx.env_var("PATH").unwrap_or_default().to_owned();
+            ctx.rootfs = Some(check_rootfs(dir, &ctx.command, &path)?);
         }
         Ok(())
     }

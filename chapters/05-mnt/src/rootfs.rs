@@ -32,7 +32,8 @@ const MAX_SYMLINKS: usize = 40;
 /// Catches the typical mistakes (a typo, the tarball instead of the
 /// unpacked directory, the host's own `/`, a command the rootfs does not
 /// have) before any namespace exists, each with one line that says which.
-pub fn check_rootfs(dir: &Path, command: &[OsString]) -> Result<PathBuf> {
+/// `path` is the container's `PATH`, where a bare command name is looked up.
+pub fn check_rootfs(dir: &Path, command: &[OsString], path: &str) -> Result<PathBuf> {
     let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::runtime(format!(
             "rootfs {dir:?}: no such directory ({NO_ROOTFS_HINT})"
@@ -62,9 +63,7 @@ pub fn check_rootfs(dir: &Path, command: &[OsString]) -> Result<PathBuf> {
         )?;
     }
     if let Some(program) = command.first() {
-        // execvp(3)'s default when PATH is unset.
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
-        find_command(&root, &dir, program, &path)?;
+        find_command(&root, &dir, program, OsStr::new(path))?;
     }
     Ok(dir)
 }
@@ -116,7 +115,7 @@ pub fn mount_point(dir: Option<&OwnedFd>, name: &Path, shown: &str) -> Result<bo
 /// The command's executable must exist in the rootfs, or the container
 /// could only fail. A path (`/bin/probe`) is looked up in the rootfs; a bare
 /// name (`sh`) in each directory of $PATH, in the rootfs, as execvp(3) will
-/// search it in the container, which inherits the runtime's environment.
+/// search it in the container's `PATH` (chapter 1's [`exec`](ch01_process::runtime::exec)).
 /// Whether it can be executed is left to execve(2), which says so
 /// precisely (exit 126).
 fn find_command(root: &OwnedFd, dir: &Path, program: &OsStr, path: &OsStr) -> Result<()> {
@@ -328,7 +327,7 @@ mod tests {
     #[test]
     fn the_hosts_root_is_refused() {
         for dir in ["/", "/proc/self/root", "/proc/self/root/."] {
-            let err = check_rootfs(Path::new(dir), &[]).unwrap_err();
+            let err = check_rootfs(Path::new(dir), &[], "").unwrap_err();
             assert!(
                 err.msg.contains("is the host's own root directory"),
                 "{}",
