@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod runtime;
+pub mod state;
 pub mod step;
 
 pub use error::{Context, Error, Result};
@@ -93,8 +94,18 @@ impl Step for HostFacts {
 struct Cli<O: Args> {
     #[command(flatten)]
     opts: O,
+    /// Instead of running a container: remove what runtimes that were
+    /// killed left on the host (cgroups, mounts, directories, veths), from
+    /// their state records in /run/stepbox/containers. Every start does it
+    /// too, before it makes anything.
+    #[arg(long, conflicts_with = "command")]
+    gc: bool,
     /// The command to run in the container, and its arguments.
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "gc",
+        trailing_var_arg = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<OsString>,
 }
 
@@ -125,9 +136,17 @@ pub fn main<C: Chapter>() -> ! {
         }
     };
     let mut ctx = Ctx::new(C::NAME, cli.opts.base().verbose);
+    // Tests keep their state records apart from the host's.
+    if let Some(dir) = std::env::var_os("STEPBOX_RUN_DIR") {
+        ctx.run_dir = dir.into();
+    }
     let mut steps = cli.opts.steps();
-    match runtime::run(&mut ctx, &mut steps, &cli.command) {
-        Ok(outcome) => std::process::exit(outcome.code()),
+    let result = match cli.gc {
+        true => state::gc(&ctx, &steps),
+        false => runtime::run(&mut ctx, &mut steps, &cli.command).map(|o| o.code()),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
         Err(e) => {
             let _ = writeln!(
                 std::io::stderr(),

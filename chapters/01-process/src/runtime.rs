@@ -63,6 +63,7 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
         return Err(Error::runtime("no command given"));
     }
     ctx.command = command.to_vec();
+    ctx.undo = crate::state::Undo::of(steps);
 
     // Blocked before anything is created: a Ctrl-C during setup must not kill
     // the runtime half-way and leave a cgroup or a veth behind.
@@ -91,6 +92,8 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
             left.push(e.msg);
         }
     }
+    // The state record goes once what it lists has; otherwise it stays, for --gc.
+    crate::state::finish(ctx, &mut left);
     if left.is_empty() {
         return result;
     }
@@ -200,6 +203,14 @@ fn child_main(
 ) -> isize {
     // If the runtime dies (even by SIGKILL), take the container with it.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // The runtime's lock on its state record is not the container's to hold:
+    // an init that outlived the runtime for a moment would make a sweep
+    // take the runtime for alive. Closing our copy leaves the parent's lock.
+    if let Some(fd) = ctx.record_fd() {
+        // SAFETY: the fd is this process's copy of the record's lock file;
+        // nothing in the child uses it (its File is never dropped here).
+        unsafe { libc::close(fd) };
+    }
     let mut byte = [0u8; 1];
     if !matches!((&*go).read(&mut byte), Ok(1)) {
         // The parent gave up before releasing us; it reports why.

@@ -17,15 +17,21 @@
 //!  cleanup()        reverse order, for every step whose prepare() succeeded,
 //!                   whether or not the container ever started
 //! ```
+//!
+//! What a step makes on the host it first writes down in the container's
+//! state record ([`Ctx::record`], see state.rs), so that if the runtime is
+//! killed, another process can remove it with the step's [`Step::undo`].
 
 use crate::error::Result;
 use crate::runtime::Outcome;
+use crate::state::{Record, Undo};
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use std::fmt;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 /// What the steps share about one container.
 pub struct Ctx {
@@ -52,6 +58,14 @@ pub struct Ctx {
     /// [`Ctx::new`] puts docker's defaults in; steps add to it
     /// ([`Ctx::set_env`]); `HOSTNAME` is added in the child, last.
     pub env: Vec<(String, String)>,
+    /// Where the state records of live containers are kept
+    /// (`RUN_DIR/containers/<id>.json`); `/run/stepbox` by default.
+    pub run_dir: PathBuf,
+    /// How to remove each kind of resource, from every step (set by
+    /// `runtime::run`), for the sweep of what dead runtimes left.
+    pub undo: Undo,
+    /// This container's state record, once a step has recorded something.
+    pub(crate) record: Mutex<Option<Record>>,
 }
 
 /// docker's `PATH` for a container whose image sets none.
@@ -73,7 +87,19 @@ impl Ctx {
             outcome: None,
             command: Vec::new(),
             env: default_env(),
+            run_dir: PathBuf::from("/run/stepbox"),
+            undo: Undo::default(),
+            record: Mutex::new(None),
         }
+    }
+
+    /// A context for the same runtime, without `-v`.
+    pub fn quiet(&self) -> Ctx {
+        let mut quiet = Ctx::new(self.prog, false);
+        quiet.id = self.id.clone();
+        quiet.run_dir = self.run_dir.clone();
+        quiet.undo = self.undo;
+        quiet
     }
 
     /// Sets `name` in the container's environment, replacing an earlier value.
@@ -171,5 +197,14 @@ pub trait Step {
     /// because the host is not as it was.
     fn cleanup(&mut self, _ctx: &Ctx) -> Result<()> {
         Ok(())
+    }
+    /// Fills in how to remove the kinds of resource this step records, from
+    /// the record alone: for a sweep of what a killed runtime left.
+    fn undo(&self, _undo: &mut Undo) {}
+    /// `--gc`, after the records: remove what killed runs left that is in
+    /// no container's record but in a store of the step's own (chapter 8's
+    /// half-unpacked layers). Returns a line for each thing left.
+    fn gc(&self, _ctx: &Ctx) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
