@@ -29,6 +29,7 @@ mod v1;
 mod v2;
 
 use ch01_process::runtime::Outcome;
+use ch01_process::state::Undo;
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
 use clap::Args;
 use nix::errno::Errno;
@@ -229,7 +230,32 @@ impl Step for Cgroups {
         report_oom(ctx, cgroup.as_ref(), self.limits.memory);
         cgroup.remove(ctx)
     }
+
+    fn undo(&self, undo: &mut Undo) {
+        undo.cgroup = Some(undo_cgroup);
+    }
 }
+
+// ANCHOR: undo
+/// Removes a cgroup that a killed runtime's record lists (in v1, one of
+/// its directories), as [`Cgroup::remove`] would: its child cgroups first,
+/// killing what lingers. Only on a cgroup filesystem: a record is root's,
+/// but a damaged one must not send rmdir(2) and kill(2) elsewhere.
+fn undo_cgroup(ctx: &Ctx, path: &Path) -> Result<()> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    match statfs(path) {
+        Err(Errno::ENOENT) => return Ok(()), // never made, or removed already
+        Err(e) => return Err(e).context(format!("statfs(2) {path:?}")),
+        Ok(fs) if ![CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&fs.filesystem_type()) => {
+            return Err(Error::runtime(format!(
+                "refusing to remove {path:?} as a cgroup: it is not on a cgroup filesystem"
+            )))
+        }
+        Ok(_) => {}
+    }
+    remove_dir(ctx, path, &kill_all)
+}
+// ANCHOR_END: undo
 
 // ANCHOR: oom
 /// The OOM killer sends SIGKILL, which looks like any other `kill -9`: the
@@ -367,6 +393,19 @@ fn keyed_value(path: &Path, key: &str) -> Option<u64> {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
     })
+}
+
+/// Kills everything in the cgroup `dir`. v2's cgroup.kill (Linux 5.14)
+/// kills the whole subtree at once, even processes forking while it runs;
+/// without it (or in v1, which has no such file), one by one.
+fn kill_all(dir: &Path) {
+    let killed = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.kill"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"1"));
+    if killed.is_err() {
+        kill_listed(dir);
+    }
 }
 
 /// SIGKILL each process listed in `dir/cgroup.procs`.

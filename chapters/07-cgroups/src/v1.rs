@@ -8,6 +8,7 @@ use crate::{
     flag_for, keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, MountInfo,
     CPU_PERIOD,
 };
+use ch01_process::state::Resource;
 use ch01_process::{Context, Ctx, Error, Result};
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
@@ -137,6 +138,9 @@ impl Cgroup for Hierarchies {
     fn create(&mut self, ctx: &Ctx) -> Result<()> {
         for h in &mut self.list {
             crate::make_parent(ctx, &h.root, &self.parent, &mut |_| Ok(()))?;
+            ctx.record(Resource::Cgroup {
+                path: h.dir.clone(),
+            })?;
             mkdir(ctx, &h.dir)?;
             h.created = true;
         }

@@ -9,8 +9,9 @@
 //! cgroups that hold no process.
 
 use crate::{
-    flag_for, keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, CPU_PERIOD,
+    flag_for, keyed_value, kill_all, mkdir, remove_dir, write, Cgroup, Limits, CPU_PERIOD,
 };
+use ch01_process::state::Resource;
 use ch01_process::{Context, Ctx, Error, Result};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
@@ -139,6 +140,9 @@ impl Cgroup for Unified {
         crate::make_parent(ctx, &self.root, &self.parent, &mut |dir| {
             self.enable_controllers(ctx, dir)
         })?;
+        ctx.record(Resource::Cgroup {
+            path: self.dir.clone(),
+        })?;
         mkdir(ctx, &self.dir)?;
         self.created = true;
         Ok(())
@@ -194,12 +198,6 @@ impl Cgroup for Unified {
         if !std::mem::take(&mut self.created) {
             return Ok(());
         }
-        remove_dir(ctx, &self.dir, &|dir: &Path| {
-            // cgroup.kill (Linux 5.14) kills the whole subtree at once, even
-            // processes forking while it runs; without it, one by one.
-            if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
-                kill_listed(dir);
-            }
-        })
+        remove_dir(ctx, &self.dir, &kill_all)
     }
 }
