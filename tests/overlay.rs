@@ -446,13 +446,17 @@ struct Runtime {
 }
 
 impl Runtime {
-    /// `ch08-overlay ARGS` with stdin a pipe; `nofile` sets its soft open-file limit.
-    fn start(args: &[&str], nofile: Option<u64>) -> Runtime {
+    /// `ch08-overlay ARGS` with stdin a pipe; `nofile` sets its soft
+    /// open-file limit. Its state records go to `run_dir`, the test's own:
+    /// those of a killed run or a failed teardown are then swept by this
+    /// test's next start, not by another test's at any moment.
+    fn start(args: &[&str], run_dir: &Path, nofile: Option<u64>) -> Runtime {
         let id = common::unique_id();
         let before = HostState::capture(&id);
         let mut cmd = Command::new(common::bin_dir().join("ch08-overlay"));
         cmd.args(args)
             .env("STEPBOX_CONTAINER_ID", &id)
+            .env("STEPBOX_RUN_DIR", run_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -676,7 +680,7 @@ fn start(
 ) -> Runtime {
     let args = args_for(scratch, layers, extra, command);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Runtime::start(&args, nofile)
+    Runtime::start(&args, &scratch.file("run"), nofile)
 }
 
 /// One tar header (GNU format, as the tar crate reads long names only from those).

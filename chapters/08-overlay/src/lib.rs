@@ -14,6 +14,7 @@ pub mod remove;
 pub mod store;
 pub mod testdata;
 
+use ch01_process::state::{Resource, Undo};
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
 use clap::Args;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -112,7 +113,51 @@ impl Step for Overlay {
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         self.teardown(ctx, self.keep).map_err(Error::runtime)
     }
+
+    fn undo(&self, undo: &mut Undo) {
+        undo.mount = Some(undo_mount);
+        undo.dir = Some(undo_dir);
+    }
+
+    /// The layer store's temp dirs of runs killed while unpacking are the
+    /// store's, in no container's record: opening the store reclaims them
+    /// (see store.rs), as every start does.
+    fn gc(&self, ctx: &Ctx) -> Result<Vec<String>> {
+        if !self.state_dir.join("layers").is_dir() {
+            return Ok(Vec::new());
+        }
+        ctx.say(format_args!(
+            "reclaim the stale temp dirs in {}",
+            self.state_dir.join("layers").display()
+        ));
+        Ok(Store::open(&self.state_dir)?.stale)
+    }
 }
+
+// ANCHOR: undo
+/// Detaches the overlay a killed runtime's record lists, as teardown()
+/// does. Not a mount point (EINVAL: never mounted, or unmounted already)
+/// or gone (ENOENT) is success. The sweep removes the directories only
+/// after this succeeded: they are recorded first, so undone last.
+fn undo_mount(ctx: &Ctx, path: &Path) -> Result<()> {
+    ctx.say(format_args!("umount2(2) {}, MNT_DETACH", path.display()));
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e).context(format!("umount2(2) {path:?}")),
+    }
+}
+
+/// Removes a directory a killed runtime's record lists, at any depth (see
+/// remove.rs); one already gone is success.
+fn undo_dir(ctx: &Ctx, path: &Path) -> Result<()> {
+    ctx.say(format_args!("rm -r {}", path.display()));
+    remove::remove_all(path).map_err(|e| {
+        Error::runtime(format!(
+            "left {path:?} on the host: removing it failed: {e}"
+        ))
+    })
+}
+// ANCHOR_END: undo
 
 impl Overlay {
     fn setup(&mut self, ctx: &mut Ctx) -> Result<()> {
@@ -137,6 +182,15 @@ impl Overlay {
         }
 
         let dir = store.container(&ctx.id);
+        // Recorded before they are made, for a sweep if the runtime is
+        // killed: the whole directory, or with --keep what is not kept.
+        let made = match self.keep {
+            false => vec![dir.clone()],
+            true => ["work", "merged", "l"].map(|d| dir.join(d)).to_vec(),
+        };
+        for path in made {
+            ctx.record(Resource::Dir { path })?;
+        }
         ctx.say(format_args!(
             "mkdir {}/{{upper,work,merged,l}}",
             dir.display()
@@ -160,6 +214,9 @@ impl Overlay {
                 .context(format!("symlink(2) {}", link.display()))?;
         }
 
+        ctx.record(Resource::Mount {
+            path: dir.join("merged"),
+        })?;
         mount_overlay(ctx, &dir, lowers.len())?;
         self.mounted = true;
         ctx.rootfs = Some(dir.join("merged"));
