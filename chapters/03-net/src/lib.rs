@@ -10,6 +10,7 @@
 
 pub mod netlink;
 
+use ch01_process::state::{Resource, Undo};
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
 use clap::Args;
 use netlink::Message;
@@ -64,6 +65,12 @@ impl Step for NetNamespace {
     fn in_child(&self, ctx: &Ctx) -> Result<()> {
         ctx.say(format_args!("ioctl(2) SIOCSIFFLAGS lo IFF_UP"));
         set_up("lo")
+    }
+
+    // Here rather than in Veth, which exists only with --veth: a sweep by a
+    // run without it must still remove the veth of a killed run with it.
+    fn undo(&self, undo: &mut Undo) {
+        undo.link = Some(undo_link);
     }
 }
 // ANCHOR_END: step
@@ -288,6 +295,11 @@ impl Step for Veth {
     fn after_clone(&mut self, ctx: &Ctx, child: Pid) -> Result<()> {
         let host_if = &self.host_if;
         let mut nl = netlink::Socket::open().context("socket(2) AF_NETLINK NETLINK_ROUTE")?;
+        // The veth usually dies with the container's netns, but not while
+        // anything else holds that netns: recorded, for a sweep.
+        ctx.record(Resource::Link {
+            name: host_if.clone(),
+        })?;
         ctx.say(format_args!(
             "netlink RTM_NEWLINK veth {host_if} <-> {CONTAINER_IF} (in pid {child}'s netns)"
         ));
@@ -324,23 +336,27 @@ impl Step for Veth {
         if !self.created {
             return Ok(());
         }
-        // Deleting one end deletes both. When the container's netns goes, so
-        // does the pair, so it may be gone already: ENODEV is fine.
-        ctx.say(format_args!("netlink RTM_DELLINK {}", self.host_if));
-        let result = netlink::Socket::open()
-            .map_err(|errno| netlink::Refused { errno, why: None })
-            .and_then(|mut nl| nl.request(del_link(&self.host_if)));
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.errno == Errno::ENODEV => Ok(()),
-            Err(e) => Err(Error::runtime(format!(
-                "netlink RTM_DELLINK {}: {e}; the veth {} is left on the host (ip link del {})",
-                self.host_if, self.host_if, self.host_if
-            ))),
-        }
+        undo_link(ctx, &self.host_if)
     }
 }
 // ANCHOR_END: veth
+
+/// `ip link del NAME`, for cleanup() and for a sweep of a killed run's
+/// record. Deleting one end deletes both. When the container's netns goes,
+/// so does the pair, so it may be gone already: ENODEV is fine.
+fn undo_link(ctx: &Ctx, name: &str) -> Result<()> {
+    ctx.say(format_args!("netlink RTM_DELLINK {name}"));
+    let result = netlink::Socket::open()
+        .map_err(|errno| netlink::Refused { errno, why: None })
+        .and_then(|mut nl| nl.request(del_link(name)));
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.errno == Errno::ENODEV => Ok(()),
+        Err(e) => Err(Error::runtime(format!(
+            "netlink RTM_DELLINK {name}: {e}; the veth {name} is left on the host (ip link del {name})"
+        ))),
+    }
+}
 
 // ANCHOR: new_veth
 /// `ip link add HOST type veth peer name PEER netns PID`, as one RTM_NEWLINK:
