@@ -1,0 +1,720 @@
+//! `kill -9` of the runtime at several points of a start, then the sweep
+//! (the next start's, or `--gc`) removes everything the killed run made,
+//! from its state record alone: no cgroup, mount, container directory,
+//! veth or record is left.
+//!
+//! Each test first shows that the kill did leave things on the host (so
+//! that the sweep has something to do), then sweeps both ways: once with
+//! a new start, once with `--gc`. Every run uses a run directory (for the
+//! records) and a state directory of the test's own, under SCRATCH:
+//! the host's own records are never read or swept.
+
+mod common;
+
+use common::{bin_dir, find_cgroups, root, rootfs, SCRATCH};
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How the killed run's leftovers are swept.
+#[derive(Debug, Clone, Copy)]
+enum Sweep {
+    /// By the next start of a container (another id), before it makes anything.
+    NextStart,
+    /// By `chNN-name --gc`.
+    Gc,
+}
+
+const SWEEPS: [Sweep; 2] = [Sweep::NextStart, Sweep::Gc];
+
+/// A run dir and a state dir of the test's own; when dropped (also on
+/// panic): a last `--gc`, then whatever is still named after the test's
+/// containers is removed by hand.
+struct Sandbox {
+    dir: PathBuf,
+    ids: RefCell<Vec<String>>,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = Path::new(SCRATCH).join(format!("kill9-{}", common::unique_id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        Sandbox {
+            dir,
+            ids: RefCell::new(Vec::new()),
+        }
+    }
+    fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+    fn state(&self) -> String {
+        self.dir.join("state").to_string_lossy().into_owned()
+    }
+    /// A new container id, remembered for the cleanup by hand.
+    fn id(&self) -> String {
+        let id = common::unique_id();
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+    /// `bin args`, with this sandbox's run dir and the container id `id`.
+    fn command(&self, bin: &str, id: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin_dir().join(bin));
+        cmd.args(args)
+            .env("STEPBOX_RUN_DIR", self.run_dir())
+            .env("STEPBOX_CONTAINER_ID", id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+    /// The files in the run dir that belong to container `id`.
+    fn record_files(&self, id: &str) -> Vec<String> {
+        names(&self.run_dir().join("containers"))
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("{id}.")))
+            .collect()
+    }
+    /// The kinds of resource container `id`'s record lists, in order.
+    fn recorded(&self, id: &str) -> Vec<String> {
+        let path = self.run_dir().join(format!("containers/{id}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no record {}: {e}", path.display()));
+        let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(record["id"], id, "{text}");
+        record["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("state/containers").join(id)
+    }
+    /// The temp dirs of the layer store (half-unpacked layers).
+    fn temps(&self) -> Vec<String> {
+        names(&self.dir.join("state/layers"))
+            .into_iter()
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let state = self.state();
+        let _ = self
+            .command("ch08-overlay", "0", &["--gc", "--state-dir", &state])
+            .stdin(Stdio::null())
+            .output();
+        for id in self.ids.borrow().iter() {
+            let mut cgroups = find_cgroups(id);
+            cgroups.sort_by_key(|c| std::cmp::Reverse(c.len()));
+            for c in cgroups {
+                let _ = std::fs::remove_dir(&c);
+            }
+        }
+        let mut mounts = mounts_under(&self.dir.to_string_lossy());
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Err(e) = ch08_overlay::remove::remove_all(&self.dir) {
+            eprintln!("could not remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// The mount points of this mount namespace that contain `needle`.
+fn mounts_under(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A runtime started by the test, killed and reaped if the test ends early.
+struct Runtime {
+    child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl Runtime {
+    fn start(mut cmd: Command) -> Runtime {
+        let mut child = cmd.spawn().expect("starting the runtime");
+        let stdout = child.stdout.take().map(BufReader::new);
+        Runtime { child, stdout }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits until `cond` holds, polling: a handshake on something the
+    /// runtime makes, not a guess of how long it takes. Panics if the
+    /// runtime exits first.
+    fn wait_until(&mut self, what: &str, cond: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ =
+                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
+                panic!("the runtime exited ({status}) before {what}:\n{err}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no {what} in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the container's "ready" line on stdout.
+    fn wait_ready(&mut self) {
+        let mut line = String::new();
+        self.stdout.as_mut().unwrap().read_line(&mut line).unwrap();
+        if line != "ready\n" {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
+            panic!("expected \"ready\", got {line:?}:\n{err}");
+        }
+    }
+
+    /// kill -9, and reap it: it was killed, it did not exit.
+    fn kill9(mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status}"
+        );
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` to its end, stdin closed; (status, stdout, stderr).
+fn finish(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn overlay_available() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .contains("overlay")
+        || common::skip("the kernel has no overlay filesystem (modprobe overlay)")
+}
+
+fn cgroups_available() -> bool {
+    Path::new("/sys/fs/cgroup").is_dir() || common::skip("no cgroup filesystem at /sys/fs/cgroup")
+}
+
+/// The default image's bottom layer (busybox).
+fn busybox_layer() -> String {
+    let image = xtask::image::ensure().expect("building the default image");
+    image[0].to_string_lossy().into_owned()
+}
+
+/// A tar.gz of one file of `size` zero bytes: large to unpack, small to
+/// make (gzip members one after another are one gzip stream).
+fn zeros_tar_gz(path: &Path, size: u64) {
+    let mut header = [0u8; 512];
+    header[..5].copy_from_slice(b"zeros");
+    let octal = |field: &mut [u8], v: u64| {
+        let s = format!("{:0w$o}\0", v, w = field.len() - 1);
+        field.copy_from_slice(s.as_bytes());
+    };
+    octal(&mut header[100..108], 0o644);
+    octal(&mut header[108..116], 0);
+    octal(&mut header[116..124], 0);
+    octal(&mut header[124..136], size);
+    octal(&mut header[136..148], 1_000_000_000);
+    header[156] = b'0';
+    header[257..265].copy_from_slice(b"ustar  \0");
+    header[148..156].fill(b' ');
+    let sum: u32 = header.iter().map(|&b| b as u32).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let gzip = ch08_overlay::testdata::gzip;
+    let mib = gzip(&vec![0u8; 1 << 20]);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(&gzip(&header)).unwrap();
+    for _ in 0..size >> 20 {
+        f.write_all(&mib).unwrap();
+    }
+    f.write_all(&gzip(&[0u8; 1024])).unwrap();
+    f.flush().unwrap();
+}
+
+/// What the killed run of `id` left is gone: cgroups, mounts, its
+/// container directory, its record, the store's temp dirs.
+fn assert_gone(sb: &Sandbox, id: &str) {
+    assert_eq!(
+        find_cgroups(id),
+        Vec::<String>::new(),
+        "cgroups of {id} left"
+    );
+    assert_eq!(
+        mounts_under(id),
+        Vec::<String>::new(),
+        "mounts of {id} left"
+    );
+    assert!(
+        !sb.container_dir(id).exists(),
+        "{} left",
+        sb.container_dir(id).display()
+    );
+    assert_eq!(
+        sb.record_files(id),
+        Vec::<String>::new(),
+        "record of {id} left"
+    );
+    assert_eq!(
+        sb.temps(),
+        Vec::<String>::new(),
+        "temp dirs left in the store"
+    );
+}
+
+/// Sweeps `sb` the way `how` says, with chapter 8's binary; `gone` is the
+/// killed container, whose leftovers the `--gc` line must name.
+fn sweep_ch08(sb: &Sandbox, how: Sweep, gone: &str, layer: &str) {
+    let state = sb.state();
+    match how {
+        Sweep::NextStart => {
+            let id = sb.id();
+            let (code, _, err) = finish(sb.command(
+                "ch08-overlay",
+                &id,
+                &["--state-dir", &state, "--layer", layer, "--", "true"],
+            ));
+            assert_eq!((code, err.as_str()), (0, ""), "the next start");
+            assert_gone(sb, &id);
+        }
+        Sweep::Gc => {
+            let (code, out, err) =
+                finish(sb.command("ch08-overlay", "0", &["--gc", "--state-dir", &state]));
+            assert_eq!(code, 0, "--gc: {err}");
+            assert_eq!(out, "");
+            assert!(
+                err.contains(&format!(
+                    "container {gone} (ch08-overlay, no longer running): removed "
+                )),
+                "--gc: {err}"
+            );
+        }
+    }
+}
+
+// ANCHOR: before_overlay
+/// Killed after its cgroup exists, while it unpacks a big layer: before
+/// any container directory or mount exists, and before the container runs.
+#[test]
+fn ch08_killed_after_the_cgroup_before_the_overlay() {
+    if !root() || !overlay_available() || !cgroups_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let busybox = busybox_layer();
+    let big = sb.dir.join("big.tar.gz");
+    zeros_tar_gz(&big, 256 << 20);
+    let big = big.to_string_lossy().into_owned();
+    let state = sb.state();
+    // The bottom layer cached first: the only temp dir is then the big one's.
+    let (code, _, err) = finish(sb.command(
+        "ch08-overlay",
+        &sb.id(),
+        &["--state-dir", &state, "--layer", &busybox, "--", "true"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    for how in SWEEPS {
+        let id = sb.id();
+        let mut rt = Runtime::start(sb.command(
+            "ch08-overlay",
+            &id,
+            &[
+                "--state-dir",
+                &state,
+                "--layer",
+                &busybox,
+                "--layer",
+                &big,
+                "--",
+                "true",
+            ],
+        ));
+        rt.wait_until("the big layer's temp dir", || !sb.temps().is_empty());
+        rt.kill9();
+        // Left: its cgroups, listed in its record, and the store's temp dir.
+        assert!(!find_cgroups(&id).is_empty(), "{how:?}: no cgroup");
+        let kinds = sb.recorded(&id);
+        assert!(kinds.iter().all(|k| k == "cgroup"), "{how:?}: {kinds:?}");
+        assert!(!kinds.is_empty());
+        assert!(!sb.container_dir(&id).exists());
+        assert_eq!(sb.temps().len(), 1);
+
+        sweep_ch08(&sb, how, &id, &busybox);
+        assert_gone(&sb, &id);
+    }
+}
+// ANCHOR_END: before_overlay
+
+/// Killed as soon as the overlay is mounted: between the mount and the
+/// command, or just after the command started.
+#[test]
+fn ch08_killed_after_the_overlay_is_mounted() {
+    if !root() || !overlay_available() || !cgroups_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let busybox = busybox_layer();
+    let state = sb.state();
+    for how in SWEEPS {
+        let id = sb.id();
+        let merged = sb.container_dir(&id).join("merged");
+        let merged = merged.to_string_lossy().into_owned();
+        let mut rt = Runtime::start(sb.command(
+            "ch08-overlay",
+            &id,
+            &[
+                "--state-dir",
+                &state,
+                "--layer",
+                &busybox,
+                "--",
+                "sh",
+                "-c",
+                "read x",
+            ],
+        ));
+        rt.wait_until("the overlay mount", || {
+            mounts_under(&merged).contains(&merged)
+        });
+        rt.kill9();
+        assert_eq!(mounts_under(&merged), vec![merged.clone()], "{how:?}");
+        assert!(sb.container_dir(&id).join("upper").is_dir());
+        assert!(!find_cgroups(&id).is_empty());
+        let kinds = sb.recorded(&id);
+        assert_eq!(kinds.last().map(String::as_str), Some("mount"), "{kinds:?}");
+        assert!(kinds.contains(&"dir".to_owned()), "{kinds:?}");
+
+        sweep_ch08(&sb, how, &id, &busybox);
+        assert_gone(&sb, &id);
+    }
+}
+
+/// Killed while the command runs: what it wrote in its upper dir goes too.
+#[test]
+fn ch08_killed_while_the_command_runs() {
+    if !root() || !overlay_available() || !cgroups_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let busybox = busybox_layer();
+    let state = sb.state();
+    for how in SWEEPS {
+        let id = sb.id();
+        let mut rt = Runtime::start(sb.command(
+            "ch08-overlay",
+            &id,
+            &[
+                "--state-dir",
+                &state,
+                "--memory",
+                "64m",
+                "--layer",
+                &busybox,
+                "--",
+                "sh",
+                "-c",
+                "echo data > /file && echo ready && read x",
+            ],
+        ));
+        rt.wait_ready();
+        rt.kill9();
+        let upper = sb.container_dir(&id).join("upper/file");
+        assert!(upper.exists(), "{how:?}: {} is not there", upper.display());
+        assert_eq!(mounts_under(&id).len(), 1, "{how:?}");
+        assert!(!find_cgroups(&id).is_empty());
+        assert_eq!(sb.recorded(&id).len(), find_cgroups(&id).len() + 2);
+
+        sweep_ch08(&sb, how, &id, &busybox);
+        assert_gone(&sb, &id);
+    }
+}
+
+/// Chapter 7: killed while the command runs, its cgroups are left; a
+/// `--gc` while it is alive leaves them alone (its runtime holds the
+/// record's lock), the sweep after the kill removes them.
+#[test]
+fn ch07_killed_while_the_command_runs() {
+    if !root() || !cgroups_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let r = rootfs().to_string_lossy().into_owned();
+    for how in SWEEPS {
+        let id = sb.id();
+        let mut rt = Runtime::start(sb.command(
+            "ch07-cgroups",
+            &id,
+            &[
+                "--rootfs",
+                &r,
+                "--init",
+                "--pids-limit",
+                "20",
+                "--",
+                "sh",
+                "-c",
+                "echo ready && read x",
+            ],
+        ));
+        rt.wait_ready();
+        let cgroups = find_cgroups(&id);
+        assert!(!cgroups.is_empty());
+        let (code, out, err) = finish(sb.command("ch07-cgroups", "0", &["--gc"]));
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, "", ""),
+            "a live container's --gc"
+        );
+        assert_eq!(
+            find_cgroups(&id),
+            cgroups,
+            "--gc removed a live container's cgroups"
+        );
+        assert_eq!(sb.recorded(&id).len(), cgroups.len());
+
+        rt.kill9();
+        assert_eq!(find_cgroups(&id), cgroups, "{how:?}");
+        assert_eq!(sb.record_files(&id).len(), 2, "{:?}", sb.record_files(&id));
+
+        match how {
+            Sweep::NextStart => {
+                let next = sb.id();
+                let (code, _, err) =
+                    finish(sb.command("ch07-cgroups", &next, &["--rootfs", &r, "--", "true"]));
+                assert_eq!((code, err.as_str()), (0, ""));
+                assert_gone(&sb, &next);
+            }
+            Sweep::Gc => {
+                let (code, _, err) = finish(sb.command("ch07-cgroups", "0", &["--gc"]));
+                assert_eq!(code, 0, "{err}");
+                for c in &cgroups {
+                    assert!(err.contains(&format!("cgroup {c}")), "{c}: {err}");
+                }
+            }
+        }
+        assert_gone(&sb, &id);
+    }
+}
+
+/// A network namespace of the test's own, standing in for the host (the
+/// `--veth` runs must never touch the host's networks), held by a file
+/// descriptor: it goes away with the test process whatever happens.
+struct NetNs {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NetNs {
+    fn new() -> Option<NetNs> {
+        use std::os::unix::process::CommandExt;
+        if Command::new("ip").arg("-V").output().is_err() {
+            common::skip("no `ip` (iproute2: scripts/install-deps.sh installs it)");
+            return None;
+        }
+        let mut holder = Command::new("cat");
+        holder.stdin(Stdio::piped()).stdout(Stdio::null());
+        // SAFETY: unshare(2) is a plain syscall, safe between fork and exec.
+        unsafe {
+            holder.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            })
+        };
+        let mut holder = holder.spawn().expect("starting cat in a new netns");
+        let fd = std::fs::File::open(format!("/proc/{}/ns/net", holder.id()))
+            .expect("opening the new netns")
+            .into();
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        Some(NetNs { fd })
+    }
+
+    /// `cmd`, to be run in the namespace.
+    fn enter(&self, mut cmd: Command) -> Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: setns(2) is a plain syscall on a descriptor that the
+        // forked child inherited from us; nothing else runs there.
+        unsafe {
+            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            })
+        };
+        cmd
+    }
+
+    /// Whether the interface `name` exists in the namespace.
+    fn has_link(&self, name: &str) -> bool {
+        let mut ip = Command::new("ip");
+        ip.args(["link", "show", name]).stderr(Stdio::null());
+        self.enter(ip).output().unwrap().status.success()
+    }
+}
+
+/// Chapter 3: killed while the command runs. Its veth usually dies with
+/// the container's netns; here the test holds that netns open (as anything
+/// else could), so the host side stays, and the sweep must delete it.
+#[test]
+fn ch03_veth_killed_while_the_command_runs() {
+    if !root() {
+        return;
+    }
+    let Some(ns) = NetNs::new() else { return };
+    let sb = Sandbox::new();
+    for how in SWEEPS {
+        let id = sb.id();
+        let veth = format!("sb{id}");
+        let mut rt = Runtime::start(ns.enter(sb.command(
+            "ch03-net",
+            &id,
+            &["--veth", "--", "sh", "-c", "echo ready && read x"],
+        )));
+        rt.wait_ready();
+        // The container: the runtime's only child.
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", rt.pid())).unwrap();
+        let child: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+        let held = std::fs::File::open(format!("/proc/{child}/ns/net")).unwrap();
+        rt.kill9();
+        assert!(ns.has_link(&veth), "{how:?}: {veth} died with the runtime");
+        assert_eq!(sb.recorded(&id), ["link"]);
+
+        let (code, _, err) = match how {
+            Sweep::NextStart => {
+                finish(ns.enter(sb.command("ch03-net", &sb.id(), &["--veth", "--", "true"])))
+            }
+            Sweep::Gc => finish(ns.enter(sb.command("ch03-net", "0", &["--gc"]))),
+        };
+        assert_eq!(code, 0, "{how:?}: {err}");
+        match how {
+            Sweep::NextStart => assert_eq!(err, ""),
+            Sweep::Gc => assert!(err.contains(&format!("link {veth}")), "{err}"),
+        }
+        assert!(!ns.has_link(&veth), "{how:?}: {veth} is left");
+        assert_eq!(sb.record_files(&id), Vec::<String>::new());
+        drop(held);
+    }
+}
+
+/// A teardown that fails keeps the record, and the error says where; the
+/// next start's sweep retries it without saying it again; `--gc` says it
+/// every time, and removes it all once what stopped it is gone.
+#[test]
+fn ch08_a_failed_cleanup_keeps_the_record_for_gc() {
+    if !root() || !overlay_available() || !cgroups_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let busybox = busybox_layer();
+    let state = sb.state();
+    let id = sb.id();
+    let mut rt = Runtime::start(sb.command(
+        "ch08-overlay",
+        &id,
+        &[
+            "--state-dir",
+            &state,
+            "--layer",
+            &busybox,
+            "--",
+            "sh",
+            "-c",
+            "mkdir /m && echo ready && read x",
+        ],
+    ));
+    rt.wait_ready();
+    // From the host, a mount in the container's upper dir: neither the
+    // runtime nor a sweep can remove that directory while it is there.
+    let m = sb.container_dir(&id).join("upper/m");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &m,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    drop(rt.child.stdin.take()); // `read x` ends
+    let status = rt.child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(rt.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(125), "{err}");
+    let record = sb.run_dir().join(format!("containers/{id}.json"));
+    assert!(
+        err.contains(&format!("kept the state record {record:?}")),
+        "{err}"
+    );
+    assert!(std::fs::read_to_string(&record)
+        .unwrap()
+        .contains("\"failed\""));
+
+    // The next start: its own container runs and goes; the old record is
+    // retried, fails again, and is not reported a second time.
+    let next = sb.id();
+    let (code, _, err) = finish(sb.command(
+        "ch08-overlay",
+        &next,
+        &["--state-dir", &state, "--layer", &busybox, "--", "true"],
+    ));
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_gone(&sb, &next);
+    assert!(record.exists());
+    let (code, _, err) = finish(sb.command("ch08-overlay", "0", &["--gc", "--state-dir", &state]));
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "container {id} (ch08-overlay, no longer running): could not remove what it left"
+        )),
+        "{err}"
+    );
+
+    nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    let (code, _, err) = finish(sb.command("ch08-overlay", "0", &["--gc", "--state-dir", &state]));
+    assert_eq!(code, 0, "{err}");
+    assert_gone(&sb, &id);
+}
