@@ -115,7 +115,10 @@ pub fn main<C: Chapter>() -> ! {
         .name(C::NAME)
         .bin_name(C::NAME)
         .about(C::ABOUT)
-        .override_usage(format!("{} [OPTIONS] -- COMMAND [ARGS]...", C::NAME));
+        .override_usage(format!(
+            "{0} [OPTIONS] -- COMMAND [ARGS]...\n       {0} [OPTIONS] --gc",
+            C::NAME
+        ));
     let cli = match cmd
         .try_get_matches()
         .and_then(|m| Cli::<C>::from_arg_matches(&m))
