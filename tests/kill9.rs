@@ -622,6 +622,19 @@ fn ch03_veth_killed_while_the_command_runs() {
         rt.kill9();
         assert!(ns.has_link(&veth), "{how:?}: {veth} died with the runtime");
         assert_eq!(sb.recorded(&id), ["link"]);
+        let record = sb.run_dir().join(format!("containers/{id}.json"));
+        let inode = regex::Regex::new(r#"": [0-9]+"#).unwrap();
+        let shown = |text: &str| {
+            inode
+                .replace_all(&text.replace(&id, "ID"), r#"": N"#)
+                .into_owned()
+        };
+        if let Sweep::Gc = how {
+            crate::snapshot!(
+                "ch03_record",
+                shown(&std::fs::read_to_string(&record).unwrap())
+            );
+        }
 
         let (code, _, err) = match how {
             Sweep::NextStart => {
@@ -632,7 +645,10 @@ fn ch03_veth_killed_while_the_command_runs() {
         assert_eq!(code, 0, "{how:?}: {err}");
         match how {
             Sweep::NextStart => assert_eq!(err, ""),
-            Sweep::Gc => assert!(err.contains(&format!("link {veth}")), "{err}"),
+            Sweep::Gc => {
+                assert!(err.contains(&format!("link {veth}")), "{err}");
+                crate::snapshot!("ch03_gc", format!("$ ch03-net --gc\n{}", shown(&err)));
+            }
         }
         assert!(!ns.has_link(&veth), "{how:?}: {veth} is left");
         assert_eq!(sb.record_files(&id), Vec::<String>::new());
