@@ -107,7 +107,11 @@ fn ch07_fork_bomb_stops_at_the_pids_limit() {
     if !root() || !cgroups_available() {
         return;
     }
-    let bomb = "for i in $(seq 40); do sleep 1 & done; wait";
+    // Each `sleep` lives until the container ends (a shorter one could end
+    // before the last fork on a slow machine, and free its slot): the shell,
+    // PID 1, gives up at the first fork that fails, or ends after the 40th
+    // if none does, and the kernel then kills the rest of the namespace.
+    let bomb = "for i in $(seq 40); do sleep 60 & done";
     let run = ch07(&["--pids-limit", "20", "--", "sh", "-c", bomb]);
     assert_ne!(run.code, 0, "{}", run.transcript);
     assert!(

@@ -31,6 +31,17 @@ fn section_line<'a>(run: &'a Run, section: &str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{key}:` in {section} of\n{}", run.transcript))
 }
 
+/// Reads the "ready" line a started container prints once its command runs
+/// (the readiness handshake of the signal tests: no guess of how long the
+/// runtime takes to start).
+fn wait_ready(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n", "the container did not start");
+}
+
 #[test]
 fn ch01_a_process() {
     if !root() {
@@ -75,12 +86,17 @@ fn ch01_forwards_signals() {
     use nix::sys::signal::{kill, Signal};
     // The runtime does not die of these: it passes them on, and exits with
     // the status the command got (128 + N).
+    // The command says "ready" once it runs: by then the runtime blocks
+    // these signals and waits to pass them on (a signal sent earlier, while
+    // it starts, could kill the runtime itself).
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         let mut child = std::process::Command::new(common::bin_dir().join("ch01-process"))
-            .args(["--", "sleep", "60"])
+            .args(["--", "sh", "-c", "echo ready; exec sleep 60"])
+            .env("STEPBOX_CONTAINER_ID", common::unique_id())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        wait_ready(&mut child);
         kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         assert_eq!(
             child.wait().unwrap().code(),
@@ -150,13 +166,16 @@ fn ch02_init_forwards_signals_and_passes_status() {
     );
 
     // The runtime forwards SIGTERM; init passes it on to the command, which,
-    // not being PID 1, dies of it.
+    // not being PID 1, dies of it. Once the command says "ready", init
+    // runs, with the signals blocked until it waits for them.
     let bin = common::bin_dir().join("ch02-pid");
     let mut child = std::process::Command::new(bin)
-        .args(["--init", "--", "sleep", "60"])
+        .args(["--init", "--", "sh", "-c", "echo ready; exec sleep 60"])
+        .env("STEPBOX_CONTAINER_ID", common::unique_id())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_ready(&mut child);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::SIGTERM,
@@ -174,10 +193,19 @@ fn ch02_init_reaps_orphans() {
         return;
     }
     // An orphan is re-parented to PID 1, which must wait(2) for it. Here PID 1
-    // is `sleep`, which never does: the orphan stays a zombie (Z). Under
+    // is `cat`, which never does: the orphan stays a zombie (Z). Under
     // --init, init reaps it. (Chapter 5's binary, for a /proc of the container's own.)
+    // No guess of how long anything takes: the background job opens the
+    // FIFO only once PID 1 has it open (so the orphan is made after the
+    // shell's exec: a shell would reap it); `$(…)` returns once the orphan
+    // has exited (it holds the pipe); PID 1 ends when the job has written
+    // what `ps` saw. That init has reaped the orphan shows only as its
+    // absence, so the job gives PID 1 up to a second (100 checks) before
+    // `ps`; without --init, the second passes with the zombie still there.
     let r = rootfs().to_string_lossy().into_owned();
-    let script = "(sleep 0.1 &); (sleep 0.5; ps -o stat,comm) & exec sleep 1";
+    let script = "mkfifo /dev/shm/out; (exec >/dev/shm/out; o=$(sleep 0.1 & echo $!); \
+                  for i in $(seq 100); do [ -e /proc/$o ] || break; sleep 0.01; done; \
+                  ps -o stat,comm) & exec cat /dev/shm/out";
     let without = run_clean("ch05-mnt", &["--rootfs", &r, "--", "sh", "-c", script]);
     let with = run_clean(
         "ch05-mnt",
@@ -188,7 +216,11 @@ fn ch02_init_reaps_orphans() {
         "{}",
         without.transcript
     );
-    assert!(!with.stdout.contains("Z "), "{}", with.transcript);
+    assert!(
+        !with.stdout.contains("Z ") && !with.stdout.contains("sleep"),
+        "{}",
+        with.transcript
+    );
     crate::snapshot!(
         "ch02_zombie",
         &[without.transcript, with.transcript].concat()

@@ -62,11 +62,60 @@ pub fn rootfs() -> &'static Path {
     })
 }
 
-/// A container id unique to this test process and call: 8 hex digits.
+/// The variable scripts/test.sh sets to 4 hex digits, the same for every
+/// test process of one run, so that its final sweep (tests/zz_leftovers.rs)
+/// can tell this run's containers from another run's on the same host.
+pub const RUN_VAR: &str = "STEPBOX_TEST_RUN";
+
+/// This run's 4 hex digits: `STEPBOX_TEST_RUN`, else random for this
+/// process (a run nobody sweeps). A malformed value fails loudly: ids made
+/// from a guess would not be the ones the sweep looks for.
+pub fn run_prefix() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| match std::env::var(RUN_VAR) {
+        Ok(run) if is_hex(&run, 4) => run.to_ascii_lowercase(),
+        Ok(run) => panic!("{RUN_VAR}={run:?}: must be 4 hex digits"),
+        Err(_) => random_hex(4),
+    })
+}
+
+/// A container id unique to this test process and call, 12 hex digits (the
+/// most the runtime takes): this run's 4 ([`run_prefix`]), 5 random ones
+/// for this process (several test processes of one run may run at once), a
+/// 3-digit counter. Runtimes not started by the tests choose 8 digits, so
+/// an id of another run or of a user never looks like this run's.
 pub fn unique_id() -> String {
+    static PROCESS: OnceLock<String> = OnceLock::new();
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{:05x}{:03x}", std::process::id() & 0xfffff, n & 0xfff)
+    assert!(
+        n < 0x1000,
+        "more than 4096 container ids in one test process"
+    );
+    let process = PROCESS.get_or_init(|| random_hex(5));
+    format!("{}{process}{n:03x}", run_prefix())
+}
+
+/// Whether `id` is one [`unique_id`] made in this run (in any of its test processes).
+pub fn is_this_runs_id(id: &str) -> bool {
+    is_hex(id, 12) && id.starts_with(run_prefix())
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn random_hex(digits: usize) -> String {
+    let mut b = [0u8; 8];
+    getrandom(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    hex[..digits].to_owned()
+}
+
+fn getrandom(buf: &mut [u8]) {
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    assert_eq!(n, buf.len() as isize, "getrandom(2)");
 }
 
 /// One run of a chapter binary.
@@ -175,7 +224,7 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
                 "$1: [n]\n$2",
             ),
             // Per-test state dirs (chapter 8).
-            (r"/tmp/stepbox-tests/state-[0-9a-f]{8}", "STATE"),
+            (r"/tmp/stepbox-tests/state-[0-9a-f]{12}", "STATE"),
             // The filesystem the rootfs directory lives on.
             (
                 r"(?m)^  / (ext[234]|xfs|btrfs|zfs|f2fs|tmpfs) ",
@@ -183,9 +232,9 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
             ),
             // System V IPC ids count up across the machine's lifetime.
             (r"(key 0x[0-9a-f]{8}) id [0-9]+", "$1 id N"),
-            // Container ids chosen by unique_id().
-            (r"\bsb[0-9a-f]{8}\b", "sbID"),
-            (r"\bstepbox-[0-9a-f]{8}\b", "stepbox-ID"),
+            // Container ids chosen by unique_id() (12 hex digits) or by the runtime (8).
+            (r"\bsb(?:[0-9a-f]{4}){2,3}\b", "sbID"),
+            (r"\bstepbox-(?:[0-9a-f]{4}){2,3}\b", "stepbox-ID"),
         ]
         .into_iter()
         .map(|(re, with)| (regex::Regex::new(re).unwrap(), with))

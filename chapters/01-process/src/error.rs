@@ -93,6 +93,88 @@ impl<T> Context<T> for std::io::Result<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use nix::errno::Errno;
+
+    #[test]
+    fn exit_codes_are_dockers() {
+        assert_eq!(
+            (EXIT_RUNTIME, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND),
+            (125, 126, 127)
+        );
+        let e = Error::runtime("no command given");
+        assert_eq!((e.code, e.to_string().as_str()), (125, "no command given"));
+        let e = Error::with_code(130, "interrupted");
+        assert_eq!((e.code, e.msg.as_str()), (130, "interrupted"));
+    }
+
+    #[test]
+    fn errnos_are_described_in_lower_case() {
+        assert_eq!(describe(Errno::ENOENT), "no such file or directory");
+        assert_eq!(describe(Errno::EBUSY), "device or resource busy");
+        assert_eq!(describe(Errno::EACCES), "permission denied");
+        assert_eq!(describe(Errno::EINVAL), "invalid argument");
+    }
+
+    #[test]
+    fn only_eperm_hints_at_root() {
+        assert_eq!(
+            describe(Errno::EPERM),
+            "operation not permitted (are you root? try sudo)"
+        );
+        // EACCES is a file's permissions, not a missing capability.
+        assert!(!describe(Errno::EACCES).contains("sudo"));
+    }
+
+    #[test]
+    fn every_errno_is_one_line_of_words() {
+        for n in 1..134 {
+            let why = describe(Errno::from_raw(n));
+            assert!(!why.is_empty(), "errno {n}");
+            assert_eq!(one_line(&why), why, "errno {n}: {why:?}");
+            assert_eq!(why, why.to_lowercase(), "errno {n}");
+        }
+    }
+
+    #[test]
+    fn nix_errors_get_what_failed_then_why() {
+        let e = Err::<(), _>(Errno::EBUSY)
+            .context("umount2(2) \"/x\"")
+            .unwrap_err();
+        assert_eq!(e.code, EXIT_RUNTIME);
+        assert_eq!(e.msg, "umount2(2) \"/x\": device or resource busy");
+        let e = Err::<(), _>(Errno::EPERM)
+            .context(format_args!("mount(2) {}", "proc"))
+            .unwrap_err();
+        assert_eq!(
+            e.msg,
+            "mount(2) proc: operation not permitted (are you root? try sudo)"
+        );
+        assert_eq!(Ok::<_, Errno>(7).context("unused").unwrap(), 7);
+    }
+
+    #[test]
+    fn io_errors_get_the_same_shape() {
+        // An OS error reads as nix's does: the same errno, the same words.
+        let os = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = Err::<(), _>(os).context("opening \"/x\"").unwrap_err();
+        assert_eq!(e.code, EXIT_RUNTIME);
+        assert_eq!(e.msg, "opening \"/x\": no such file or directory");
+        let os = std::io::Error::from_raw_os_error(libc::EPERM);
+        let e = Err::<(), _>(os).context("write").unwrap_err();
+        assert_eq!(
+            e.msg,
+            "write: operation not permitted (are you root? try sudo)"
+        );
+        // Not an OS error: its own message, after what failed.
+        let other = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad header");
+        let e = Err::<(), _>(other)
+            .context("reading the layer")
+            .unwrap_err();
+        assert_eq!(e.msg, "reading the layer: bad header");
+        assert_eq!(Ok::<_, std::io::Error>("x").context("unused").unwrap(), "x");
+    }
+
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(super::one_line("a\nb\x1b[2Jc\té"), "a\\nb\\u{1b}[2Jc\\té");

@@ -78,3 +78,50 @@ impl Step for PidNamespace {
     }
 }
 // ANCHOR_END: step
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        opts: Opts,
+    }
+
+    fn parse(args: &[&str]) -> Opts {
+        Cli::try_parse_from(std::iter::once("ch02-pid").chain(args.iter().copied()))
+            .unwrap()
+            .opts
+    }
+
+    /// The namespaces a chapter's steps ask clone(2) for, together.
+    fn flags(opts: &Opts) -> CloneFlags {
+        opts.steps()
+            .iter()
+            .fold(CloneFlags::empty(), |f, s| f | s.clone_flags())
+    }
+
+    #[test]
+    fn chapter_1_plus_a_pid_namespace() {
+        let opts = parse(&[]);
+        assert!(!opts.init);
+        assert_eq!(flags(&opts), CloneFlags::CLONE_NEWPID);
+        assert_eq!(opts.steps().len(), opts.prev.steps().len() + 1);
+    }
+
+    #[test]
+    fn init_and_chapter_1s_flags_parse() {
+        let opts = parse(&["--init", "-v"]);
+        assert!(opts.init);
+        assert!(opts.base().verbose);
+        assert!(Cli::try_parse_from(["ch02-pid", "--init=yes"]).is_err());
+    }
+
+    #[test]
+    fn without_init_nothing_happens_before_exec() {
+        let ctx = Ctx::new(Opts::NAME, false);
+        assert!(PidNamespace { init: false }.before_exec(&ctx).is_ok());
+    }
+}

@@ -42,3 +42,43 @@ impl Step for IpcNamespace {
     }
 }
 // ANCHOR_END: step
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ch01_process::runtime::flag_names;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        opts: Opts,
+    }
+
+    fn flags(steps: &[Box<dyn Step>]) -> CloneFlags {
+        steps
+            .iter()
+            .fold(CloneFlags::empty(), |f, s| f | s.clone_flags())
+    }
+
+    #[test]
+    fn chapter_3_plus_an_ipc_namespace() {
+        let opts = Cli::try_parse_from(["ch04-ipc"]).unwrap().opts;
+        let (steps, before) = (opts.steps(), opts.prev.steps());
+        assert_eq!(steps.len(), before.len() + 1);
+        assert_eq!(flags(&steps), flags(&before) | CloneFlags::CLONE_NEWIPC);
+        assert_eq!(
+            flag_names(flags(&steps)),
+            "CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET"
+        );
+    }
+
+    #[test]
+    fn earlier_chapters_flags_still_parse() {
+        let opts = Cli::try_parse_from(["ch04-ipc", "--init", "-v"])
+            .unwrap()
+            .opts;
+        assert!(opts.prev.prev.init);
+        assert!(opts.base().verbose);
+    }
+}

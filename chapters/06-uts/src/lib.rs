@@ -154,6 +154,59 @@ mod tests {
         }
     }
 
+    mod step {
+        use super::super::*;
+        use clap::Parser;
+
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            opts: Opts,
+        }
+
+        #[test]
+        fn chapter_5_plus_a_uts_namespace() {
+            let opts = Cli::try_parse_from(["ch06-uts", "--hostname", "box"])
+                .unwrap()
+                .opts;
+            assert_eq!(opts.hostname.as_deref(), Some("box"));
+            let (steps, before) = (opts.steps(), opts.prev.steps());
+            assert_eq!(steps.len(), before.len() + 1);
+            let flags = |s: &[Box<dyn Step>]| {
+                s.iter()
+                    .fold(CloneFlags::empty(), |f, s| f | s.clone_flags())
+            };
+            assert_eq!(flags(&steps), flags(&before) | CloneFlags::CLONE_NEWUTS);
+        }
+
+        #[test]
+        fn the_default_hostname_is_the_id() {
+            let mut ctx = Ctx::new(Opts::NAME, false);
+            // 8 digits as the runtime picks them, 12 as the tests set them.
+            for id in ["1a2b3c4d", "5b0c4a110123"] {
+                ctx.id = id.to_owned();
+                let mut step = UtsNamespace { hostname: None };
+                step.prepare(&mut ctx).unwrap();
+                assert_eq!(step.hostname.as_deref(), Some(id));
+            }
+        }
+
+        #[test]
+        fn a_bad_hostname_is_refused_before_anything_is_made() {
+            let mut ctx = Ctx::new(Opts::NAME, false);
+            let mut step = UtsNamespace {
+                hostname: Some("a b".into()),
+            };
+            let err = step.prepare(&mut ctx).unwrap_err();
+            assert_eq!(err.code, ch01_process::error::EXIT_RUNTIME);
+            assert!(
+                err.msg.starts_with("hostname \"a b\": ' ' is not allowed"),
+                "{}",
+                err.msg
+            );
+        }
+    }
+
     mod fuzz {
         use super::check_hostname;
         use proptest::prelude::*;
