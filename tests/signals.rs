@@ -88,8 +88,6 @@ impl Drop for Group {
 /// the runtime and the command (chapter 1's child shares the runtime's
 /// group) both get it, and the runtime must not send the command a second.
 #[test]
-#[ignore = "shows a defect not fixed yet: wait_forwarding (chapters/01-process/src/runtime.rs) \
-            also forwards the terminal's own SIGINT (issue 7); remove once it does not"]
 fn ctrl_c_from_a_terminal_reaches_the_command_once() {
     use nix::sys::signal::{kill, Signal};
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};

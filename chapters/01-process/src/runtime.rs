@@ -382,11 +382,37 @@ pub fn wait_forwarding(child: Pid, reap_all: bool) -> Result<Outcome> {
             }
         }
         // A SIGCHLD that arrives between waitpid and here stays pending, so this never sleeps through an exit.
-        let sig = signals.wait().context("sigwait(2)")?;
-        if sig != Signal::SIGCHLD {
+        // sigwaitinfo(2) rather than sigwait(2): it also says who sent the signal.
+        // SAFETY: an all-zero siginfo_t is valid, and the kernel fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `signals` is a valid sigset_t and `info` a valid buffer.
+        let n = unsafe { libc::sigwaitinfo(signals.as_ref(), &mut info) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e).context("sigwaitinfo(2)"),
+            }
+        }
+        let Ok(sig) = Signal::try_from(n) else {
+            continue;
+        };
+        if sig != Signal::SIGCHLD && !from_terminal(sig, &info, child) {
             let _ = kill(child, sig);
         }
     }
+}
+
+/// A terminal sends Ctrl-C (SIGINT), Ctrl-\ (SIGQUIT) and a resize
+/// (SIGWINCH) to its whole foreground process group, as the kernel
+/// (`SI_KERNEL`). The container's first process is in the runtime's process
+/// group (clone(2) does not change it), so it got the same signal already:
+/// passing it on would deliver it twice (a shell's trap ran twice per
+/// Ctrl-C). Inside a pid namespace both group ids read as 0, which compares
+/// equal too. A signal sent with kill(2) is always passed on.
+fn from_terminal(sig: Signal, info: &libc::siginfo_t, child: Pid) -> bool {
+    info.si_code == libc::SI_KERNEL
+        && matches!(sig, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH)
+        && nix::unistd::getpgid(Some(child)) == Ok(nix::unistd::getpgrp())
 }
 // ANCHOR_END: wait
 
