@@ -214,7 +214,7 @@ fn ch08_containers_do_not_see_each_others_writes() {
             let mut args = vec!["--state-dir", &state_arg];
             args.extend(image.iter().map(String::as_str));
             args.extend(["--", "sh", "-c", &cmd]);
-            Runtime::start(&args, None)
+            Runtime::start(&args, &state.0.join("run"), None)
         })
         .collect();
     for rt in &mut runs {
