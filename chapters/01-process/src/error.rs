@@ -32,6 +32,31 @@ impl Error {
     }
 }
 
+/// What kind of failure an [`Error`] is, for a program that maps it to
+/// something else than an exit status (an engine: an HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 125: the runtime itself failed (bad input, a refused syscall).
+    Runtime,
+    /// 126: the command exists but cannot be executed.
+    CannotExecute,
+    /// 127: the command was not found.
+    NotFound,
+    /// 128+N: stopped by signal N (a Ctrl-C before the container started).
+    Interrupted(i32),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self.code {
+            EXIT_CANNOT_EXEC => ErrorKind::CannotExecute,
+            EXIT_NOT_FOUND => ErrorKind::NotFound,
+            c if c > 128 => ErrorKind::Interrupted(c - 128),
+            _ => ErrorKind::Runtime,
+        }
+    }
+}
+
 impl std::error::Error for Error {}
 
 impl fmt::Display for Error {
@@ -88,6 +113,21 @@ impl<T> Context<T> for std::io::Result<T> {
             )),
             None => Error::runtime(format!("{what}: {e}")),
         })
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_exit_codes() {
+        assert_eq!(Error::runtime("x").kind(), ErrorKind::Runtime);
+        assert_eq!(Error::with_code(126, "x").kind(), ErrorKind::CannotExecute);
+        assert_eq!(Error::with_code(127, "x").kind(), ErrorKind::NotFound);
+        assert_eq!(Error::with_code(130, "x").kind(), ErrorKind::Interrupted(2));
+        let e: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::runtime("a: b"));
+        assert_eq!(e.to_string(), "a: b");
     }
 }
 

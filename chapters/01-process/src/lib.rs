@@ -139,6 +139,20 @@ pub fn main<C: Chapter>() -> ! {
         }
     };
     let mut ctx = Ctx::new(C::NAME, cli.opts.base().verbose);
+    // Tests name their containers, to find what each one created on the host;
+    // read here, not in the library, which takes the id as a value.
+    if let Ok(id) = std::env::var("STEPBOX_CONTAINER_ID") {
+        if !state::valid_id(&id) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: STEPBOX_CONTAINER_ID {}: a container id is 1 to 12 hex digits",
+                C::NAME,
+                error::one_line(&format!("{id:?}"))
+            );
+            std::process::exit(error::EXIT_RUNTIME);
+        }
+        ctx.id = id;
+    }
     // Tests keep their state records apart from the host's.
     if let Some(dir) = std::env::var_os("STEPBOX_RUN_DIR") {
         ctx.run_dir = dir.into();

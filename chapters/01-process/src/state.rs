@@ -480,7 +480,7 @@ fn records_dir(ctx: &Ctx) -> PathBuf {
 
 /// Container ids as `Ctx::new` makes them: 1 to 12 hex digits. Anything
 /// else in the directory is not ours.
-fn valid_id(id: &str) -> bool {
+pub fn valid_id(id: &str) -> bool {
     (1..=12).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -39,7 +39,9 @@ pub struct Ctx {
     pub prog: &'static str,
     /// A short random id (8 hex digits), unique per container: names of cgroups,
     /// veths and overlay dirs are made from it so containers can run in parallel.
-    /// `STEPBOX_CONTAINER_ID` (1 to 12 hex digits) sets it, for tests.
+    /// A caller may set its own (1 to 12 hex digits, see
+    /// [`state::valid_id`](crate::state::valid_id)); the binaries take
+    /// `STEPBOX_CONTAINER_ID`, for tests.
     pub id: String,
     /// Print each kernel step as it happens (`-v`).
     pub verbose: bool,
@@ -73,14 +75,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 impl Ctx {
     pub fn new(prog: &'static str, verbose: bool) -> Self {
-        // Tests name their containers, to find what each one created on the host.
-        let id = std::env::var("STEPBOX_CONTAINER_ID")
-            .ok()
-            .filter(|id| (1..=12).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .unwrap_or_else(random_id);
         Ctx {
             prog,
-            id,
+            id: random_id(),
             verbose,
             rootfs: None,
             report_fd: -1,
@@ -168,7 +165,7 @@ fn random_id() -> String {
 
 /// One chapter's contribution to starting a container. Every method has a
 /// default that does nothing, so a step implements only the stages it needs.
-pub trait Step {
+pub trait Step: Send {
     /// Namespaces to create with clone(2).
     fn clone_flags(&self) -> CloneFlags {
         CloneFlags::empty()

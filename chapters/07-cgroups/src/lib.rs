@@ -131,7 +131,7 @@ pub const CPU_PERIOD: u64 = 100_000;
 
 // ANCHOR: trait
 /// One container's cgroup, whichever cgroup version the host uses.
-pub trait Cgroup {
+pub trait Cgroup: Send {
     /// Parent, before clone(2): make the cgroup's directory (directories, in v1).
     fn create(&mut self, ctx: &Ctx) -> Result<()>;
     /// Parent, before clone(2): write the limits into the cgroup's files.

@@ -400,6 +400,29 @@ fn parse_layer_entries(s: &str) -> std::result::Result<u64, String> {
 mod tests {
     use super::*;
 
+    /// A long-running program (an engine) may prepare a container in one
+    /// thread and hand it to another: every chapter's steps are Send.
+    #[test]
+    fn every_chapters_steps_can_move_to_another_thread() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            opts: Opts,
+        }
+        let cli = Cli::parse_from([
+            "ch08-overlay",
+            "--veth",
+            "--memory",
+            "64m",
+            "--layer",
+            "x.tar",
+        ]);
+        let steps = cli.opts.steps();
+        let n = std::thread::spawn(move || steps.len()).join().unwrap();
+        assert!(n >= 9, "{n} steps");
+    }
+
     #[test]
     fn layer_limits_parse_and_refuse_what_they_cannot_hold() {
         assert_eq!(parse_layer_size("1m"), Ok(Size(1 << 20)));
