@@ -270,31 +270,6 @@ fn cstr(s: &OsStr) -> io::Result<CString> {
 mod tests {
     use super::*;
 
-    /// Sets RLIMIT_NOFILE's soft limit for this test process and restores it.
-    struct NoFile(libc::rlimit);
-    impl NoFile {
-        fn limit(n: u64) -> NoFile {
-            let mut old = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: valid pointers to rlimit structs.
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) };
-            let new = libc::rlimit {
-                rlim_cur: n,
-                rlim_max: old.rlim_max,
-            };
-            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) };
-            NoFile(old)
-        }
-    }
-    impl Drop for NoFile {
-        fn drop(&mut self) {
-            // SAFETY: restores the limit read in limit().
-            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.0) };
-        }
-    }
-
     /// A chain of `depth` directories below `top`, made with one descriptor
     /// at a time (mkdirat + openat, closing the previous level).
     fn deep_chain(top: &Path, depth: usize) {
@@ -320,11 +295,41 @@ mod tests {
 
     #[test]
     fn removes_a_chain_deeper_than_the_open_file_limit() {
+        // In a child process (this test binary, running the ignored test
+        // below) with a limit of 256 descriptors: lowering the limit of this
+        // process would starve the other tests' threads.
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args([
+            "--exact",
+            "remove::tests::deep_chain_with_a_low_limit",
+            "--ignored",
+            "--test-threads=1",
+        ]);
+        // SAFETY: setrlimit(2) is async-signal-safe, all that runs between fork and exec.
+        unsafe {
+            child.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 256,
+                    rlim_max: 256,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                    0 => Ok(()),
+                    _ => Err(io::Error::last_os_error()),
+                }
+            })
+        };
+        let out = child.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    #[ignore = "run by removes_a_chain_deeper_than_the_open_file_limit, with a low limit"]
+    fn deep_chain_with_a_low_limit() {
         let scratch = tempfile::tempdir().unwrap();
         let top = scratch.path().join("deep");
         deep_chain(&top, 3000);
-        // Other tests of this crate run in threads of the same process: 256 leaves them room.
-        let _limit = NoFile::limit(256);
         // std's remove_dir_all needs a descriptor per level here.
         assert!(std::fs::remove_dir_all(&top).is_err());
         remove_all(&top).unwrap();
