@@ -293,7 +293,16 @@ fn not_root() {
     let dir = tempfile::tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("ch06-uts");
-    std::fs::copy(common::bin_dir().join("ch06-uts"), &bin).unwrap();
+    // Copied by cp(1), not std::fs::copy: a test thread that forks while
+    // our descriptor for writing the copy is open would hold it until its
+    // exec, and executing the copy meanwhile fails with ETXTBSY. cp's
+    // descriptor is in cp's process, closed when it exits.
+    let copied = std::process::Command::new("cp")
+        .arg(common::bin_dir().join("ch06-uts"))
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cp failed");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(&bin)
         .args(["--rootfs", dir.path().to_str().unwrap(), "--", "/ch06-uts"])
