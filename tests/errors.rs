@@ -36,7 +36,21 @@ fn shown(dir: &Path) -> (String, String) {
 fn copy_probe(dir: &Path, to: &str) {
     let to = dir.join(to);
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(rootfs().join("bin/probe"), to).unwrap();
+    copy_executable(&rootfs().join("bin/probe"), &to);
+}
+
+/// A copy of a program that is about to be executed, made by cp(1), not
+/// std::fs::copy: a test thread that forks while our descriptor for
+/// writing the copy is open would hold it until its exec, and executing the
+/// copy meanwhile fails with ETXTBSY. cp's descriptor is in cp's process,
+/// closed when it exits.
+fn copy_executable(from: &Path, to: &Path) {
+    let copied = std::process::Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cp {from:?} {to:?} failed");
 }
 
 #[test]
@@ -181,7 +195,7 @@ fn rootfs_paths_resolve_inside_the_rootfs() {
         let to = linked.join("realbin").join(entry.file_name());
         match std::fs::read_link(entry.path()) {
             Ok(target) => symlink(target, to).unwrap(),
-            Err(_) => drop(std::fs::copy(entry.path(), to).unwrap()),
+            Err(_) => copy_executable(&entry.path(), &to),
         }
     }
     symlink("/realbin", linked.join("bin")).unwrap();
@@ -293,16 +307,7 @@ fn not_root() {
     let dir = tempfile::tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("ch06-uts");
-    // Copied by cp(1), not std::fs::copy: a test thread that forks while
-    // our descriptor for writing the copy is open would hold it until its
-    // exec, and executing the copy meanwhile fails with ETXTBSY. cp's
-    // descriptor is in cp's process, closed when it exits.
-    let copied = std::process::Command::new("cp")
-        .arg(common::bin_dir().join("ch06-uts"))
-        .arg(&bin)
-        .status()
-        .unwrap();
-    assert!(copied.success(), "cp failed");
+    copy_executable(&common::bin_dir().join("ch06-uts"), &bin);
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(&bin)
         .args(["--rootfs", dir.path().to_str().unwrap(), "--", "/ch06-uts"])
