@@ -115,7 +115,9 @@ pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> 
 /// big layer) calls it between units of work to stop early; the signal stays
 /// pending, so the check before clone(2) sees it too.
 pub fn interrupted() -> Result<()> {
+    // SAFETY: an all-zero sigset_t is a valid (empty) set, filled by sigpending.
     let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pending` is a valid sigset_t to write to.
     if unsafe { libc::sigpending(&mut pending) } != 0 {
         return Err(Errno::last()).context("sigpending(2)");
     }
@@ -125,6 +127,7 @@ pub fn interrupted() -> Result<()> {
         Signal::SIGHUP,
         Signal::SIGQUIT,
     ] {
+        // SAFETY: `pending` is an initialised sigset_t; `s` a valid signal number.
         if unsafe { libc::sigismember(&pending, s as i32) } == 1 {
             return Err(Error::with_code(
                 128 + s as i32,
@@ -157,6 +160,13 @@ fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString]) -> Resul
     let mut stack = vec![0u8; 1 << 20];
     let child_ctx: &Ctx = ctx;
     let child_steps: &[Box<dyn Step>] = steps;
+    // SAFETY: clone(2) without CLONE_VM gives the child a copy of this
+    // address space, as fork(2) does; the closure runs on `stack`, which
+    // outlives the call in the parent and is the child's own copy. The child
+    // may allocate and take locks: the runtime is single-threaded when it
+    // clones (the binaries never start a thread), so no lock is held by a
+    // thread that does not exist in the child. A multi-threaded caller must
+    // not call run() (see book/src/architecture.md).
     let child = unsafe {
         clone(
             Box::new(|| {
@@ -202,6 +212,7 @@ fn child_main(
     go: &std::io::PipeReader,
 ) -> isize {
     // If the runtime dies (even by SIGKILL), take the container with it.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // The runtime's lock on its state record is not the container's to hold:
     // an init that outlived the runtime for a moment would make a sweep
@@ -214,6 +225,7 @@ fn child_main(
     let mut byte = [0u8; 1];
     if !matches!((&*go).read(&mut byte), Ok(1)) {
         // The parent gave up before releasing us; it reports why.
+        // SAFETY: _exit(2) ends this process at once, running nothing of ours.
         unsafe { libc::_exit(EXIT_RUNTIME) };
     }
     let err = (|| {
@@ -281,6 +293,9 @@ pub fn default_signals() -> Result<()> {
 pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
     let mut msg = vec![err.code as u8];
     msg.extend_from_slice(err.msg.as_bytes());
+    // SAFETY: `msg` is valid for `msg.len()` bytes; a closed or bad report_fd
+    // only makes write(2) fail. _exit(2) rather than exit(3): this is a copy
+    // of the parent, whose stdio buffers and atexit handlers are not ours.
     unsafe {
         libc::write(ctx.report_fd, msg.as_ptr().cast(), msg.len());
         libc::_exit(err.code)

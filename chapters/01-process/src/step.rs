@@ -159,6 +159,7 @@ fn default_env() -> Vec<(String, String)> {
 fn random_id() -> String {
     let mut b = [0u8; 4];
     // getrandom(2) cannot fail for 4 bytes once the pool is initialised.
+    // SAFETY: `b` is valid for writing b.len() bytes.
     unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

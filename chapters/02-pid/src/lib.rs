@@ -63,16 +63,21 @@ impl Step for PidNamespace {
         ctx.say(format_args!(
             "fork(2): init stays PID 1, COMMAND becomes PID 2"
         ));
+        // SAFETY: the child of clone(2) is single-threaded, so the forked
+        // copy holds no lock another thread could have taken.
         match unsafe { fork() }.context("fork(2) for --init")? {
             ForkResult::Child => Ok(()), // goes on to execve(2) the command
             ForkResult::Parent { child } => {
                 // Only the command reports exec failures to the runtime.
+                // SAFETY: report_fd is this process's copy of the pipe's write end.
                 unsafe { libc::close(ctx.report_fd) };
                 let code = match wait_forwarding(child, true) {
                     Ok(outcome) => outcome.code(),
                     Err(_) => Outcome::Exited(ch01_process::error::EXIT_RUNTIME).code(),
                 };
-                std::process::exit(code)
+                // SAFETY: _exit(2), not exit(3): after fork(2), the stdio
+                // buffers and atexit handlers are copies of the runtime's.
+                unsafe { libc::_exit(code) }
             }
         }
     }

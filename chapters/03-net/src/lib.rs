@@ -86,15 +86,21 @@ pub fn set_up(name: &str) -> Result<()> {
         None,
     )
     .context("socket(2)")?;
+    // SAFETY: an all-zero ifreq is valid: an empty name, zero flags.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
     let fd = sock.as_raw_fd();
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // `req`, a valid ifreq; `name` (lo, eth0) is shorter than IFNAMSIZ, so
+    // the zeroed tail terminates it.
     if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
         return Err(nix::errno::Errno::last()).context(format!("ioctl(2) SIOCGIFFLAGS {name}"));
     }
+    // SAFETY: after SIOCGIFFLAGS the union holds the flags member.
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as for SIOCGIFFLAGS; SIOCSIFFLAGS only reads `req`.
     if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(nix::errno::Errno::last()).context(format!("ioctl(2) SIOCSIFFLAGS {name} up"));
     }

@@ -270,6 +270,7 @@ impl Socket {
         // Best effort, for clearer errors: short acks that explain failures.
         for opt in [NETLINK_CAP_ACK, NETLINK_EXT_ACK] {
             let on: libc::c_int = 1;
+            // SAFETY: the option value is a valid c_int of the size given.
             unsafe {
                 libc::setsockopt(
                     fd.as_raw_fd(),

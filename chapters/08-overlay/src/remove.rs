@@ -272,6 +272,8 @@ mod tests {
 
     /// A chain of `depth` directories below `top`, made with one descriptor
     /// at a time (mkdirat + openat, closing the previous level).
+    // SAFETY (every unsafe block below): plain *at(2) calls with
+    // NUL-terminated names from c"" literals and descriptors we own.
     fn deep_chain(top: &Path, depth: usize) {
         std::fs::create_dir(top).unwrap();
         let mut cur = open_dir(libc::AT_FDCWD, &cstr(top.as_os_str()).unwrap(), 0).unwrap();

@@ -483,6 +483,7 @@ mod tests {
     /// Root is needed for ownership and device nodes; under `CI=true` its
     /// absence is a failure, elsewhere the test is skipped.
     fn root() -> bool {
+        // SAFETY: geteuid(2) cannot fail and touches no memory.
         let root = unsafe { libc::geteuid() == 0 };
         if !root {
             assert!(
@@ -586,6 +587,8 @@ mod tests {
         assert!(!dir.join("srv/.wh.hello.txt").exists());
         assert!(!dir.join("srv/old/.wh..wh..opq").exists());
         let mut value = [0u8; 4];
+        // SAFETY: the path's CString lives until the end of this statement,
+        // the name is a c"" literal, `value` is valid for its length.
         let n = unsafe {
             libc::lgetxattr(
                 std::ffi::CString::new(dir.join("srv/old").into_os_string().into_encoded_bytes())
