@@ -26,4 +26,6 @@ cargo test --workspace --no-fail-fast || status=$?
 # Also after a failed suite: what a failing test left behind is worth knowing.
 echo "test.sh: the final sweep for run $STEPBOX_TEST_RUN's leftovers" >&2
 cargo test --test zz_leftovers -- --ignored || status=$?
+# The parent cgroups (stepbox) that every start keeps: removed when empty.
+target/debug/ch08-overlay --gc >/dev/null || status=$?
 exit "$status"

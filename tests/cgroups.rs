@@ -364,6 +364,23 @@ fn ch07_cgroup_goes_under_the_parent() {
                 assert_eq!(limit.as_deref(), Some("67108864\n"), "{}", dir.display());
             }
         }
+        if parent.is_none() {
+            // --gc removes the default parent only when no container is in
+            // it: this one is, so the parent and its cgroup stay.
+            let gc = Command::new(common::bin_dir().join("ch07-cgroups"))
+                .arg("--gc")
+                .output()
+                .unwrap();
+            assert!(
+                gc.status.success(),
+                "{}",
+                String::from_utf8_lossy(&gc.stderr)
+            );
+            for (root, used) in hierarchy_roots() {
+                let dir = root.join(rel).join(format!("stepbox-{id}"));
+                assert!(!used || dir.is_dir(), "--gc removed {}", dir.display());
+            }
+        }
         drop(child.stdin.take()); // "read x" returns: the container exits
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut out, &mut rest).unwrap();

@@ -65,7 +65,7 @@ pub struct Opts {
     /// the cgroup root (a leading / is allowed; v1: in every hierarchy). It is
     /// created if missing and kept, like docker's /docker. With cgroup v2 no
     /// cgroup on that path may hold processes.
-    #[arg(long, value_name = "PATH", default_value = "stepbox", value_parser = parse_cgroup_parent)]
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_PARENT, value_parser = parse_cgroup_parent)]
     pub cgroup_parent: PathBuf,
 }
 
@@ -234,7 +234,45 @@ impl Step for Cgroups {
     fn undo(&self, undo: &mut Undo) {
         undo.cgroup = Some(undo_cgroup);
     }
+
+    /// `--gc` also removes the default parent, `stepbox`, when no container
+    /// is in it: it is stepbox's own, made by the first start, and kept
+    /// meanwhile so that parallel starts never race to make and remove it.
+    /// rmdir(2) refuses a cgroup that has children (EBUSY), so a parent in
+    /// use stays. A parent given with --cgroup-parent may be someone else's:
+    /// it is left alone.
+    fn gc(&self, ctx: &Ctx) -> Result<Vec<String>> {
+        if self.parent != Path::new(DEFAULT_PARENT) {
+            return Ok(Vec::new());
+        }
+        let mut roots = Vec::new();
+        if v2::is_unified() {
+            roots.push(PathBuf::from("/sys/fs/cgroup"));
+        } else {
+            for m in mountinfo()?.into_iter().filter(|m| m.fstype == "cgroup") {
+                roots.push(m.mount_point);
+            }
+        }
+        let mut left = Vec::new();
+        for dir in roots.iter().map(|r| r.join(&self.parent)) {
+            if !dir.is_dir() {
+                continue;
+            }
+            ctx.say(format_args!(
+                "rmdir {} (if no container is in it)",
+                dir.display()
+            ));
+            match nix::unistd::unlinkat(None, &dir, nix::unistd::UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT | Errno::EBUSY | Errno::ENOTEMPTY) => {}
+                Err(e) => left.push(format!("left the parent cgroup {dir:?}: rmdir(2): {e}")),
+            }
+        }
+        Ok(left)
+    }
 }
+
+/// `--cgroup-parent`'s default: a cgroup of stepbox's own, below the root.
+const DEFAULT_PARENT: &str = "stepbox";
 
 // ANCHOR: undo
 /// Removes a cgroup that a killed runtime's record lists (in v1, one of
@@ -366,6 +404,27 @@ fn make_parent(
 }
 // ANCHOR_END: parent
 
+/// [`make_parent`], then mkdir(2) the container's cgroup `dir` in it. A
+/// `--gc` at the same moment may remove the parent (it was empty) between
+/// the two, and the mkdir fails with ENOENT: then both are made again.
+fn make_in_parent(
+    ctx: &Ctx,
+    root: &Path,
+    parent: &Path,
+    dir: &Path,
+    at_each: &mut dyn FnMut(&Path) -> Result<()>,
+) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        make_parent(ctx, root, parent, at_each)?;
+        ctx.say(format_args!("mkdir {}", dir.display()));
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            made => return made.context(format!("mkdir {}", dir.display())),
+        }
+    }
+}
+
 /// Writes `value` to `dir/file`, as `echo VALUE > FILE` would; `-v` shows it.
 /// `label` names the v1 hierarchy, where the same file exists in several.
 fn write(ctx: &Ctx, dir: &Path, file: &str, value: &str, label: Option<&str>) -> Result<()> {
@@ -378,12 +437,6 @@ fn write(ctx: &Ctx, dir: &Path, file: &str, value: &str, label: Option<&str>) ->
     let path = dir.join(file);
     // One write(2) of the whole value: cgroup files parse each write on its own.
     std::fs::write(&path, value).context(format!("writing {value:?} to {}", path.display()))
-}
-
-/// mkdir(2) a cgroup; `-v` shows it.
-fn mkdir(ctx: &Ctx, dir: &Path) -> Result<()> {
-    ctx.say(format_args!("mkdir {}", dir.display()));
-    std::fs::create_dir(dir).context(format!("mkdir {}", dir.display()))
 }
 
 /// The number after `key ` in a flat-keyed file such as memory.events.

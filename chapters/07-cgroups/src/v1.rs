@@ -5,8 +5,7 @@
 //! directory per hierarchy, and the child must be written into each.
 
 use crate::{
-    flag_for, keyed_value, kill_listed, mkdir, remove_dir, write, Cgroup, Limits, MountInfo,
-    CPU_PERIOD,
+    flag_for, keyed_value, kill_listed, remove_dir, write, Cgroup, Limits, MountInfo, CPU_PERIOD,
 };
 use ch01_process::state::Resource;
 use ch01_process::{Context, Ctx, Error, Result};
@@ -137,11 +136,10 @@ fn controllers(mount: &MountInfo) -> Vec<String> {
 impl Cgroup for Hierarchies {
     fn create(&mut self, ctx: &Ctx) -> Result<()> {
         for h in &mut self.list {
-            crate::make_parent(ctx, &h.root, &self.parent, &mut |_| Ok(()))?;
             ctx.record(Resource::Cgroup {
                 path: h.dir.clone(),
             })?;
-            mkdir(ctx, &h.dir)?;
+            crate::make_in_parent(ctx, &h.root, &self.parent, &h.dir, &mut |_| Ok(()))?;
             h.created = true;
         }
         Ok(())

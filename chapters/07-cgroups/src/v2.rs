@@ -8,9 +8,7 @@
 //! controllers are handed down from the root, one level at a time, through
 //! cgroups that hold no process.
 
-use crate::{
-    flag_for, keyed_value, kill_all, mkdir, remove_dir, write, Cgroup, Limits, CPU_PERIOD,
-};
+use crate::{flag_for, keyed_value, kill_all, remove_dir, write, Cgroup, Limits, CPU_PERIOD};
 use ch01_process::state::Resource;
 use ch01_process::{Context, Ctx, Error, Result};
 use nix::errno::Errno;
@@ -137,13 +135,12 @@ pub fn cpu_weight(shares: u64) -> u64 {
 impl Cgroup for Unified {
     fn create(&mut self, ctx: &Ctx) -> Result<()> {
         self.check_no_processes()?;
-        crate::make_parent(ctx, &self.root, &self.parent, &mut |dir| {
-            self.enable_controllers(ctx, dir)
-        })?;
         ctx.record(Resource::Cgroup {
             path: self.dir.clone(),
         })?;
-        mkdir(ctx, &self.dir)?;
+        crate::make_in_parent(ctx, &self.root, &self.parent, &self.dir, &mut |dir| {
+            self.enable_controllers(ctx, dir)
+        })?;
         self.created = true;
         Ok(())
     }
