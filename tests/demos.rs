@@ -256,7 +256,9 @@ fn ch03_veth_reaches_the_host_and_is_removed() {
     }
     // In a network namespace of the test's own, standing in for the host:
     // the test never adds an address or a route to the host's networks.
-    let Some(ns) = NetNs::new() else { return };
+    let Some(ns) = common::NetNs::new() else {
+        return;
+    };
     let probe = host_probe();
     // Traffic only ever goes between the two addresses this veth pair creates.
     let busybox = rootfs().join("bin/busybox").to_string_lossy().into_owned();
@@ -495,115 +497,6 @@ fn ch06_uts_namespace() {
     crate::snapshot!("ch06_after", &after.transcript);
 }
 
-/// A network namespace of the test's own, standing in for the host: the
-/// `--veth` tests add addresses and routes, which must never touch the
-/// host's own networks. It is held by a file descriptor, not by a name
-/// (`ip netns add` bind-mounts one under /run/netns, a mount that the
-/// host-state checks of tests running meanwhile would see), so it goes
-/// away with the test process whatever happens: dropped, panicking or
-/// killed.
-struct NetNs {
-    fd: std::os::fd::OwnedFd,
-}
-
-impl NetNs {
-    /// None (a skip, or a failure under CI) if iproute2 is missing.
-    fn new() -> Option<NetNs> {
-        use std::os::unix::process::CommandExt;
-        if std::process::Command::new("ip").arg("-V").output().is_err() {
-            common::skip("no `ip` (iproute2: scripts/install-deps.sh installs it)");
-            return None;
-        }
-        // A process that unshares a new netns and then waits on its stdin,
-        // until the namespace has a descriptor of ours.
-        let mut holder = std::process::Command::new("cat");
-        holder
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null());
-        // SAFETY: unshare(2) is a plain syscall, safe between fork and exec.
-        unsafe {
-            holder.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            })
-        };
-        // spawn() returns once cat runs: after the unshare.
-        let mut holder = holder.spawn().expect("starting cat in a new netns");
-        let fd = std::fs::File::open(format!("/proc/{}/ns/net", holder.id()))
-            .expect("opening the new netns")
-            .into();
-        drop(holder.stdin.take());
-        holder.wait().unwrap();
-        Some(NetNs { fd })
-    }
-
-    /// `program` to be run in the namespace.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::process::CommandExt;
-        let fd = self.fd.as_raw_fd();
-        let mut cmd = std::process::Command::new(program);
-        // SAFETY: setns(2) is a plain syscall on a descriptor that the
-        // forked child inherited from us; nothing else runs there.
-        unsafe {
-            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            })
-        };
-        cmd
-    }
-
-    /// `ip ARGS` in the namespace, which must succeed; its stdout.
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.command("ip").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `chNN-name ARGS` in the namespace, not yet waited for.
-    fn spawn(&self, bin: &str, args: &[&str]) -> std::process::Child {
-        self.command(common::bin_dir().join(bin))
-            .args(args)
-            .env("STEPBOX_CONTAINER_ID", common::unique_id())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// A run to its end, as a transcript; `ARGS` shown as given.
-    fn run_bin(&self, bin: &str, args: &[&str]) -> Run {
-        let out = self.spawn(bin, args).wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let code = out.status.code().unwrap_or(-1);
-        // As a reader would type it: arguments with spaces quoted.
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| match a.contains(' ') {
-                true => format!("'{a}'"),
-                false => a.to_string(),
-            })
-            .collect();
-        let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
-        if code != 0 {
-            transcript.push_str(&format!("[exit status {code}]\n"));
-        }
-        Run {
-            code,
-            stdout,
-            stderr,
-            transcript: common::redact(&transcript),
-        }
-    }
-}
-
 /// Children that are killed and reaped if the test ends early.
 struct Children(Vec<std::process::Child>);
 
@@ -628,7 +521,7 @@ enum Started {
 /// echo ready`, then waits for one byte on a FIFO. Returns what each did
 /// once every one is either ready (so all the ready ones run at the same
 /// time) or has ended, and then lets them finish.
-fn start_together(ns: &NetNs, n: usize, veth: &[&str]) -> Vec<Started> {
+fn start_together(ns: &common::NetNs, n: usize, veth: &[&str]) -> Vec<Started> {
     use std::io::{BufRead, Write};
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("go");
@@ -711,7 +604,9 @@ fn ch03_veth_refuses_a_subnet_the_host_uses() {
     if !root() {
         return;
     }
-    let Some(ns) = NetNs::new() else { return };
+    let Some(ns) = common::NetNs::new() else {
+        return;
+    };
     // An on-link /24 (and the kernel's local and broadcast routes of its
     // address), a route without an address, and one in another table.
     ns.run(&[
@@ -765,7 +660,9 @@ fn ch03_veth_parallel_starts_never_share_a_subnet() {
     if !root() {
         return;
     }
-    let Some(ns) = NetNs::new() else { return };
+    let Some(ns) = common::NetNs::new() else {
+        return;
+    };
     // Three at once with the same subnet: one gets it, the others are told
     // it is in use (by the first one's veth).
     let same = start_together(&ns, 3, &["--veth", "10.9.7.1/30"]);

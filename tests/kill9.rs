@@ -539,62 +539,6 @@ fn ch07_killed_while_the_command_runs() {
     }
 }
 
-/// A network namespace of the test's own, standing in for the host (the
-/// `--veth` runs must never touch the host's networks), held by a file
-/// descriptor: it goes away with the test process whatever happens.
-struct NetNs {
-    fd: std::os::fd::OwnedFd,
-}
-
-impl NetNs {
-    fn new() -> Option<NetNs> {
-        use std::os::unix::process::CommandExt;
-        if Command::new("ip").arg("-V").output().is_err() {
-            common::skip("no `ip` (iproute2: scripts/install-deps.sh installs it)");
-            return None;
-        }
-        let mut holder = Command::new("cat");
-        holder.stdin(Stdio::piped()).stdout(Stdio::null());
-        // SAFETY: unshare(2) is a plain syscall, safe between fork and exec.
-        unsafe {
-            holder.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            })
-        };
-        let mut holder = holder.spawn().expect("starting cat in a new netns");
-        let fd = std::fs::File::open(format!("/proc/{}/ns/net", holder.id()))
-            .expect("opening the new netns")
-            .into();
-        drop(holder.stdin.take());
-        holder.wait().unwrap();
-        Some(NetNs { fd })
-    }
-
-    /// `cmd`, to be run in the namespace.
-    fn enter(&self, mut cmd: Command) -> Command {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::process::CommandExt;
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: setns(2) is a plain syscall on a descriptor that the
-        // forked child inherited from us; nothing else runs there.
-        unsafe {
-            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            })
-        };
-        cmd
-    }
-
-    /// Whether the interface `name` exists in the namespace.
-    fn has_link(&self, name: &str) -> bool {
-        let mut ip = Command::new("ip");
-        ip.args(["link", "show", name]).stderr(Stdio::null());
-        self.enter(ip).output().unwrap().status.success()
-    }
-}
-
 /// Chapter 3: killed while the command runs. Its veth usually dies with
 /// the container's netns; here the test holds that netns open (as anything
 /// else could), so the host side stays, and the sweep must delete it.
@@ -603,7 +547,9 @@ fn ch03_veth_killed_while_the_command_runs() {
     if !root() {
         return;
     }
-    let Some(ns) = NetNs::new() else { return };
+    let Some(ns) = common::NetNs::new() else {
+        return;
+    };
     let sb = Sandbox::new();
     for how in SWEEPS {
         let id = sb.id();

@@ -343,3 +343,124 @@ pub fn run_clean_as(id: &str, bin: &str, args: &[&str]) -> Run {
     );
     run
 }
+
+/// A network namespace of the test's own, standing in for the host: the
+/// `--veth` tests add addresses and routes, which must never touch the
+/// host's own networks. It is held by a file descriptor, not by a name
+/// (`ip netns add` bind-mounts one under /run/netns, a mount that the
+/// host-state checks of tests running meanwhile would see), so it goes
+/// away with the test process whatever happens: dropped, panicking or
+/// killed.
+pub struct NetNs {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NetNs {
+    /// None (a skip, or a failure under CI) if iproute2 is missing.
+    pub fn new() -> Option<NetNs> {
+        use std::os::unix::process::CommandExt;
+        if std::process::Command::new("ip").arg("-V").output().is_err() {
+            skip("no `ip` (iproute2: scripts/install-deps.sh installs it)");
+            return None;
+        }
+        // A process that unshares a new netns and then waits on its stdin,
+        // until the namespace has a descriptor of ours.
+        let mut holder = std::process::Command::new("cat");
+        holder
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        // SAFETY: unshare(2) is a plain syscall, safe between fork and exec.
+        unsafe {
+            holder.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            })
+        };
+        // spawn() returns once cat runs: after the unshare.
+        let mut holder = holder.spawn().expect("starting cat in a new netns");
+        let fd = std::fs::File::open(format!("/proc/{}/ns/net", holder.id()))
+            .expect("opening the new netns")
+            .into();
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        Some(NetNs { fd })
+    }
+
+    /// `program` to be run in the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        self.enter(std::process::Command::new(program))
+    }
+
+    /// `ip ARGS` in the namespace, which must succeed; its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.command("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `chNN-name ARGS` in the namespace, not yet waited for.
+    pub fn spawn(&self, bin: &str, args: &[&str]) -> std::process::Child {
+        self.command(bin_dir().join(bin))
+            .args(args)
+            .env("STEPBOX_CONTAINER_ID", unique_id())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// A run to its end, as a transcript; `ARGS` shown as given.
+    pub fn run_bin(&self, bin: &str, args: &[&str]) -> Run {
+        let out = self.spawn(bin, args).wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let code = out.status.code().unwrap_or(-1);
+        // As a reader would type it: arguments with spaces quoted.
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| match a.contains(' ') {
+                true => format!("'{a}'"),
+                false => a.to_string(),
+            })
+            .collect();
+        let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
+        if code != 0 {
+            transcript.push_str(&format!("[exit status {code}]\n"));
+        }
+        Run {
+            code,
+            stdout,
+            stderr,
+            transcript: redact(&transcript),
+        }
+    }
+
+    /// `cmd`, to be run in the namespace.
+    pub fn enter(&self, mut cmd: std::process::Command) -> std::process::Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: setns(2) is a plain syscall on a descriptor that the
+        // forked child inherited from us; nothing else runs there.
+        unsafe {
+            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            })
+        };
+        cmd
+    }
+
+    /// Whether the interface `name` exists in the namespace.
+    pub fn has_link(&self, name: &str) -> bool {
+        let mut ip = std::process::Command::new("ip");
+        ip.args(["link", "show", name])
+            .stderr(std::process::Stdio::null());
+        self.enter(ip).output().unwrap().status.success()
+    }
+}
