@@ -889,30 +889,8 @@ mod tests {
 
     #[test]
     fn replacing_a_directory_deeper_than_the_open_file_limit() {
-        // In a child process (this test binary, one ignored test) with a
-        // limit of 256 descriptors, so that the chain is short and the
-        // other tests' threads keep the usual limit.
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-        child.args([
-            "--exact",
-            "layer::tests::deep_replace",
-            "--ignored",
-            "--test-threads=1",
-        ]);
-        // SAFETY: setrlimit(2) is async-signal-safe, all that runs between fork and exec.
-        unsafe {
-            child.pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: 256,
-                    rlim_max: 256,
-                };
-                cvt(libc::setrlimit(libc::RLIMIT_NOFILE, &lim)).map(drop)
-            })
-        };
-        let out = child.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        // With a limit of 256 descriptors, so that the chain is short.
+        crate::remove::tests::run_with_nofile("layer::tests::deep_replace", 256);
     }
 
     #[test]

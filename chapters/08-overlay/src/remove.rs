@@ -267,7 +267,7 @@ fn cstr(s: &OsStr) -> io::Result<CString> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A chain of `depth` directories below `top`, made with one descriptor
@@ -295,25 +295,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn removes_a_chain_deeper_than_the_open_file_limit() {
-        // In a child process (this test binary, running the ignored test
-        // below) with a limit of 256 descriptors: lowering the limit of this
-        // process would starve the other tests' threads.
+    /// Runs the ignored test `name` of this test binary in a child process
+    /// whose open-file limit is `limit`: lowering the limit of this process
+    /// would starve the other tests' threads. Fails if that test did not pass.
+    pub(crate) fn run_with_nofile(name: &str, limit: u64) {
         use std::os::unix::process::CommandExt;
         let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-        child.args([
-            "--exact",
-            "remove::tests::deep_chain_with_a_low_limit",
-            "--ignored",
-            "--test-threads=1",
-        ]);
+        child.args(["--exact", name, "--ignored", "--test-threads=1"]);
         // SAFETY: setrlimit(2) is async-signal-safe, all that runs between fork and exec.
         unsafe {
-            child.pre_exec(|| {
+            child.pre_exec(move || {
                 let lim = libc::rlimit {
-                    rlim_cur: 256,
-                    rlim_max: 256,
+                    rlim_cur: limit,
+                    rlim_max: limit,
                 };
                 match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
                     0 => Ok(()),
@@ -324,6 +318,11 @@ mod tests {
         let out = child.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    fn removes_a_chain_deeper_than_the_open_file_limit() {
+        run_with_nofile("remove::tests::deep_chain_with_a_low_limit", 256);
     }
 
     #[test]
