@@ -167,6 +167,7 @@ fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString]) -> Resul
     // clones (the binaries never start a thread), so no lock is held by a
     // thread that does not exist in the child. A multi-threaded caller must
     // not call run() (see book/src/architecture.md).
+    // SAFETY: as above.
     let child = unsafe {
         clone(
             Box::new(|| {
@@ -270,9 +271,11 @@ pub fn default_signals() -> Result<()> {
         }
         // The raw system call, because glibc's sigaction(3) refuses 32 and
         // 33, which it keeps for its threads, and a caller may have left them
-        // ignored. SAFETY: SIG_DFL installs no handler, so no code of ours
-        // can run in signal context; the struct has the kernel's layout and
-        // the size argument is its mask's (8 bytes).
+        // ignored.
+        // SIG_DFL installs no handler, so no code of ours can run in signal
+        // context; the struct has the kernel's layout and the size argument
+        // is its mask's (8 bytes).
+        // SAFETY: see above.
         unsafe {
             libc::syscall(
                 libc::SYS_rt_sigaction,
@@ -296,6 +299,7 @@ pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
     // SAFETY: `msg` is valid for `msg.len()` bytes; a closed or bad report_fd
     // only makes write(2) fail. _exit(2) rather than exit(3): this is a copy
     // of the parent, whose stdio buffers and atexit handlers are not ours.
+    // SAFETY: as above.
     unsafe {
         libc::write(ctx.report_fd, msg.as_ptr().cast(), msg.len());
         libc::_exit(err.code)

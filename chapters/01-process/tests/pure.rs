@@ -68,9 +68,9 @@ fn what_a_user_or_a_terminal_sends_is_passed_on() {
 
 /// Sends `sig` to this thread alone (it must be blocked here).
 fn raise_here(sig: Signal) {
-    // SAFETY: pthread_self() is this live thread; pthread_kill(3) only
-    // queues the signal.
+    // pthread_self() is this live thread; pthread_kill(3) only queues the signal.
     assert_eq!(
+        // SAFETY: see above.
         unsafe { libc::pthread_kill(libc::pthread_self(), sig as i32) },
         0
     );

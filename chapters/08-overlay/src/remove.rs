@@ -278,8 +278,10 @@ pub(crate) mod tests {
         std::fs::create_dir(top).unwrap();
         let mut cur = open_dir(libc::AT_FDCWD, &cstr(top.as_os_str()).unwrap(), 0).unwrap();
         for i in 0..depth {
+            // SAFETY: a c"" name and a descriptor we own.
             unsafe { libc::mkdirat(cur.as_raw_fd(), c"d".as_ptr(), 0o755) };
             if i % 7 == 0 {
+                // SAFETY: a c"" name and a descriptor we own.
                 let f = unsafe {
                     libc::openat(
                         cur.as_raw_fd(),
@@ -288,7 +290,9 @@ pub(crate) mod tests {
                         0o644,
                     )
                 };
+                // SAFETY: `f` was opened just above and is ours.
                 unsafe { libc::close(f) };
+                // SAFETY: c"" strings and a descriptor we own.
                 unsafe { libc::symlinkat(c"/".as_ptr(), cur.as_raw_fd(), c"root".as_ptr()) };
             }
             cur = open_dir(cur.as_raw_fd(), c"d", 0).unwrap();
