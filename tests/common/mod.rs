@@ -156,18 +156,25 @@ pub fn run_id(id: &str, bin: &str, args: &[&str]) -> Run {
     let out = child.wait_with_output().unwrap();
     let code = std::os::unix::process::ExitStatusExt::signal(&status)
         .map_or_else(|| status.code().unwrap(), |s| 128 + s);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let shown: Vec<String> = args.iter().map(|a| quote(a)).collect();
-    let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
-    if code != 0 {
-        transcript.push_str(&format!("[exit status {code}]\n"));
-    }
-    Run {
-        code,
-        stdout,
-        stderr,
-        transcript: redact(&transcript),
+    Run::new(bin, args, code, &out.stdout, &out.stderr)
+}
+
+impl Run {
+    /// `$ bin ARGS` then stdout, stderr and a non-zero exit status, redacted.
+    pub fn new(bin: &str, args: &[&str], code: i32, stdout: &[u8], stderr: &[u8]) -> Run {
+        let stdout = String::from_utf8_lossy(stdout).into_owned();
+        let stderr = String::from_utf8_lossy(stderr).into_owned();
+        let shown: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
+        if code != 0 {
+            transcript.push_str(&format!("[exit status {code}]\n"));
+        }
+        Run {
+            code,
+            stdout,
+            stderr,
+            transcript: redact(&transcript),
+        }
     }
 }
 
@@ -414,30 +421,11 @@ impl NetNs {
             .unwrap()
     }
 
-    /// A run to its end, as a transcript; `ARGS` shown as given.
+    /// A run to its end, as a transcript.
     pub fn run_bin(&self, bin: &str, args: &[&str]) -> Run {
         let out = self.spawn(bin, args).wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let code = out.status.code().unwrap_or(-1);
-        // As a reader would type it: arguments with spaces quoted.
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| match a.contains(' ') {
-                true => format!("'{a}'"),
-                false => a.to_string(),
-            })
-            .collect();
-        let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
-        if code != 0 {
-            transcript.push_str(&format!("[exit status {code}]\n"));
-        }
-        Run {
-            code,
-            stdout,
-            stderr,
-            transcript: redact(&transcript),
-        }
+        Run::new(bin, args, code, &out.stdout, &out.stderr)
     }
 
     /// `cmd`, to be run in the namespace.

@@ -782,14 +782,15 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testdata::{self, Entry};
     use std::os::unix::fs::FileTypeExt;
 
-    /// Root is needed to mount; under `CI=true` its absence is a failure,
-    /// elsewhere the test is skipped.
-    fn root() -> bool {
+    /// Root is needed to mount, to give files away and to make device
+    /// nodes; under `CI=true` its absence is a failure, elsewhere the test
+    /// is skipped.
+    pub(crate) fn root() -> bool {
         let root = nix::unistd::geteuid().is_root();
         if !root {
             assert!(

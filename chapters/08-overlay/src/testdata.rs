@@ -480,20 +480,7 @@ mod tests {
         out
     }
 
-    /// Root is needed for ownership and device nodes; under `CI=true` its
-    /// absence is a failure, elsewhere the test is skipped.
-    fn root() -> bool {
-        // SAFETY: geteuid(2) cannot fail and touches no memory.
-        let root = unsafe { libc::geteuid() == 0 };
-        if !root {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "needs root (CI=true: not skipped)"
-            );
-            eprintln!("SKIPPED: needs root");
-        }
-        root
-    }
+    use crate::layer::tests::root;
 
     #[test]
     fn malicious_layers_are_refused_and_write_nothing_outside() {
