@@ -6,11 +6,13 @@
 //! wait(2) for it, and exit with its status.
 
 pub mod error;
+pub mod protocol;
 pub mod runtime;
 pub mod state;
 pub mod step;
 
 pub use error::{Context, Error, Result};
+pub use runtime::Container;
 pub use step::{Ctx, Step};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
@@ -19,21 +21,46 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 // ANCHOR: chapter
+/// A container's configuration, as far as one chapter goes: the chapter's
+/// own part (its feature's share of what the OCI chapter will read from a
+/// `config.json`) and every earlier chapter's, in `prev`. The steps are
+/// built from it alone, so a flag, a `config.json` or an engine's request
+/// all start the same container.
+pub trait Steps {
+    /// Every step a container with this configuration goes through, in order.
+    fn steps(&self) -> Vec<Box<dyn Step>>;
+}
+
 /// A chapter's binary: its flags (which include every earlier chapter's,
-/// through `#[command(flatten)]`) and its steps (every earlier chapter's, plus its own).
+/// through `#[command(flatten)]`), whose only job is to fill its [`Steps`] configuration.
 pub trait Chapter: Args + FromArgMatches {
     /// The binary's name, e.g. "ch05-mnt".
     const NAME: &'static str;
     /// One line for --help.
     const ABOUT: &'static str;
+    type Config: Steps;
     /// Chapter 1's flags, reached through the chain of `prev` fields.
     fn base(&self) -> &Opts;
-    /// Every step this chapter's container goes through, in order.
-    fn steps(&self) -> Vec<Box<dyn Step>>;
+    /// The configuration the flags describe.
+    fn config(&self) -> Self::Config;
 }
 // ANCHOR_END: chapter
 
 // ANCHOR: opts
+/// Chapter 1's part of the configuration: the command's environment, on top
+/// of docker's defaults (see [`Ctx::env`]).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `NAME=value` pairs, in order; a later one replaces an earlier one.
+    pub env: Vec<(String, String)>,
+}
+
+impl Steps for Config {
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        vec![Box::new(HostFacts), Box::new(Env(self.env.clone()))]
+    }
+}
+
 /// Chapter 1's flags.
 #[derive(Args, Debug, Clone)]
 #[group(skip)] // every chapter's Opts would otherwise claim the group id "Opts"
@@ -41,19 +68,83 @@ pub struct Opts {
     /// Print each kernel step (the syscall and its arguments) as it happens.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Set NAME to VALUE in the container's environment; a bare NAME takes
+    /// the caller's value, if it has one (docker's -e).
+    #[arg(short, long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
+    pub env: Vec<EnvArg>,
 }
 
 impl Chapter for Opts {
     const NAME: &'static str = "ch01-process";
     const ABOUT: &'static str = "Run COMMAND as a plain child process: no isolation yet.";
+    type Config = Config;
     fn base(&self) -> &Opts {
         self
     }
-    fn steps(&self) -> Vec<Box<dyn Step>> {
-        vec![Box::new(HostFacts)]
+    fn config(&self) -> Config {
+        Config {
+            env: self
+                .env
+                .iter()
+                .filter_map(|e| match e {
+                    EnvArg::Set(name, value) => Some((name.clone(), value.clone())),
+                    // Read here, in the binary's flags, never in the library.
+                    EnvArg::Inherit(name) => std::env::var(name).ok().map(|v| (name.clone(), v)),
+                })
+                .collect(),
+        }
     }
 }
 // ANCHOR_END: opts
+
+/// One `-e`: `NAME=VALUE`, or a bare `NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    Set(String, String),
+    Inherit(String),
+}
+
+/// A name is what a shell can export: letters, digits and `_`, not
+/// starting with a digit; the value anything but a NUL byte.
+fn parse_env(arg: &str) -> std::result::Result<EnvArg, String> {
+    let (name, value) = match arg.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (arg, None),
+    };
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    if value.is_some_and(|v| v.contains('\0')) {
+        return Err(format!("the value of {name} contains a NUL byte"));
+    }
+    Ok(match value {
+        Some(v) => EnvArg::Set(name.to_owned(), v.to_owned()),
+        None => EnvArg::Inherit(name.to_owned()),
+    })
+}
+
+/// `-e`: the configuration's variables, over docker's defaults.
+struct Env(Vec<(String, String)>);
+
+impl Step for Env {
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
+        for (name, value) in &self.0 {
+            if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+                return Err(Error::runtime(format!(
+                    "environment variable {name:?}: a name is not empty and holds no = or NUL, \
+                     a value no NUL"
+                )));
+            }
+            ctx.set_env(name, value.clone());
+        }
+        Ok(())
+    }
+}
 
 // ANCHOR: hostfacts
 /// Tells the probe (the report program in the default rootfs) what the host's
@@ -157,10 +248,10 @@ pub fn main<C: Chapter>() -> ! {
     if let Some(dir) = std::env::var_os("STEPBOX_RUN_DIR") {
         ctx.run_dir = dir.into();
     }
-    let mut steps = cli.opts.steps();
+    let steps = cli.opts.config().steps();
     let result = match cli.gc {
         true => state::gc(&ctx, &steps),
-        false => runtime::run(&mut ctx, &mut steps, &cli.command).map(|o| o.code()),
+        false => runtime::run(ctx, steps, &cli.command).map(|o| o.code()),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -196,6 +287,25 @@ fn usage_error(rendered: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{parse_env, EnvArg};
+
+    #[test]
+    fn env_flags_parse_as_docker_spells_them() {
+        assert_eq!(parse_env("A=1"), Ok(EnvArg::Set("A".into(), "1".into())));
+        assert_eq!(
+            parse_env("A_2=x=y"),
+            Ok(EnvArg::Set("A_2".into(), "x=y".into()))
+        );
+        assert_eq!(
+            parse_env("EMPTY="),
+            Ok(EnvArg::Set("EMPTY".into(), "".into()))
+        );
+        assert_eq!(parse_env("HOME"), Ok(EnvArg::Inherit("HOME".into())));
+        for bad in ["", "=x", "1A=x", "A-B=x", "A B", "A=\0"] {
+            assert!(parse_env(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn usage_errors_become_one_line() {
         let clap = "error: the following required arguments were not provided:\n  <COMMAND>...\n\nUsage: ch01-process [OPTIONS] -- COMMAND [ARGS]...\n\nFor more information, try '--help'.\n";

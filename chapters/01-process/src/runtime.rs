@@ -1,15 +1,17 @@
-//! Starting the child, handing it over to the steps, waiting for it.
+//! A container's lifecycle: create (every stage up to the exec, the pid
+//! known), start, wait, kill, delete; and `run`, the foreground composition
+//! of them that every chapter's binary is.
 
 use crate::error::{Context, Error, Result, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUNTIME};
+use crate::protocol::{Channel, Msg};
 use crate::step::{Ctx, Step};
 use nix::errno::Errno;
-use nix::sched::{clone, CloneFlags};
+use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{execve, geteuid, Pid};
 use std::ffi::{CString, OsString};
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 /// How the container's command ended.
@@ -51,62 +53,567 @@ pub fn forwarded_signals() -> SigSet {
 }
 // ANCHOR_END: forwarded
 
-/// Runs `command` in a child set up by `steps`; cleans up whatever happens.
-pub fn run(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], command: &[OsString]) -> Result<Outcome> {
-    let argv = command
-        .iter()
-        .map(|a| {
-            CString::new(a.as_bytes()).map_err(|_| Error::runtime("command contains a NUL byte"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if argv.is_empty() {
-        return Err(Error::runtime("no command given"));
-    }
-    ctx.command = command.to_vec();
-    ctx.undo = crate::state::Undo::of(steps);
-
+/// Runs `command` in the foreground: create, start, wait while passing
+/// signals on, delete. The container dies with the runtime
+/// (`PR_SET_PDEATHSIG`), and the host is cleaned up whatever happens.
+pub fn run(ctx: Ctx, steps: Vec<Box<dyn Step>>, command: &[OsString]) -> Result<Outcome> {
     // Blocked before anything is created: a Ctrl-C during setup must not kill
-    // the runtime half-way and leave a cgroup or a veth behind.
+    // the runtime half-way and leave a cgroup or a veth behind. They are
+    // collected later, and passed on.
     forwarded_signals()
         .thread_block()
         .context("sigprocmask(2)")?;
+    let mut container = Container::create_with(ctx, steps, command, true)?;
+    let result = interrupted()
+        .and_then(|_| container.start())
+        .and_then(|_| container.wait_forwarding());
+    let cleaned = container.delete();
+    match (result, cleaned) {
+        (result, Ok(())) => result,
+        (Ok(outcome), Err(left)) => Err(Error::runtime(format!(
+            "the container exited with status {}, but {}",
+            outcome.code(),
+            left.msg
+        ))),
+        (Err(e), Err(left)) => Err(Error::with_code(
+            EXIT_RUNTIME,
+            format!("{}; then {}", e.msg, left.msg),
+        )),
+    }
+}
 
-    let mut prepared = 0;
-    let mut result = Ok(Outcome::Exited(0));
-    for step in steps.iter_mut() {
-        if let Err(e) = step.prepare(ctx) {
-            result = Err(e);
-            break;
+// ANCHOR: lifecycle
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Set up, blocked before execve(2), waiting for start().
+    Created,
+    /// The command runs.
+    Running,
+    /// It has exited (or never ran its command), and has been reaped.
+    Stopped(Option<Outcome>),
+}
+
+/// One container, from create() to delete(). It owns its context and its
+/// steps, so several can live in one program, on several threads: the
+/// process that becomes the container is made by a single-threaded fork
+/// of the caller (see [`Container::create`]).
+pub struct Container {
+    pub ctx: Ctx,
+    steps: Vec<Box<dyn Step>>,
+    /// How many steps' prepare() succeeded: only they are cleaned up.
+    prepared: usize,
+    pid: Pid,
+    pidfd: Option<OwnedFd>,
+    channel: Option<Channel>,
+    status: Status,
+    deleted: bool,
+}
+
+impl Container {
+    /// Checks every step's input, prepares the host, and makes the
+    /// container's process, which goes through every child stage up to the
+    /// exec and waits there for start(). It does not die with the caller:
+    /// until start() it waits on the channel, and ends if the caller is
+    /// gone. On failure, whatever was made is removed again.
+    pub fn create(ctx: Ctx, steps: Vec<Box<dyn Step>>, command: &[OsString]) -> Result<Container> {
+        Container::create_with(ctx, steps, command, false)
+    }
+
+    fn create_with(
+        mut ctx: Ctx,
+        mut steps: Vec<Box<dyn Step>>,
+        command: &[OsString],
+        foreground: bool,
+    ) -> Result<Container> {
+        let argv = command
+            .iter()
+            .map(|a| {
+                CString::new(a.as_bytes())
+                    .map_err(|_| Error::runtime("command contains a NUL byte"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if argv.is_empty() {
+            return Err(Error::runtime("no command given"));
         }
-        prepared += 1;
-    }
-    if prepared == steps.len() {
-        result = interrupted().and_then(|_| launch(ctx, steps, &argv));
-    }
-    ctx.outcome = result.as_ref().ok().copied();
-    // Every step is cleaned up, even after one failed: each failure is one
-    // thing left on the host, and all of them are reported.
-    let mut left = Vec::new();
-    for step in steps[..prepared].iter_mut().rev() {
-        if let Err(e) = step.cleanup(ctx) {
-            left.push(e.msg);
+        ctx.command = command.to_vec();
+        ctx.undo = crate::state::Undo::of(&steps);
+        let flags = steps
+            .iter()
+            .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
+        if !flags.is_empty() && !geteuid().is_root() {
+            return Err(Error::runtime(format!(
+                "creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo {} ...",
+                ctx.prog
+            )));
+        }
+        // Nothing is made before every step has accepted its input.
+        for step in steps.iter_mut() {
+            step.check(&mut ctx)?;
+        }
+        let mut container = Container {
+            ctx,
+            steps,
+            prepared: 0,
+            pid: Pid::from_raw(0),
+            pidfd: None,
+            channel: None,
+            status: Status::Stopped(None),
+            deleted: false,
+        };
+        match container.set_up(flags, &argv, foreground) {
+            Ok(()) => Ok(container),
+            Err(e) => Err(match container.delete() {
+                Ok(()) => e,
+                Err(left) => Error::with_code(e.code, format!("{}; then {}", e.msg, left.msg)),
+            }),
         }
     }
-    // The state record goes once what it lists has; otherwise it stays, for --gc.
-    crate::state::finish(ctx, &mut left);
-    if left.is_empty() {
-        return result;
+
+    fn set_up(&mut self, flags: CloneFlags, argv: &[CString], foreground: bool) -> Result<()> {
+        for i in 0..self.steps.len() {
+            self.steps[i].prepare(&mut self.ctx)?;
+            self.prepared += 1;
+        }
+        interrupted()?;
+        let (ours, theirs) = Channel::pair()?;
+        self.ctx.report_fd = theirs.fd();
+        let (pid, pidfd) = spawn(
+            &self.ctx,
+            &self.steps,
+            argv,
+            (&ours, &theirs),
+            flags,
+            foreground,
+        )?;
+        drop(theirs);
+        self.pid = pid;
+        self.pidfd = Some(pidfd);
+        self.channel = Some(ours);
+        self.status = Status::Created;
+        for i in 0..self.steps.len() {
+            self.steps[i].after_clone(&self.ctx, pid)?;
+        }
+        let channel = self.channel.as_ref().expect("set above");
+        // If the child died already, the send fails and its report says why.
+        let sent = channel.send(&Msg::Go, &[]);
+        match channel.recv() {
+            Ok(Some((Msg::Ready, _))) => Ok(()),
+            Ok(Some((Msg::Error { code, msg }, _))) => Err(Error::with_code(code, msg)),
+            Ok(Some((other, _))) => Err(Error::runtime(format!(
+                "the container's process sent {other:?} instead of Ready"
+            ))),
+            Ok(None) => {
+                sent?;
+                Err(Error::runtime(format!(
+                    "the container's process (pid {pid}) ended during setup without a word"
+                )))
+            }
+            Err(e) => Err(e),
+        }
     }
-    let left = left.join("; ");
-    // A cleanup that failed is a runtime error, whatever the command did: a
-    // caller that sees 0 would assume the host is as it was.
-    Err(Error::runtime(match result {
-        Ok(outcome) => format!(
-            "the container exited with status {}, but cleaning up failed: {left}",
-            outcome.code()
-        ),
-        Err(e) => format!("{}; then cleaning up failed too: {left}", e.msg),
-    }))
+
+    /// The container's first process, in the caller's pid namespace.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Runs the command: the container leaves its wait, goes through the
+    /// tail and execve(2)s. Returns once the exec has happened, or with
+    /// the reason it failed (126 cannot execute, 127 not found).
+    pub fn start(&mut self) -> Result<()> {
+        if self.status != Status::Created {
+            return Err(Error::runtime(format!(
+                "container {} is not waiting to start ({:?})",
+                self.ctx.id, self.status
+            )));
+        }
+        let channel = self
+            .channel
+            .take()
+            .expect("a created container has its channel");
+        let sent = channel.send(&Msg::Start, &[]);
+        let reply = channel.recv();
+        self.status = Status::Running;
+        match reply {
+            // End-of-file: execve(2) closed the container's end (close-on-exec).
+            Ok(None) if sent.is_ok() => Ok(()),
+            Ok(Some((Msg::Error { code, msg }, _))) => {
+                self.reap()?;
+                Err(Error::with_code(code, msg))
+            }
+            other => {
+                let outcome = self.reap()?;
+                Err(Error::runtime(format!(
+                    "starting the container failed ({}): its process ended with status {}",
+                    match other {
+                        Err(e) => e.msg,
+                        Ok(m) => format!("{m:?}"),
+                    },
+                    outcome.map_or(-1, Outcome::code)
+                )))
+            }
+        }
+    }
+
+    /// Sends `sig` to the container's first process, through its pidfd: the
+    /// signal cannot reach another process that was given the same pid.
+    pub fn kill(&self, sig: Signal) -> Result<()> {
+        let Some(pidfd) = &self.pidfd else {
+            return Err(Error::runtime(format!(
+                "container {} has no process",
+                self.ctx.id
+            )));
+        };
+        if matches!(self.status, Status::Stopped(_)) {
+            return Err(Error::runtime(format!(
+                "container {} has stopped",
+                self.ctx.id
+            )));
+        }
+        pidfd_send_signal(pidfd.as_fd(), sig).context(format!("pidfd_send_signal(2) {sig}"))
+    }
+
+    /// Waits for the command to end, without passing any signal on.
+    pub fn wait(&mut self) -> Result<Outcome> {
+        match self.status {
+            Status::Stopped(Some(outcome)) => Ok(outcome),
+            Status::Stopped(None) => Err(Error::runtime("the container never ran")),
+            _ => self
+                .reap()?
+                .ok_or_else(|| Error::runtime("the container never ran")),
+        }
+    }
+
+    // ANCHOR: wait
+    /// Waits for the command to end, passing on every signal of
+    /// [`forwarded_signals`] that reaches the runtime: `run`'s wait, which
+    /// needs them blocked in the calling thread. The exit is seen on the
+    /// pidfd, not through SIGCHLD, which in a program with several
+    /// containers or threads may go to anyone.
+    pub fn wait_forwarding(&mut self) -> Result<Outcome> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        if self.status != Status::Running {
+            return self.wait();
+        }
+        let signals = SignalFd::with_flags(
+            &forwarded_signals(),
+            SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+        )
+        .context("signalfd(2)")?;
+        let pidfd = self
+            .pidfd
+            .as_ref()
+            .expect("a running container has a pidfd");
+        loop {
+            let mut fds = [
+                PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(e).context("poll(2)"),
+            }
+            if fds[0].any().unwrap_or(false) {
+                break;
+            }
+            while let Ok(Some(info)) = signals.read_signal() {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                if sig != Signal::SIGCHLD && !from_terminal(sig, info.ssi_code, self.pid) {
+                    let _ = pidfd_send_signal(pidfd.as_fd(), sig);
+                }
+            }
+        }
+        self.wait()
+    }
+    // ANCHOR_END: wait
+
+    /// Reaps the container's process with waitid(2) on its pidfd.
+    fn reap(&mut self) -> Result<Option<Outcome>> {
+        let Some(pidfd) = &self.pidfd else {
+            return Ok(None);
+        };
+        let outcome = loop {
+            match nix::sys::wait::waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
+                Ok(WaitStatus::Exited(_, code)) => break Outcome::Exited(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => break Outcome::Signaled(sig),
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("waitid(2) P_PIDFD"),
+            }
+        };
+        self.pidfd = None;
+        self.channel = None;
+        self.status = Status::Stopped(Some(outcome));
+        self.ctx.outcome = Some(outcome);
+        Ok(Some(outcome))
+    }
+
+    /// Removes the container: a process still there is killed (SIGKILL) and
+    /// reaped, then every prepared step is cleaned up, in reverse order,
+    /// even after one fails, and the state record goes once what it lists
+    /// has. The error lists everything left on the host.
+    pub fn delete(mut self) -> Result<()> {
+        self.remove()
+    }
+
+    fn remove(&mut self) -> Result<()> {
+        self.deleted = true;
+        let mut left = Vec::new();
+        if let Some(pidfd) = &self.pidfd {
+            let _ = pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL);
+            if let Err(e) = self.reap() {
+                left.push(format!("the container's process {}: {}", self.pid, e.msg));
+            }
+        }
+        for step in self.steps[..self.prepared].iter_mut().rev() {
+            if let Err(e) = step.cleanup(&self.ctx) {
+                left.push(e.msg);
+            }
+        }
+        self.prepared = 0;
+        // The state record goes once what it lists has; otherwise it stays, for --gc.
+        crate::state::finish(&self.ctx, &mut left);
+        match left.is_empty() {
+            true => Ok(()),
+            false => Err(Error::runtime(format!(
+                "cleaning up failed: {}",
+                left.join("; ")
+            ))),
+        }
+    }
+}
+
+impl Drop for Container {
+    /// A container dropped without delete() (its owner panicked, say) is
+    /// still removed: a long-running program must not leak cgroups.
+    fn drop(&mut self) {
+        if !self.deleted {
+            if let Err(e) = self.remove() {
+                self.ctx.tell(format_args!("{}", e.msg));
+            }
+        }
+    }
+}
+// ANCHOR_END: lifecycle
+
+fn pidfd_send_signal(pidfd: BorrowedFd, sig: Signal) -> std::result::Result<(), Errno> {
+    // SAFETY: pidfd_send_signal(2) with a null siginfo reads no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+// ANCHOR: launch
+/// Makes the container's process. fork(2) first, then clone(2) from the
+/// forked copy: that copy is single-threaded whatever the caller is, so the
+/// container's process (a copy of it) may allocate and take locks, which a
+/// direct clone(2) from a multi-threaded program would make unsafe (a lock
+/// held by another thread at the clone stays held for ever in the copy).
+/// `CLONE_PARENT` makes the container the caller's child, not the
+/// intermediate's, so the caller can wait for it; `CLONE_PIDFD` gives the
+/// pidfd it is waited for and signalled through, passed up with
+/// `SCM_RIGHTS`. Returns once the container waits for Go.
+fn spawn(
+    ctx: &Ctx,
+    steps: &[Box<dyn Step>],
+    argv: &[CString],
+    (ours, theirs): (&Channel, &Channel),
+    flags: CloneFlags,
+    foreground: bool,
+) -> Result<(Pid, OwnedFd)> {
+    ctx.say(format_args!(
+        "fork(2), then clone(2) flags=CLONE_PARENT|CLONE_PIDFD|{}",
+        flag_names(flags)
+    ));
+    // SAFETY: the child runs only intermediate(), which never returns: it
+    // clones and _exit(2)s. glibc's fork(2) leaves malloc usable in the
+    // child even when the caller has other threads.
+    let intermediate_pid = match unsafe { nix::unistd::fork() }.context("fork(2)")? {
+        nix::unistd::ForkResult::Child => intermediate(ctx, steps, argv, theirs, flags, foreground),
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    let reply = ours.recv();
+    // It exits right after its one message.
+    let _ = waitpid(intermediate_pid, None);
+    match reply? {
+        Some((Msg::Created { pid }, mut fds)) if fds.len() == 1 => {
+            Ok((Pid::from_raw(pid), fds.pop().expect("one fd")))
+        }
+        Some((Msg::Error { code, msg }, _)) => Err(Error::with_code(code, msg)),
+        other => Err(Error::runtime(format!(
+            "the intermediate process sent {other:?} instead of the container's pid"
+        ))),
+    }
+}
+
+/// The forked copy of the runtime: clones the container and reports its
+/// pid and pidfd.
+fn intermediate(
+    ctx: &Ctx,
+    steps: &[Box<dyn Step>],
+    argv: &[CString],
+    channel: &Channel,
+    flags: CloneFlags,
+    foreground: bool,
+) -> ! {
+    // Only stdin, stdout, stderr and the channel go on to the container: not
+    // the runtime's own descriptors (its state record's lock, whose holder
+    // a sweep takes for the runtime), nor another thread's container's
+    // channel, whose end-of-file a copy here would delay.
+    close_all_but(channel.fd());
+    let mut pidfd: libc::c_int = -1;
+    let flags = flags | CloneFlags::CLONE_PARENT | CloneFlags::from_bits_retain(libc::CLONE_PIDFD);
+    // The raw system call, as fork(2) makes it: without CLONE_VM and with no
+    // new stack, the child goes on from here on its own copy of this
+    // process's memory and stack.
+    // SAFETY: no CLONE_VM, so nothing is shared with the child; the kernel
+    // writes the pidfd into `pidfd` (CLONE_PIDFD takes parent_tid's place);
+    // this process is single-threaded (a child of fork(2)).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    };
+    let code = match pid {
+        0 => container(ctx, steps, argv, channel, foreground),
+        -1 => {
+            let e = Errno::last();
+            let msg = format!(
+                "clone(2) {}: {}",
+                flag_names(flags),
+                crate::error::describe(e)
+            );
+            let _ = channel.send(
+                &Msg::Error {
+                    code: EXIT_RUNTIME,
+                    msg,
+                },
+                &[],
+            );
+            EXIT_RUNTIME
+        }
+        pid => {
+            // SAFETY: the kernel just created this descriptor for us.
+            let pidfd = unsafe { BorrowedFd::borrow_raw(pidfd) };
+            let created = Msg::Created { pid: pid as i32 };
+            match channel.send(&created, &[pidfd]) {
+                Ok(()) => 0,
+                Err(_) => EXIT_RUNTIME,
+            }
+        }
+    };
+    // SAFETY: _exit(2) rather than exit(3): this is a copy of the runtime,
+    // whose stdio buffers and atexit handlers are not ours to run.
+    unsafe { libc::_exit(code) }
+}
+
+/// close_range(2) of every descriptor but 0, 1, 2 and `keep`.
+fn close_all_but(keep: libc::c_int) {
+    for (first, last) in [(3, keep - 1), (keep + 1, libc::c_int::MAX)] {
+        if first <= last {
+            // SAFETY: closes descriptors only; nothing of ours in this
+            // process (a child that never returns to the caller's code)
+            // uses the closed ones again.
+            unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        }
+    }
+}
+
+/// The container's process: waits for Go, goes through every child stage,
+/// says Ready, waits for Start, then the runtime's tail and execve(2).
+fn container(
+    ctx: &Ctx,
+    steps: &[Box<dyn Step>],
+    argv: &[CString],
+    channel: &Channel,
+    foreground: bool,
+) -> ! {
+    if foreground {
+        // If the runtime dies (even by SIGKILL), take the container with it.
+        // A runtime that died before this prctl(2) sends no signal, but it
+        // closed its end of the channel: the wait for Go below ends.
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    }
+    let err = (|| {
+        wait_for(channel, Msg::Go);
+        for step in steps {
+            step.identity(ctx)?;
+        }
+        for step in steps {
+            step.setup(ctx)?;
+        }
+        for step in steps {
+            step.privileges(ctx)?;
+        }
+        // The tail, which the runtime owns: what can fail is found out
+        // before Ready, so that create() reports it.
+        let command = Exec::resolve(ctx, argv)?;
+        channel.send(&Msg::Ready, &[])?;
+        wait_for(channel, Msg::Start);
+        default_signals()?;
+        for step in steps {
+            step.last(ctx)?;
+        }
+        for step in steps {
+            step.before_exec(ctx)?;
+        }
+        Err::<std::convert::Infallible, _>(command.exec())
+    })()
+    .unwrap_err();
+    report_failure(ctx, &err)
+}
+
+/// Waits for `msg` from the runtime; anything else (end-of-file: the
+/// runtime is gone or gave up) ends this process, which has nothing to
+/// report to anyone.
+fn wait_for(channel: &Channel, msg: Msg) {
+    if !matches!(channel.recv(), Ok(Some((m, _))) if m == msg) {
+        // SAFETY: _exit(2) ends this process at once, running nothing of ours.
+        unsafe { libc::_exit(EXIT_RUNTIME) };
+    }
+}
+// ANCHOR_END: launch
+
+/// Sends `err` to the runtime as an Error message and exits; for code that
+/// runs in the container's process, before the exec.
+pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
+    let msg = Msg::Error {
+        code: err.code,
+        msg: err.msg.clone(),
+    }
+    .encode();
+    // SAFETY: `msg` is valid for `msg.len()` bytes; a closed or bad report_fd
+    // only makes send(2) fail. _exit(2) rather than exit(3): this is a copy
+    // of the runtime, whose stdio buffers and atexit handlers are not ours.
+    unsafe {
+        libc::send(
+            ctx.report_fd,
+            msg.as_ptr().cast(),
+            msg.len(),
+            libc::MSG_NOSIGNAL,
+        );
+        libc::_exit(err.code)
+    }
 }
 
 /// Whether SIGINT, SIGTERM, SIGHUP or SIGQUIT is pending: they are blocked
@@ -136,111 +643,6 @@ pub fn interrupted() -> Result<()> {
         }
     }
     Ok(())
-}
-
-// ANCHOR: launch
-fn launch(ctx: &mut Ctx, steps: &mut [Box<dyn Step>], argv: &[CString]) -> Result<Outcome> {
-    let flags = steps
-        .iter()
-        .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
-    if !flags.is_empty() && !geteuid().is_root() {
-        return Err(Error::runtime(format!(
-            "creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo {} ...",
-            ctx.prog
-        )));
-    }
-    // "go": the parent tells the child that it may start. "report": the child
-    // tells the parent why it failed; it is close-on-exec, so a successful
-    // execve(2) closes it and the parent reads end-of-file.
-    let (go_rx, mut go_tx) = std::io::pipe().context("pipe(2)")?;
-    let (mut report_rx, report_tx) = std::io::pipe().context("pipe(2)")?;
-    ctx.report_fd = report_tx.as_raw_fd();
-
-    ctx.say(format_args!("clone(2) flags={}", flag_names(flags)));
-    let mut stack = vec![0u8; 1 << 20];
-    let child_ctx: &Ctx = ctx;
-    let child_steps: &[Box<dyn Step>] = steps;
-    // SAFETY: clone(2) without CLONE_VM gives the child a copy of this
-    // address space, as fork(2) does; the closure runs on `stack`, which
-    // outlives the call in the parent and is the child's own copy. The child
-    // may allocate and take locks: the runtime is single-threaded when it
-    // clones (the binaries never start a thread), so no lock is held by a
-    // thread that does not exist in the child. A multi-threaded caller must
-    // not call run() (see book/src/architecture.md).
-    // SAFETY: as above.
-    let child = unsafe {
-        clone(
-            Box::new(|| {
-                // In the child: a copy of the parent's memory, its own fd table.
-                libc::close(go_tx.as_raw_fd());
-                libc::close(report_rx.as_raw_fd());
-                child_main(child_ctx, child_steps, argv, &go_rx)
-            }),
-            &mut stack,
-            flags,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .context("clone(2)")?;
-    drop(go_rx);
-    drop(report_tx);
-
-    for step in steps.iter_mut() {
-        if let Err(e) = step.after_clone(ctx, child) {
-            let _ = kill(child, Signal::SIGKILL);
-            let _ = waitpid(child, None);
-            return Err(e);
-        }
-    }
-    // If the child already died, the write fails and the report says why.
-    let _ = go_tx.write_all(b"g");
-    drop(go_tx);
-
-    let mut report = Vec::new();
-    let _ = report_rx.read_to_end(&mut report);
-    if let Some((&code, msg)) = report.split_first() {
-        let _ = waitpid(child, None);
-        return Err(Error::with_code(code as i32, String::from_utf8_lossy(msg)));
-    }
-    wait_forwarding(child, false)
-}
-// ANCHOR_END: launch
-
-fn child_main(
-    ctx: &Ctx,
-    steps: &[Box<dyn Step>],
-    argv: &[CString],
-    go: &std::io::PipeReader,
-) -> isize {
-    // If the runtime dies (even by SIGKILL), take the container with it.
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    // The runtime's lock on its state record is not the container's to hold:
-    // an init that outlived the runtime for a moment would make a sweep
-    // take the runtime for alive. Closing our copy leaves the parent's lock.
-    if let Some(fd) = ctx.record_fd() {
-        // SAFETY: the fd is this process's copy of the record's lock file;
-        // nothing in the child uses it (its File is never dropped here).
-        unsafe { libc::close(fd) };
-    }
-    let mut byte = [0u8; 1];
-    if !matches!((&*go).read(&mut byte), Ok(1)) {
-        // The parent gave up before releasing us; it reports why.
-        // SAFETY: _exit(2) ends this process at once, running nothing of ours.
-        unsafe { libc::_exit(EXIT_RUNTIME) };
-    }
-    let err = (|| {
-        for step in steps {
-            step.in_child(ctx)?;
-        }
-        for step in steps {
-            step.before_exec(ctx)?;
-        }
-        default_signals()?;
-        exec(ctx, argv)
-    })()
-    .unwrap_err();
-    report_failure(ctx, &err)
 }
 
 // ANCHOR: default_signals
@@ -292,61 +694,66 @@ pub fn default_signals() -> Result<()> {
 }
 // ANCHOR_END: default_signals
 
-/// Sends `err` up the report pipe and exits; for code that runs in the child.
-pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
-    let mut msg = vec![err.code as u8];
-    msg.extend_from_slice(err.msg.as_bytes());
-    // SAFETY: `msg` is valid for `msg.len()` bytes; a closed or bad report_fd
-    // only makes write(2) fail. _exit(2) rather than exit(3): this is a copy
-    // of the parent, whose stdio buffers and atexit handlers are not ours.
-    // SAFETY: as above.
-    unsafe {
-        libc::write(ctx.report_fd, msg.as_ptr().cast(), msg.len());
-        libc::_exit(err.code)
-    }
+// ANCHOR: exec
+/// The command, ready for execve(2): its executable found in the
+/// container's `PATH` as a shell would (not in the runtime's `PATH`, which
+/// is the host's, and not by execvp(3), which would read the runtime's
+/// environment), and its environment built (`ctx.env`, and `HOSTNAME`).
+/// Made before the last hook, so that after it only execve(2) is left.
+pub struct Exec {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
 }
 
-// ANCHOR: exec
-/// execve(2) the command with the container's environment (`ctx.env`, and
-/// `HOSTNAME`), looking a bare name up in the container's `PATH` as a shell
-/// would: not in the runtime's `PATH`, which is the host's, and not through
-/// execvp(3), which would read it from the runtime's environment. Returns
-/// only on failure, with a shell's exit code: 127 not found, 126 cannot
-/// execute.
-pub fn exec(ctx: &Ctx, argv: &[CString]) -> Result<std::convert::Infallible> {
-    let mut env = ctx.env.clone();
-    if !env.iter().any(|(n, _)| n == "HOSTNAME") {
-        // After chapter 6's sethostname(2): the container's own name, as docker sets it.
-        if let Ok(name) = nix::unistd::gethostname() {
-            env.push(("HOSTNAME".into(), name.to_string_lossy().into_owned()));
+impl Exec {
+    /// Fails as a shell does: 127 not found.
+    pub fn resolve(ctx: &Ctx, argv: &[CString]) -> Result<Exec> {
+        let mut env = ctx.env.clone();
+        if !env.iter().any(|(n, _)| n == "HOSTNAME") {
+            // After chapter 6's sethostname(2): the container's own name, as docker sets it.
+            if let Ok(name) = nix::unistd::gethostname() {
+                env.push(("HOSTNAME".into(), name.to_string_lossy().into_owned()));
+            }
+        }
+        let envp = env
+            .iter()
+            .map(|(n, v)| CString::new(format!("{n}={v}")))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| Error::runtime("an environment variable contains a NUL byte"))?;
+        let program = if argv[0].as_bytes().contains(&b'/') {
+            argv[0].clone()
+        } else {
+            find_in_path(argv[0].as_bytes(), ctx.env_var("PATH").unwrap_or("")).ok_or_else(
+                || {
+                    Error::with_code(
+                        EXIT_NOT_FOUND,
+                        format!("{}: command not found in $PATH", argv[0].to_string_lossy()),
+                    )
+                },
+            )?
+        };
+        Ok(Exec {
+            program,
+            argv: argv.to_vec(),
+            envp,
+        })
+    }
+
+    /// execve(2); returns only on failure, with a shell's exit code: 127
+    /// not found, 126 cannot execute.
+    pub fn exec(&self) -> Error {
+        let name = self.argv[0].to_string_lossy();
+        match execve(&self.program, &self.argv, &self.envp).unwrap_err() {
+            Errno::ENOENT | Errno::ENOTDIR => {
+                Error::with_code(EXIT_NOT_FOUND, format!("{name}: no such file"))
+            }
+            errno => Error::with_code(
+                EXIT_CANNOT_EXEC,
+                format!("{name}: cannot execute: {}", crate::error::describe(errno)),
+            ),
         }
     }
-    let envp = env
-        .iter()
-        .map(|(n, v)| CString::new(format!("{n}={v}")))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| Error::runtime("an environment variable contains a NUL byte"))?;
-    let name = argv[0].to_string_lossy();
-    let program = if argv[0].as_bytes().contains(&b'/') {
-        argv[0].clone()
-    } else {
-        find_in_path(argv[0].as_bytes(), ctx.env_var("PATH").unwrap_or("")).ok_or_else(|| {
-            Error::with_code(
-                EXIT_NOT_FOUND,
-                format!("{name}: command not found in $PATH"),
-            )
-        })?
-    };
-    let errno = execve(&program, argv, &envp).unwrap_err();
-    Err(match errno {
-        Errno::ENOENT | Errno::ENOTDIR => {
-            Error::with_code(EXIT_NOT_FOUND, format!("{name}: no such file"))
-        }
-        _ => Error::with_code(
-            EXIT_CANNOT_EXEC,
-            format!("{name}: cannot execute: {}", crate::error::describe(errno)),
-        ),
-    })
 }
 
 /// The first `DIR/NAME`, for DIR in `path` (`:`-separated; an empty entry
@@ -380,12 +787,14 @@ pub fn find_in_path(name: &[u8], path: &str) -> Option<CString> {
 }
 // ANCHOR_END: exec
 
-// ANCHOR: wait
-/// Waits for `child`, passing on every forwarded signal to it. With
-/// `reap_all` (an init process) it also reaps any other child that exits.
-pub fn wait_forwarding(child: Pid, reap_all: bool) -> Result<Outcome> {
+// ANCHOR: wait_as_init
+/// An init's loop (chapter 2's --init): waits for `child`, passing on every
+/// forwarded signal to it, and reaps every other process that exits (the
+/// orphans the kernel gives to PID 1). sigwaitinfo(2) for SIGCHLD is
+/// right here: this is a single-threaded process of its own.
+pub fn wait_as_init(child: Pid) -> Result<Outcome> {
     let signals = forwarded_signals();
-    let who = if reap_all { None } else { Some(child) };
+    let who = None;
     loop {
         loop {
             match waitpid(who, Some(WaitPidFlag::WNOHANG)) {
@@ -415,7 +824,7 @@ pub fn wait_forwarding(child: Pid, reap_all: bool) -> Result<Outcome> {
         let Ok(sig) = Signal::try_from(n) else {
             continue;
         };
-        if sig != Signal::SIGCHLD && !from_terminal(sig, &info, child) {
+        if sig != Signal::SIGCHLD && !from_terminal(sig, info.si_code, child) {
             let _ = kill(child, sig);
         }
     }
@@ -428,12 +837,12 @@ pub fn wait_forwarding(child: Pid, reap_all: bool) -> Result<Outcome> {
 /// passing it on would deliver it twice (a shell's trap ran twice per
 /// Ctrl-C). Inside a pid namespace both group ids read as 0, which compares
 /// equal too. A signal sent with kill(2) is always passed on.
-fn from_terminal(sig: Signal, info: &libc::siginfo_t, child: Pid) -> bool {
-    info.si_code == libc::SI_KERNEL
+fn from_terminal(sig: Signal, si_code: i32, child: Pid) -> bool {
+    si_code == libc::SI_KERNEL
         && matches!(sig, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH)
         && nix::unistd::getpgid(Some(child)) == Ok(nix::unistd::getpgrp())
 }
-// ANCHOR_END: wait
+// ANCHOR_END: wait_as_init
 
 /// `CLONE_NEWPID|CLONE_NEWNET`, for `-v` and the book.
 pub fn flag_names(flags: CloneFlags) -> String {

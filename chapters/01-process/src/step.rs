@@ -1,23 +1,34 @@
 //! The one abstraction every chapter plugs into.
 //!
-//! A container start is a fixed sequence; each chapter adds a [`Step`] that
-//! hooks into some of its stages (see book/src/architecture.md for which
-//! chapter uses which stage):
+//! A container start is a fixed sequence of stages that the runtime owns;
+//! each chapter adds a [`Step`] that hooks into the stages it needs (see
+//! book/src/architecture.md for which chapter uses which):
 //!
 //! ```text
-//!  parent (the runtime, on the host)           child (becomes the container)
-//!  ─────────────────────────────────           ─────────────────────────────
-//!  prepare()        every step, in order
-//!  clone(2) with the union of clone_flags() ─►  waits on the "go" pipe
+//!  runtime (on the host)                          container's process
+//!  ─────────────────────                          ───────────────────
+//!  check()        every step: refuse bad input,
+//!                 before anything exists
+//!  prepare()      every step, in order: make what
+//!                 the container needs on the host
+//!  fork(2), clone(2) with every clone_flags() ──►  waits for Go
 //!  after_clone(pid) every step, in order
-//!  write "go" ───────────────────────────────►  in_child()    every step, in order
-//!                                               before_exec() every step, in order
-//!  read the error pipe until execve(2) closes it ◄─ execve(2)
-//!  forward signals, wait for the child
-//!  cleanup()        reverse order, for every step whose prepare() succeeded,
-//!                   whether or not the container ever started
+//!  Go ──────────────────────────────────────────►  identity()    become the container's user
+//!                                                  setup()       namespaces, mounts, hostname
+//!                                                  privileges()  give up what it must not keep
+//!                                                  (runtime) find the executable in $PATH
+//!     ◄────────────────────────────────────────── Ready
+//!  ── create() returns here; start(): ──
+//!  Start ───────────────────────────────────────►  (runtime) default signal state
+//!                                                  last()        chapter 10's filter
+//!                                                  before_exec() chapter 2's --init forks
+//!     ◄──── end-of-file at execve(2), or an Error  execve(2)
+//!  wait (pidfd), cleanup() in reverse order for every step whose
+//!  prepare() succeeded, whether or not the container ever started
 //! ```
 //!
+//! Each child stage runs for every step before the next stage begins, so a
+//! step hooks in where its work belongs, not where its chapter comes.
 //! What a step makes on the host it first writes down in the container's
 //! state record ([`Ctx::record`], see state.rs), so that if the runtime is
 //! killed, another process can remove it with the step's [`Step::undo`].
@@ -47,8 +58,10 @@ pub struct Ctx {
     pub verbose: bool,
     /// The directory the child will pivot_root(2) into (chapter 5 on).
     pub rootfs: Option<PathBuf>,
-    /// The child's end of the error pipe; a step that forks in the child
-    /// (chapter 2's init) must close it in the process that does not exec.
+    /// In the child: its end of the channel to the runtime (see
+    /// protocol.rs). A step that forks in the child (chapter 2's init) must
+    /// close it in the process that does not exec, or the runtime would
+    /// never see the end-of-file that says execve(2) succeeded.
     pub report_fd: RawFd,
     /// How the container ended; set before cleanup() runs, None if it never ran.
     pub outcome: Option<Outcome>,
@@ -119,7 +132,11 @@ impl Ctx {
     /// `-v`: one line per kernel step, on stderr, in the order they happen.
     pub fn say(&self, what: fmt::Arguments) {
         if self.verbose {
-            let _ = writeln!(std::io::stderr(), "+ {what}");
+            // One write(2) of the whole line, not through std's stderr
+            // handle: the child of a fork(2) in a multi-threaded caller must
+            // not wait for a lock that another thread held at the fork.
+            let line = format!("+ {what}\n");
+            let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
         }
     }
 
@@ -171,23 +188,51 @@ pub trait Step: Send {
     fn clone_flags(&self) -> CloneFlags {
         CloneFlags::empty()
     }
-    /// Parent, before clone(2): create what the container needs on the host.
+    /// Runtime, first, for every step before any prepare(): refuse bad
+    /// input with one line, so that a bad rootfs or layer is refused before
+    /// a cgroup or a veth exists. It makes nothing of the container's on the
+    /// host (chapter 8 fills its layer cache here: unpacking is how a layer
+    /// is checked, and the cache is shared, not the container's).
+    fn check(&mut self, _ctx: &mut Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Runtime, before clone(2): create what the container needs on the host.
     fn prepare(&mut self, _ctx: &mut Ctx) -> Result<()> {
         Ok(())
     }
-    /// Parent, after clone(2), while the child waits: configure it from outside.
+    /// Runtime, after clone(2), while the child waits for Go: configure it
+    /// from outside.
     fn after_clone(&mut self, _ctx: &Ctx, _child: Pid) -> Result<()> {
         Ok(())
     }
-    /// Child, inside its new namespaces, before anything is executed.
-    fn in_child(&self, _ctx: &Ctx) -> Result<()> {
+    /// Child stage 1: become the container's identity (chapter 11: the
+    /// user namespace's ids), before anything is made inside.
+    fn identity(&self, _ctx: &Ctx) -> Result<()> {
         Ok(())
     }
-    /// Child, last: after every step's in_child(), just before execve(2).
+    /// Child stage 2, inside the new namespaces: mounts, interfaces, hostname.
+    fn setup(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Child stage 3: give up what the command must not keep (chapter 9's
+    /// capabilities), once nothing else needs them.
+    fn privileges(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Child, in the runtime's tail, after start(): the last hook before
+    /// execve(2) (chapter 10 loads its filter here). The executable is
+    /// found and the environment built already, so after it the runtime
+    /// only calls execve(2) and, if that fails, reports why.
+    fn last(&self, _ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+    /// Child, after every step's last(): a step that stays behind as the
+    /// container's PID 1 (chapter 2's --init) forks here, so that the init
+    /// has been through every stage the command has.
     fn before_exec(&self, _ctx: &Ctx) -> Result<()> {
         Ok(())
     }
-    /// Parent, after the container exited or setup failed; called only if
+    /// Runtime, after the container exited or setup failed; called only if
     /// this step's prepare() succeeded (a failing prepare() undoes its own
     /// partial work). It must try everything it can, and return an error
     /// only for what it could not undo, saying what is left on the host and

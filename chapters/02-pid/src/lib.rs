@@ -13,8 +13,8 @@
 //! the command, which becomes PID 2, reaps every orphan, and exits with the
 //! command's status, as `docker run --init` does with tini.
 
-use ch01_process::runtime::{wait_forwarding, Outcome};
-use ch01_process::{Chapter, Context, Ctx, Result, Step};
+use ch01_process::runtime::{forwarded_signals, wait_as_init, Outcome};
+use ch01_process::{Chapter, Context, Ctx, Result, Step, Steps};
 use clap::Args;
 use nix::sched::CloneFlags;
 use nix::unistd::{fork, ForkResult};
@@ -33,9 +33,27 @@ pub struct Opts {
 impl Chapter for Opts {
     const NAME: &'static str = "ch02-pid";
     const ABOUT: &'static str = "Run COMMAND in a new pid namespace, as PID 1.";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
+            init: self.init,
+        }
+    }
+}
+
+/// Chapter 2's part of the configuration: who is PID 1.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub prev: ch01_process::Config,
+    /// A small init is PID 1 and the command PID 2 (docker's `--init`).
+    pub init: bool,
+}
+
+impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
         let mut steps = self.prev.steps();
         steps.push(Box::new(PidNamespace { init: self.init }));
@@ -58,8 +76,11 @@ impl Step for PidNamespace {
         if !self.init {
             return Ok(());
         }
-        // Last of the child's work, so that init has already been through every
-        // other step (it must not keep a reference to the host's root, say).
+        // The last of the child's work, after the runtime's tail has run
+        // every other step's last hook: the init has been through every
+        // stage the command has (no reference to the host's root, the same
+        // privileges and filter), as docker's init, a program in the
+        // container, is.
         ctx.say(format_args!(
             "fork(2): init stays PID 1, COMMAND becomes PID 2"
         ));
@@ -69,9 +90,16 @@ impl Step for PidNamespace {
             ForkResult::Child => Ok(()), // goes on to execve(2) the command
             ForkResult::Parent { child } => {
                 // Only the command reports exec failures to the runtime.
-                // SAFETY: report_fd is this process's copy of the pipe's write end.
+                // SAFETY: report_fd is this process's copy of the channel's end.
                 unsafe { libc::close(ctx.report_fd) };
-                let code = match wait_forwarding(child, true) {
+                // The tail gave every signal its default action and
+                // unblocked them, for the command: an init collects them
+                // with sigwaitinfo(2), so it blocks them again.
+                let code = match forwarded_signals()
+                    .thread_block()
+                    .context("sigprocmask(2)")
+                    .and_then(|_| wait_as_init(child))
+                {
                     Ok(outcome) => outcome.code(),
                     Err(_) => Outcome::Exited(ch01_process::error::EXIT_RUNTIME).code(),
                 };
@@ -103,7 +131,8 @@ mod tests {
 
     /// The namespaces a chapter's steps ask clone(2) for, together.
     fn flags(opts: &Opts) -> CloneFlags {
-        opts.steps()
+        opts.config()
+            .steps()
             .iter()
             .fold(CloneFlags::empty(), |f, s| f | s.clone_flags())
     }
@@ -113,7 +142,10 @@ mod tests {
         let opts = parse(&[]);
         assert!(!opts.init);
         assert_eq!(flags(&opts), CloneFlags::CLONE_NEWPID);
-        assert_eq!(opts.steps().len(), opts.prev.steps().len() + 1);
+        assert_eq!(
+            opts.config().steps().len(),
+            opts.prev.config().steps().len() + 1
+        );
     }
 
     #[test]

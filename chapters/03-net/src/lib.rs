@@ -11,7 +11,7 @@
 pub mod netlink;
 
 use ch01_process::state::{Resource, Undo};
-use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 use netlink::Message;
 use nix::errno::Errno;
@@ -40,14 +40,43 @@ pub struct Opts {
 impl Chapter for Opts {
     const NAME: &'static str = "ch03-net";
     const ABOUT: &'static str = "Run COMMAND in new pid and network namespaces.";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
+            veth: self
+                .veth
+                .map(|cidr| cidr.map_or(Subnet::FirstFree, Subnet::Given)),
+        }
+    }
+}
+
+/// Chapter 3's part of the configuration: the network.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub prev: ch02_pid::Config,
+    /// A veth pair to the host, in this subnet; None: only `lo`.
+    pub veth: Option<Subnet>,
+}
+
+/// Where a veth pair's addresses come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subnet {
+    /// The first /30 of 10.200.0.0/16 that nothing on the host uses.
+    FirstFree,
+    /// The host side's address; the container's is the next one.
+    Given(Cidr),
+}
+
+impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
         let mut steps = self.prev.steps();
         steps.push(Box::new(NetNamespace));
-        if let Some(cidr) = self.veth {
-            steps.push(Box::new(Veth::new(cidr)));
+        if let Some(subnet) = self.veth {
+            steps.push(Box::new(Veth::new(subnet)));
         }
         steps
     }
@@ -62,7 +91,7 @@ impl Step for NetNamespace {
         CloneFlags::CLONE_NEWNET
     }
 
-    fn in_child(&self, ctx: &Ctx) -> Result<()> {
+    fn setup(&self, ctx: &Ctx) -> Result<()> {
         ctx.say(format_args!("ioctl(2) SIOCSIFFLAGS lo IFF_UP"));
         set_up("lo")
     }
@@ -239,8 +268,7 @@ const CONTAINER_IF: &str = "eth0";
 
 /// `--veth`: a veth pair, `sb<id>` on the host and `eth0` in the container.
 struct Veth {
-    /// `--veth CIDR`, or None for the first free subnet.
-    wanted: Option<Cidr>,
+    wanted: Subnet,
     /// The host side's address (set by prepare()); the container's is the next one.
     host: Cidr,
     /// The host side's name, from the container's id (set by prepare()).
@@ -254,7 +282,7 @@ struct Veth {
 }
 
 impl Veth {
-    fn new(wanted: Option<Cidr>) -> Self {
+    fn new(wanted: Subnet) -> Self {
         Veth {
             wanted,
             host: POOL,
@@ -266,7 +294,7 @@ impl Veth {
 }
 
 impl Step for Veth {
-    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
         // "sb" + the id (8 hex digits; up to 12 when a test sets it): at most
         // 14 bytes, within IFNAMSIZ (15 and a NUL).
         self.host_if = format!("sb{}", ctx.id);
@@ -276,17 +304,21 @@ impl Step for Veth {
                 self.host_if
             )));
         }
+        Ok(())
+    }
+
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         // Checking that a subnet is free and taking it are two steps; the
         // lock makes them one for every runtime on the machine, so that two
         // containers started together cannot both find the same subnet free.
         let lock = lock_subnets(ctx)?;
         let in_use = in_use(ctx)?;
         self.host = match self.wanted {
-            Some(host) => {
+            Subnet::Given(host) => {
                 check_free(host, &in_use)?;
                 host
             }
-            None => pick_free(&in_use).ok_or_else(|| {
+            Subnet::FirstFree => pick_free(&in_use).ok_or_else(|| {
                 Error::runtime(format!(
                     "--veth: no free /30 left in {POOL}: each overlaps an address or a \
                      route on the host; choose a subnet with --veth ADDRESS/PREFIX"
@@ -322,7 +354,7 @@ impl Step for Veth {
         Ok(())
     }
 
-    fn in_child(&self, ctx: &Ctx) -> Result<()> {
+    fn setup(&self, ctx: &Ctx) -> Result<()> {
         // Opened in the child, the socket talks to the container's netns.
         let mut nl = netlink::Socket::open().context("socket(2) AF_NETLINK NETLINK_ROUTE")?;
         let index = configure(ctx, &mut nl, CONTAINER_IF, self.host.next())?;

@@ -5,7 +5,7 @@
 //! namespace. `CLONE_NEWIPC` gives the child an empty set of its own: it can
 //! neither see nor attach to the host's, and the host cannot see its.
 
-use ch01_process::{Chapter, Step};
+use ch01_process::{Chapter, Step, Steps};
 use clap::Args;
 use nix::sched::CloneFlags;
 
@@ -20,9 +20,24 @@ pub struct Opts {
 impl Chapter for Opts {
     const NAME: &'static str = "ch04-ipc";
     const ABOUT: &'static str = "Run COMMAND in new pid, network and IPC namespaces.";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
+        }
+    }
+}
+
+/// Chapter 4 adds no setting: an IPC namespace has nothing to configure.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub prev: ch03_net::Config,
+}
+
+impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
         let mut steps = self.prev.steps();
         steps.push(Box::new(IpcNamespace));
@@ -64,7 +79,7 @@ mod tests {
     #[test]
     fn chapter_3_plus_an_ipc_namespace() {
         let opts = Cli::try_parse_from(["ch04-ipc"]).unwrap().opts;
-        let (steps, before) = (opts.steps(), opts.prev.steps());
+        let (steps, before) = (opts.config().steps(), opts.prev.config().steps());
         assert_eq!(steps.len(), before.len() + 1);
         assert_eq!(flags(&steps), flags(&before) | CloneFlags::CLONE_NEWIPC);
         assert_eq!(

@@ -14,7 +14,7 @@ mod rootfs;
 
 pub use rootfs::{check_rootfs, mount_point, resolve_in_root};
 
-use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
@@ -38,9 +38,28 @@ impl Chapter for Opts {
     const NAME: &'static str = "ch05-mnt";
     const ABOUT: &'static str =
         "Run COMMAND in new pid, network, IPC and mount namespaces, in its own root filesystem.";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
+            rootfs: self.rootfs.clone(),
+        }
+    }
+}
+
+/// Chapter 5's part of the configuration: the root filesystem.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub prev: ch04_ipc::Config,
+    /// The directory the container pivot_root(2)s into; None: a later
+    /// chapter makes one (chapter 8's overlay), or the start is refused.
+    pub rootfs: Option<PathBuf>,
+}
+
+impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
         let mut steps = self.prev.steps();
         steps.push(Box::new(MountNamespace {
@@ -60,7 +79,7 @@ impl Step for MountNamespace {
         CloneFlags::CLONE_NEWNS
     }
 
-    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
         // A later chapter may set ctx.rootfs itself (an overlay of image layers).
         if let Some(dir) = &self.rootfs {
             let path = ctx.env_var("PATH").unwrap_or_default().to_owned();
@@ -69,8 +88,8 @@ impl Step for MountNamespace {
         Ok(())
     }
 
-    // ANCHOR: in_child
-    fn in_child(&self, ctx: &Ctx) -> Result<()> {
+    // ANCHOR: setup
+    fn setup(&self, ctx: &Ctx) -> Result<()> {
         let root = ctx.rootfs.as_deref().ok_or_else(|| {
             Error::runtime(format!(
                 "no root filesystem: give --rootfs DIR ({NO_ROOTFS_HINT})"
@@ -127,7 +146,7 @@ impl Step for MountNamespace {
         )?;
         dev::populate(ctx)
     }
-    // ANCHOR_END: in_child
+    // ANCHOR_END: setup
 }
 
 /// `mount -t FSTYPE FSTYPE TARGET -o FLAGS,DATA`, creating TARGET if needed.

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const NO_ROOTFS_HINT: &str = "build the default one with `cargo xtask rootfs`";
 
 /// Where the kernel mounts filesystems of the container's own (see
-/// in_child): each must be a real directory of the rootfs, or missing.
+/// setup): each must be a real directory of the rootfs, or missing.
 const MOUNT_POINTS: [&str; 3] = ["proc", "sys", "dev"];
 
 /// How many symlinks one lookup follows before giving up with ELOOP, as the

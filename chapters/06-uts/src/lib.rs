@@ -4,7 +4,7 @@
 //! starting as copies of the host's. sethostname(2) in it changes only the
 //! container's; the host's hostname never changes.
 
-use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 use nix::sched::CloneFlags;
 
@@ -22,9 +22,27 @@ pub struct Opts {
 impl Chapter for Opts {
     const NAME: &'static str = "ch06-uts";
     const ABOUT: &'static str = "Run COMMAND in new pid, network, IPC, mount and UTS namespaces.";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
+            hostname: self.hostname.clone(),
+        }
+    }
+}
+
+/// Chapter 6's part of the configuration: the hostname.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub prev: ch05_mnt::Config,
+    /// None: the container's id, as docker does.
+    pub hostname: Option<String>,
+}
+
+impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
         let mut steps = self.prev.steps();
         steps.push(Box::new(UtsNamespace {
@@ -45,13 +63,12 @@ impl Step for UtsNamespace {
         CloneFlags::CLONE_NEWUTS
     }
 
-    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
-        // Checked before anything is created, for a clear message.
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
         let name = self.hostname.get_or_insert_with(|| ctx.id.clone());
         check_hostname(name).map_err(Error::runtime)
     }
 
-    fn in_child(&self, ctx: &Ctx) -> Result<()> {
+    fn setup(&self, ctx: &Ctx) -> Result<()> {
         let name = self.hostname.as_deref().unwrap_or_default();
         ctx.say(format_args!("sethostname(2) {name:?}"));
         nix::unistd::sethostname(name).context(format!("sethostname(2) {name:?}"))
@@ -170,7 +187,7 @@ mod tests {
                 .unwrap()
                 .opts;
             assert_eq!(opts.hostname.as_deref(), Some("box"));
-            let (steps, before) = (opts.steps(), opts.prev.steps());
+            let (steps, before) = (opts.config().steps(), opts.prev.config().steps());
             assert_eq!(steps.len(), before.len() + 1);
             let flags = |s: &[Box<dyn Step>]| {
                 s.iter()
@@ -186,7 +203,7 @@ mod tests {
             for id in ["1a2b3c4d", "5b0c4a110123"] {
                 ctx.id = id.to_owned();
                 let mut step = UtsNamespace { hostname: None };
-                step.prepare(&mut ctx).unwrap();
+                step.check(&mut ctx).unwrap();
                 assert_eq!(step.hostname.as_deref(), Some(id));
             }
         }
@@ -197,7 +214,7 @@ mod tests {
             let mut step = UtsNamespace {
                 hostname: Some("a b".into()),
             };
-            let err = step.prepare(&mut ctx).unwrap_err();
+            let err = step.check(&mut ctx).unwrap_err();
             assert_eq!(err.code, ch01_process::error::EXIT_RUNTIME);
             assert!(
                 err.msg.starts_with("hostname \"a b\": ' ' is not allowed"),

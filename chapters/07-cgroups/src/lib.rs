@@ -10,10 +10,11 @@
 //! `make_parent` for why.
 //!
 //! ```text
+//!  check()       find the cgroup version and the controllers the limits need
 //!  prepare()     mkdir the parent if missing, then the cgroup; write its limits
 //!                                                          (before clone: nothing runs yet)
 //!  after_clone() write the child's pid to cgroup.procs     (the child still waits for "go")
-//!  in_child()    unshare(CLONE_NEWCGROUP), mount the cgroup filesystem read-only
+//!  setup()       unshare(CLONE_NEWCGROUP), mount the cgroup filesystem read-only
 //!  cleanup()     report an OOM kill, rmdir the cgroup       (kill what lingers, retry)
 //! ```
 //!
@@ -30,7 +31,7 @@ mod v2;
 
 use ch01_process::runtime::Outcome;
 use ch01_process::state::Undo;
-use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -73,20 +74,51 @@ impl Chapter for Opts {
     const NAME: &'static str = "ch07-cgroups";
     const ABOUT: &'static str = "Run COMMAND in new pid, network, IPC, mount, UTS and cgroup \
                                  namespaces, with memory, process and CPU limits.";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
-    fn steps(&self) -> Vec<Box<dyn Step>> {
-        let mut steps = self.prev.steps();
-        steps.push(Box::new(Cgroups {
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
             limits: Limits {
                 memory: self.memory,
                 pids: self.pids_limit,
                 cpu_quota: self.cpus,
                 cpu_shares: self.cpu_shares,
             },
+            cgroup_parent: self.cgroup_parent.clone(),
+        }
+    }
+}
+
+/// Chapter 7's part of the configuration: the resources.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub prev: ch06_uts::Config,
+    pub limits: Limits,
+    /// Relative to the cgroup root (see [`parse_cgroup_parent`]).
+    pub cgroup_parent: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            prev: Default::default(),
+            limits: Limits::default(),
+            cgroup_parent: PathBuf::from(DEFAULT_PARENT),
+        }
+    }
+}
+
+impl Steps for Config {
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps = self.prev.steps();
+        steps.push(Box::new(Cgroups {
+            limits: self.limits,
             parent: self.cgroup_parent.clone(),
             cgroup: None,
+            created: false,
         }));
         steps
     }
@@ -153,11 +185,13 @@ struct Cgroups {
     limits: Limits,
     /// `--cgroup-parent`, relative to the cgroup root.
     parent: PathBuf,
+    /// Found in check(), made in prepare().
     cgroup: Option<Box<dyn Cgroup>>,
+    created: bool,
 }
 
 impl Step for Cgroups {
-    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
         if let Some(quota) = self.limits.cpu_quota {
             check_cpus(quota)?;
         }
@@ -168,11 +202,16 @@ impl Step for Cgroups {
             )));
         }
         let name = format!("stepbox-{}", ctx.id);
-        let mut cgroup: Box<dyn Cgroup> = if v2::is_unified() {
+        self.cgroup = Some(if v2::is_unified() {
             Box::new(v2::Unified::new(&self.parent, &name, &self.limits)?)
         } else {
             Box::new(v1::Hierarchies::new(&self.parent, &name, &self.limits)?)
-        };
+        });
+        Ok(())
+    }
+
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let mut cgroup = self.cgroup.take().expect("found by check()");
         // Created before clone(2): a limit the kernel refuses stops the start
         // before any process exists. Cleanup runs only for steps whose prepare
         // succeeded, so a half-made cgroup is removed here.
@@ -186,6 +225,7 @@ impl Step for Cgroups {
             });
         }
         self.cgroup = Some(cgroup);
+        self.created = true;
         Ok(())
     }
 
@@ -203,7 +243,7 @@ impl Step for Cgroups {
     }
 
     // ANCHOR: namespace
-    fn in_child(&self, ctx: &Ctx) -> Result<()> {
+    fn setup(&self, ctx: &Ctx) -> Result<()> {
         let Some(cgroup) = &self.cgroup else {
             return Ok(());
         };
@@ -217,14 +257,14 @@ impl Step for Cgroups {
         ctx.say(format_args!("unshare(2) CLONE_NEWCGROUP"));
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context("unshare(2) CLONE_NEWCGROUP")?;
-        // ch05's in_child ran before this one: "/" is the container's rootfs,
+        // ch05's setup() ran before this one: "/" is the container's rootfs,
         // /sys its read-only sysfs.
         cgroup.mount_inside(ctx)
     }
     // ANCHOR_END: namespace
 
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
-        let Some(mut cgroup) = self.cgroup.take() else {
+        let Some(mut cgroup) = self.cgroup.take().filter(|_| self.created) else {
             return Ok(());
         };
         report_oom(ctx, cgroup.as_ref(), self.limits.memory);

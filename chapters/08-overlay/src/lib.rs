@@ -15,7 +15,7 @@ pub mod store;
 pub mod testdata;
 
 use ch01_process::state::{Resource, Undo};
-use ch01_process::{Chapter, Context, Ctx, Error, Result, Step};
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::fs;
@@ -38,7 +38,7 @@ pub struct Opts {
     #[arg(long, requires = "layers", conflicts_with = "rootfs")]
     pub keep: bool,
     /// Where unpacked layers and the containers' directories are kept.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/stepbox")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// The most file data one layer may unpack to (a unit k, m, g or t
     /// allowed): a small compressed layer can expand to fill the disk.
@@ -55,12 +55,13 @@ impl Chapter for Opts {
     const NAME: &'static str = "ch08-overlay";
     const ABOUT: &'static str =
         "Run COMMAND in new namespaces, in a root filesystem made of image layers (overlayfs).";
+    type Config = Config;
     fn base(&self) -> &ch01_process::Opts {
         self.prev.base()
     }
-    fn steps(&self) -> Vec<Box<dyn Step>> {
-        let mut steps = self.prev.steps();
-        steps.push(Box::new(Overlay {
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
             layers: self.layers.clone(),
             keep: self.keep,
             state_dir: self.state_dir.clone(),
@@ -68,6 +69,42 @@ impl Chapter for Opts {
                 max_bytes: self.max_layer_size.0,
                 max_entries: self.max_layer_entries,
             },
+        }
+    }
+}
+
+/// Chapter 8's part of the configuration: the image's layers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub prev: ch07_cgroups::Config,
+    /// Tar files, bottom layer first; none: chapter 5's rootfs.
+    pub layers: Vec<PathBuf>,
+    /// Keep the container's upper dir after it exits.
+    pub keep: bool,
+    /// Where the layer store and the containers' directories are.
+    pub state_dir: PathBuf,
+    pub limits: layer::Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            prev: Default::default(),
+            layers: Vec::new(),
+            keep: false,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            limits: layer::Limits::default(),
+        }
+    }
+}
+
+impl Steps for Config {
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps = self.prev.steps();
+        steps.push(Box::new(Overlay {
+            config: self.clone_own(),
+            lowers: Vec::new(),
+            home: PathBuf::new(),
             dir: None,
             mounted: false,
         }));
@@ -76,11 +113,34 @@ impl Chapter for Opts {
 }
 // ANCHOR_END: opts
 
-struct Overlay {
+/// The default `--state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/stepbox";
+
+impl Config {
+    /// This chapter's own part, without the earlier chapters'.
+    fn clone_own(&self) -> Own {
+        Own {
+            layers: self.layers.clone(),
+            keep: self.keep,
+            state_dir: self.state_dir.clone(),
+            limits: self.limits,
+        }
+    }
+}
+
+struct Own {
     layers: Vec<PathBuf>,
     keep: bool,
     state_dir: PathBuf,
     limits: layer::Limits,
+}
+
+struct Overlay {
+    config: Own,
+    /// The unpacked layers, bottom first, and the container's directory
+    /// (found by check()).
+    lowers: Vec<PathBuf>,
+    home: PathBuf,
     /// What prepare() has made so far, for undoing it: the container's
     /// directory, and whether `merged` is mounted.
     dir: Option<PathBuf>,
@@ -88,8 +148,8 @@ struct Overlay {
 }
 
 impl Step for Overlay {
-    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
-        if self.layers.is_empty() {
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
+        if self.config.layers.is_empty() {
             return Ok(()); // chapter 5's --rootfs, or no rootfs at all
         }
         if ctx.rootfs.is_some() {
@@ -97,21 +157,27 @@ impl Step for Overlay {
                 "--layer and --rootfs cannot be used together",
             ));
         }
+        self.unpack(ctx)
+    }
+
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        if self.config.layers.is_empty() {
+            return Ok(());
+        }
         // cleanup() runs only for steps whose prepare() succeeded: a
         // prepare() that fails half-way must undo its own work, and say
         // what it could not undo.
-        self.setup(ctx)
-            .map_err(|e| match self.teardown(ctx, false) {
-                Ok(()) => e,
-                Err(left) => Error::with_code(
-                    e.code,
-                    format!("{}; then cleaning up failed too: {left}", e.msg),
-                ),
-            })
+        self.make(ctx).map_err(|e| match self.teardown(ctx, false) {
+            Ok(()) => e,
+            Err(left) => Error::with_code(
+                e.code,
+                format!("{}; then cleaning up failed too: {left}", e.msg),
+            ),
+        })
     }
 
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
-        self.teardown(ctx, self.keep).map_err(Error::runtime)
+        self.teardown(ctx, self.config.keep).map_err(Error::runtime)
     }
 
     fn undo(&self, undo: &mut Undo) {
@@ -123,14 +189,15 @@ impl Step for Overlay {
     /// store's, in no container's record: opening the store reclaims them
     /// (see store.rs), as every start does.
     fn gc(&self, ctx: &Ctx) -> Result<Vec<String>> {
-        if !self.state_dir.join("layers").is_dir() {
+        let state_dir = &self.config.state_dir;
+        if !state_dir.join("layers").is_dir() {
             return Ok(Vec::new());
         }
         ctx.say(format_args!(
             "reclaim the stale temp dirs in {}",
-            self.state_dir.join("layers").display()
+            state_dir.join("layers").display()
         ));
-        Ok(Store::open(&self.state_dir)?.stale)
+        Ok(Store::open(state_dir)?.stale)
     }
 }
 
@@ -160,15 +227,18 @@ fn undo_dir(ctx: &Ctx, path: &Path) -> Result<()> {
 // ANCHOR_END: undo
 
 impl Overlay {
-    fn setup(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let mut store = Store::open(&self.state_dir)?;
+    /// Unpacks the layers into the store, or finds them there: the check
+    /// stage, before anything of the container exists (not even a
+    /// cgroup), because unpacking is how a bad layer is found out. A
+    /// refused layer leaves the store as it was.
+    fn unpack(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let mut store = Store::open(&self.config.state_dir)?;
         for stale in &store.stale {
             warn(ctx, format_args!("{stale}"));
         }
-        store.limits = self.limits;
-        // Unpacked (or found in the cache) before anything of the container
-        // exists: a bad layer leaves nothing to clean up but its temp dir.
+        store.limits = self.config.limits;
         let lowers = self
+            .config
             .layers
             .iter()
             .map(|tar| store.layer(ctx, tar))
@@ -180,11 +250,18 @@ impl Overlay {
                 lowers.len()
             )));
         }
+        self.lowers = lowers;
+        self.home = store.container(&ctx.id);
+        Ok(())
+    }
 
-        let dir = store.container(&ctx.id);
+    /// The container's directories and its overlay mount.
+    fn make(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let lowers = &self.lowers;
+        let dir = self.home.clone();
         // Recorded before they are made, for a sweep if the runtime is
         // killed: the whole directory, or with --keep what is not kept.
-        let made = match self.keep {
+        let made = match self.config.keep {
             false => vec![dir.clone()],
             true => ["work", "merged", "l"].map(|d| dir.join(d)).to_vec(),
         };
@@ -304,9 +381,9 @@ fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize) -> Result<()> {
     // mount(2) copies at most one page (4096 bytes) of options: with
     // absolute paths, /var/lib/stepbox/layers/<64 hex digits> is 88 bytes a
     // layer, and 50 layers would not fit. So the paths are relative to the
-    // container's directory (we chdir(2) there for the call), through the
+    // container's directory, through the
     // short symlinks l/0, l/1, … (docker's overlay2 does the same with its
-    // l/ directory): about 5 bytes a layer.
+    // l/ directory): about 5 bytes a layer. Relative to what: see below.
     if data.len() >= 4096 {
         return Err(Error::runtime(format!(
             "{layers} layers: the overlay options exceed one page (4096 bytes)"
@@ -318,23 +395,28 @@ fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize) -> Result<()> {
         merged.display(),
         dir.display()
     ));
-    // prepare() runs while the runtime has a single thread: changing the
-    // process's directory for a moment affects nobody else.
-    let back = fs::File::open(".").context("opening the current directory")?;
-    nix::unistd::chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
-    let result = mount(
-        Some("overlay"),
-        "merged",
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    );
-    if let Err(e) = nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(&back)) {
-        if result.is_ok() {
-            let _ = umount2(&merged, MntFlags::MNT_DETACH);
-        }
-        return Err(e).context("fchdir(2) back");
-    }
+    // The relative paths need the container's directory as the current
+    // one, but the process's current directory is not ours to change (a
+    // program may run other work on other threads). A thread that leaves
+    // the process's fs_struct with unshare(CLONE_FS) has a current
+    // directory of its own: it chdir(2)s and mounts, and nobody else moves.
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
+                    .context("unshare(2) CLONE_FS")?;
+                nix::unistd::chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
+                Ok::<_, Error>(mount(
+                    Some("overlay"),
+                    "merged",
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(data.as_str()),
+                ))
+            })
+            .join()
+            .map_err(|_| Error::runtime("the thread that mounts the overlay panicked"))
+    })??;
     result.map_err(|e| {
         let why = match e {
             nix::errno::Errno::ENODEV => "overlayfs is not available: modprobe overlay".to_string(),
@@ -418,7 +500,7 @@ mod tests {
             "--layer",
             "x.tar",
         ]);
-        let steps = cli.opts.steps();
+        let steps = cli.opts.config().steps();
         let n = std::thread::spawn(move || steps.len()).join().unwrap();
         assert!(n >= 9, "{n} steps");
     }
