@@ -165,15 +165,6 @@ impl Ctx {
         written
     }
     // ANCHOR_END: record
-
-    /// The record's raw descriptor, for the child to close: a process that
-    /// keeps a copy (chapter 2's init never execs) would hold the lock
-    /// after the runtime died, and a sweep would take the runtime for alive.
-    pub fn record_fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        let slot = self.record.lock().unwrap_or_else(|e| e.into_inner());
-        slot.as_ref().map(|r| r.lock.as_raw_fd())
-    }
 }
 
 impl Record {
