@@ -135,7 +135,8 @@ struct Contents {
 /// or the process ends.
 pub struct Record {
     dir: PathBuf,
-    lock: File,
+    /// Never read: holding it open holds the flock(2).
+    _lock: File,
     contents: Contents,
 }
 
@@ -192,7 +193,7 @@ impl Record {
         })?;
         Ok(Record {
             dir,
-            lock,
+            _lock: lock,
             contents: Contents {
                 id: ctx.id.clone(),
                 runtime: ctx.prog.to_owned(),
