@@ -336,10 +336,11 @@ fn sweep_ch08(sb: &Sandbox, how: Sweep, gone: &str, layer: &str) {
 }
 
 // ANCHOR: before_overlay
-/// Killed after its cgroup exists, while it unpacks a big layer: before
-/// any container directory or mount exists, and before the container runs.
+/// Killed while it unpacks a big layer, in the check stage: before
+/// anything of the container exists (no record, no cgroup), only the
+/// store's temp dir, which the next start (or `--gc`) reclaims.
 #[test]
-fn ch08_killed_after_the_cgroup_before_the_overlay() {
+fn ch08_killed_while_unpacking_before_anything_exists() {
     if !root() || !overlay_available() || !cgroups_available() {
         return;
     }
@@ -364,6 +365,8 @@ fn ch08_killed_after_the_cgroup_before_the_overlay() {
             &[
                 "--state-dir",
                 &state,
+                "--memory",
+                "64m",
                 "--layer",
                 &busybox,
                 "--layer",
@@ -374,17 +377,95 @@ fn ch08_killed_after_the_cgroup_before_the_overlay() {
         ));
         rt.wait_until("the big layer's temp dir", || !sb.temps().is_empty());
         rt.kill9();
-        // Left: its cgroups, listed in its record, and the store's temp dir.
-        assert!(!find_cgroups(&id).is_empty(), "{how:?}: no cgroup");
-        let kinds = sb.recorded(&id);
-        assert!(kinds.iter().all(|k| k == "cgroup"), "{how:?}: {kinds:?}");
-        assert!(!kinds.is_empty());
+        // The layers are checked (unpacked) before any step makes anything.
+        assert_eq!(find_cgroups(&id), Vec::<String>::new(), "{how:?}");
+        assert_eq!(sb.record_files(&id), Vec::<String>::new(), "{how:?}");
         assert!(!sb.container_dir(&id).exists());
         assert_eq!(sb.temps().len(), 1);
+        match how {
+            Sweep::NextStart => sweep_ch08(&sb, how, &id, &busybox),
+            Sweep::Gc => {
+                let (code, _, err) =
+                    finish(sb.command("ch08-overlay", "0", &["--gc", "--state-dir", &state]));
+                assert_eq!(code, 0, "--gc: {err}");
+            }
+        }
+        assert_gone(&sb, &id);
+    }
+}
+
+/// Killed after its cgroup exists, at the overlay's mount(2): strace(1)
+/// stops the runtime at that system call and kills it there, so the
+/// point is exact, not a race with a poll.
+#[test]
+fn ch08_killed_after_the_cgroup_before_the_overlay() {
+    if !root() || !overlay_available() || !cgroups_available() || !strace_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let busybox = busybox_layer();
+    let state = sb.state();
+    for how in SWEEPS {
+        let id = sb.id();
+        let runtime = sb.command(
+            "ch08-overlay",
+            &id,
+            &[
+                "--state-dir",
+                &state,
+                "--memory",
+                "64m",
+                "--layer",
+                &busybox,
+                "--",
+                "true",
+            ],
+        );
+        // The first mount(2) is the overlay's (the container's own come
+        // after the fork): it fails, and SIGKILL is delivered before the
+        // runtime runs another instruction.
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mount"])
+            .args(["-e", "inject=mount:error=EPERM:signal=SIGKILL:when=1", "--"])
+            .arg(runtime.get_program())
+            .args(runtime.get_args())
+            .envs(runtime.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{how:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Left: its cgroups and its directory; recorded: those, and the
+        // mount point it was about to mount on.
+        assert!(!find_cgroups(&id).is_empty(), "{how:?}: no cgroup");
+        assert!(sb.container_dir(&id).exists());
+        assert_eq!(mounts_under(&id), Vec::<String>::new());
+        let kinds = sb.recorded(&id);
+        assert!(
+            kinds.starts_with(&["cgroup".to_owned()]),
+            "{how:?}: {kinds:?}"
+        );
+        assert!(
+            kinds.ends_with(&["dir".to_owned(), "mount".to_owned()]),
+            "{kinds:?}"
+        );
 
         sweep_ch08(&sb, how, &id, &busybox);
         assert_gone(&sb, &id);
     }
+}
+
+/// strace(1), which scripts/install-deps.sh installs.
+fn strace_available() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        || common::skip("no strace(1): the exact kill points need it (scripts/install-deps.sh)")
 }
 // ANCHOR_END: before_overlay
 
