@@ -69,3 +69,38 @@ fn hostname_is_the_containers() {
     assert!(env.contains("HOME=/root\n"), "{env}");
     assert!(!env.contains("hunter2"), "{env}");
 }
+
+#[test]
+fn env_flags_add_to_it_as_dockers_do() {
+    // -e NAME=VALUE sets; a bare -e NAME takes the caller's value (the
+    // secret, asked for by name), and is left out when the caller has none;
+    // a later -e replaces an earlier one and the defaults.
+    let (code, env) = env_inside(
+        "ch01-process",
+        &[
+            "-e",
+            "A=1",
+            "-e",
+            "STEPBOX_TEST_SECRET",
+            "-e",
+            "STEPBOX_TEST_UNSET",
+            "-e",
+            "A=x=2",
+            "--env",
+            "PATH=/bin",
+            "--",
+            "/usr/bin/env",
+        ],
+    );
+    assert_eq!(code, 0, "{env}");
+    assert!(env.contains("A=x=2\n") && !env.contains("A=1\n"), "{env}");
+    assert!(env.contains("STEPBOX_TEST_SECRET=hunter2\n"), "{env}");
+    assert!(env.contains("PATH=/bin\n"), "{env}");
+    assert!(!env.contains("STEPBOX_TEST_UNSET"), "{env}");
+    assert_eq!(env.matches("PATH=").count(), 1, "{env}");
+    // A name a shell could not export is a usage error: one line, 125.
+    let (code, err) = env_inside("ch01-process", &["-e", "A-B=1", "--", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("ch01-process: "), "{err}");
+}
