@@ -528,7 +528,8 @@ fn intermediate(
 
 /// close_range(2) of every descriptor but 0, 1, 2 and `keep`.
 fn close_all_but(keep: libc::c_int) {
-    for (first, last) in [(3, keep - 1), (keep + 1, libc::c_int::MAX)] {
+    // `keep` is below 3 only if the runtime was started with stdio closed.
+    for (first, last) in [(3, keep - 1), (keep.max(2) + 1, libc::c_int::MAX)] {
         if first <= last {
             // SAFETY: closes descriptors only; nothing of ours in this
             // process (a child that never returns to the caller's code)
