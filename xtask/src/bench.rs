@@ -67,7 +67,7 @@ fn chapter_args(number: u32, rootfs: &Path, layers: &[PathBuf]) -> Vec<String> {
     }
 }
 
-pub fn run(runs: usize, write: Option<PathBuf>) -> Result<()> {
+pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Result<()> {
     let root = crate::paths::workspace_root();
     crate::step("building the chapters (release)");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -91,14 +91,27 @@ pub fn run(runs: usize, write: Option<PathBuf>) -> Result<()> {
             .map(String::from)
             .to_vec(),
     )];
+    let old = match &against {
+        Some(dir) => chapters(dir)?,
+        None => Vec::new(),
+    };
     for name in chapters(&release)? {
         let number: u32 = name[2..4].parse()?;
-        let mut argv = vec![release.join(&name).display().to_string()];
+        let mut args = Vec::new();
         if number >= 8 {
-            argv.extend(["--state-dir".to_string(), state.display().to_string()]);
+            args.extend(["--state-dir".to_string(), state.display().to_string()]);
         }
-        argv.extend(chapter_args(number, &rootfs, &image));
+        args.extend(chapter_args(number, &rootfs, &image));
+        let mut argv = vec![release.join(&name).display().to_string()];
+        argv.extend(args.iter().cloned());
         cases.push(Case::new(&format!("`{name}`"), argv));
+        // The same chapter from the other build, in the same rounds: a
+        // comparison that a busy machine skews for both alike.
+        if let (Some(dir), true) = (&against, old.contains(&name)) {
+            let mut argv = vec![dir.join(&name).display().to_string()];
+            argv.extend(args);
+            cases.push(Case::new(&format!("`{name}` (`--against`)"), argv));
+        }
     }
 
     crate::step(format!(
@@ -145,7 +158,8 @@ pub fn run(runs: usize, write: Option<PathBuf>) -> Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     table.push_str(&format!(
-        "\nMeasured with `cargo xtask bench --runs {runs}`: Linux {}, {cpus} CPUs, release build, medians of {runs} runs.\n",
+        "\nMeasured with `cargo xtask bench --runs {runs}{}`: Linux {}, {cpus} CPUs, release build, medians of {runs} runs.\n",
+        against.as_ref().map_or(String::new(), |d| format!(" --against {}", d.display())),
         kernel.trim()
     ));
     print!("{table}");

@@ -16,10 +16,13 @@ commands:
   image
       build the default image for chapter 8 (three layer tarballs, with
       the default rootfs); prints their paths, bottom layer first.
-  bench [--runs N] [--write FILE]
+  bench [--runs N] [--write FILE] [--against DIR]
       time /bin/true in each chapter's container (release build) next to
       `unshare ... chroot` as the floor, and chapter 8's layer costs; prints
-      markdown tables (and writes them to FILE). Needs root.
+      markdown tables (and writes them to FILE). With --against, the chapter
+      binaries in DIR (another build, e.g. an older commit's
+      target/release) run in the same rounds, each row under the new one.
+      Needs root.
 ";
 
 fn main() -> ExitCode {
@@ -75,7 +78,7 @@ fn rootfs(mut args: impl Iterator<Item = String>) -> Result<()> {
 }
 
 fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
-    let (mut runs, mut write) = (30, None);
+    let (mut runs, mut write, mut against) = (30, None, None);
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -84,11 +87,12 @@ fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
         match arg.as_str() {
             "--runs" => runs = value()?.parse()?,
             "--write" => write = Some(PathBuf::from(value()?)),
+            "--against" => against = Some(PathBuf::from(value()?)),
             other => bail!("bench: unknown argument {other:?}\n{USAGE}"),
         }
     }
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    xtask::bench::run(runs, write)
+    xtask::bench::run(runs, write, against)
 }
