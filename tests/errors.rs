@@ -323,3 +323,63 @@ fn not_root() {
         "ch06-uts: creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo ch06-uts ...\n"
     );
 }
+
+/// Chapter 8 unpacks its layers in the check stage, before any step makes
+/// anything: a refused layer is one line, and the `-v` transcript shows
+/// that no cgroup was made (not even for a moment) and no state record
+/// written. The run has a run dir and a state dir of its own.
+#[test]
+fn check_refuses_a_bad_layer_before_any_cgroup_exists() {
+    if !root() {
+        return;
+    }
+    let corpus = common::workspace().join("tests/corpus/layers");
+    let manifest = std::fs::read_to_string(corpus.join("MANIFEST")).unwrap();
+    for layer in ["garbage.tar", "symlink-escape.tar", "dotdot.tar"] {
+        // FILE, "refuse", TEXT that the error contains.
+        let needle = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{layer}\trefuse\t")))
+            .unwrap_or_else(|| panic!("{layer} is not refused in the MANIFEST"));
+        let scratch = tempfile::tempdir().unwrap();
+        let state = scratch.path().join("state");
+        let id = common::unique_id();
+        let before = common::HostState::capture(&id);
+        let out = std::process::Command::new(common::bin_dir().join("ch08-overlay"))
+            .arg("-v")
+            .args(["--memory", "64m", "--state-dir"])
+            .arg(&state)
+            .arg("--layer")
+            .arg(corpus.join(layer))
+            .args(["--", "true"])
+            .env("STEPBOX_CONTAINER_ID", &id)
+            .env("STEPBOX_RUN_DIR", scratch.path().join("run"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(common::HostState::capture(&id), before, "{layer}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{layer}:\n{stderr}");
+        assert!(out.stdout.is_empty(), "{layer}:\n{stderr}");
+        let (steps, errors): (Vec<&str>, Vec<&str>) =
+            stderr.lines().partition(|l| l.starts_with("+ "));
+        assert_eq!(errors.len(), 1, "{layer}: one line expected:\n{stderr}");
+        assert!(
+            errors[0].starts_with("ch08-overlay: ") && errors[0].contains(needle),
+            "{layer}:\n{stderr}"
+        );
+        // -v shows the check stage's own work (the unpack into the store)...
+        assert!(
+            steps.iter().any(|l| l.contains(".tmp-")),
+            "{layer}: no unpack shown:\n{stderr}"
+        );
+        // ...and nothing of prepare's.
+        for made in ["mkdir /sys/fs/cgroup", "record "] {
+            assert!(
+                !steps.iter().any(|l| l.contains(made)),
+                "{layer}: {made:?} before the layer was checked:\n{stderr}"
+            );
+        }
+        assert!(!scratch.path().join("run/containers").exists(), "{layer}");
+    }
+}

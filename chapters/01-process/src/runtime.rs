@@ -263,18 +263,19 @@ impl Container {
     /// Sends `sig` to the container's first process, through its pidfd: the
     /// signal cannot reach another process that was given the same pid.
     pub fn kill(&self, sig: Signal) -> Result<()> {
-        let Some(pidfd) = &self.pidfd else {
-            return Err(Error::runtime(format!(
-                "container {} has no process",
-                self.ctx.id
-            )));
-        };
+        // The status first: reaping a stopped container dropped its pidfd too.
         if matches!(self.status, Status::Stopped(_)) {
             return Err(Error::runtime(format!(
                 "container {} has stopped",
                 self.ctx.id
             )));
         }
+        let Some(pidfd) = &self.pidfd else {
+            return Err(Error::runtime(format!(
+                "container {} has no process",
+                self.ctx.id
+            )));
+        };
         pidfd_send_signal(pidfd.as_fd(), sig).context(format!("pidfd_send_signal(2) {sig}"))
     }
 
