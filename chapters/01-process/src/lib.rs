@@ -156,7 +156,8 @@ impl Step for Env {
 struct HostFacts;
 
 impl Step for HostFacts {
-    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+    // In check, before `-e` (the next step): an explicit -e wins.
+    fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
         let mut ns = Vec::new();
         for name in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
             if let Ok(link) = std::fs::read_link(format!("/proc/self/ns/{name}")) {

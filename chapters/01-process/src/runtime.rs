@@ -33,8 +33,9 @@ impl Outcome {
 
 // ANCHOR: forwarded
 /// Signals the runtime passes on to the container instead of dying from them,
-/// plus SIGCHLD, which tells it the child has exited. They are blocked for the
-/// whole run and collected with sigwait(2), so no handler races with setup.
+/// plus SIGCHLD, which tells an init (chapter 2) that a child has exited.
+/// A foreground run blocks them from the start and reads them from a
+/// signalfd(2) while it waits, so no handler races with setup.
 pub fn forwarded_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [

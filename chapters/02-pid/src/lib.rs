@@ -13,7 +13,7 @@
 //! the command, which becomes PID 2, reaps every orphan, and exits with the
 //! command's status, as `docker run --init` does with tini.
 
-use ch01_process::runtime::{forwarded_signals, wait_as_init, Outcome};
+use ch01_process::runtime::{default_signals, forwarded_signals, wait_as_init, Outcome};
 use ch01_process::{Chapter, Context, Ctx, Result, Step, Steps};
 use clap::Args;
 use nix::sched::CloneFlags;
@@ -84,22 +84,25 @@ impl Step for PidNamespace {
         ctx.say(format_args!(
             "fork(2): init stays PID 1, COMMAND becomes PID 2"
         ));
+        // The tail gave every signal its default action and unblocked it,
+        // for the command. An init collects them with sigwaitinfo(2), so
+        // they are blocked again first, before the fork: a SIGTERM for a
+        // PID 1 whose action is the default is thrown away by the kernel,
+        // but a blocked one waits.
+        forwarded_signals()
+            .thread_block()
+            .context("sigprocmask(2)")?;
         // SAFETY: the child of clone(2) is single-threaded, so the forked
         // copy holds no lock another thread could have taken.
         match unsafe { fork() }.context("fork(2) for --init")? {
-            ForkResult::Child => Ok(()), // goes on to execve(2) the command
+            // Goes on to execve(2) the command, with the signal state the
+            // tail gave it.
+            ForkResult::Child => default_signals(),
             ForkResult::Parent { child } => {
                 // Only the command reports exec failures to the runtime.
                 // SAFETY: report_fd is this process's copy of the channel's end.
                 unsafe { libc::close(ctx.report_fd) };
-                // The tail gave every signal its default action and
-                // unblocked them, for the command: an init collects them
-                // with sigwaitinfo(2), so it blocks them again.
-                let code = match forwarded_signals()
-                    .thread_block()
-                    .context("sigprocmask(2)")
-                    .and_then(|_| wait_as_init(child))
-                {
+                let code = match wait_as_init(child) {
                     Ok(outcome) => outcome.code(),
                     Err(_) => Outcome::Exited(ch01_process::error::EXIT_RUNTIME).code(),
                 };

@@ -13,7 +13,7 @@
 //!  check()       find the cgroup version and the controllers the limits need
 //!  prepare()     mkdir the parent if missing, then the cgroup; write its limits
 //!                                                          (before clone: nothing runs yet)
-//!  after_clone() write the child's pid to cgroup.procs     (the child still waits for "go")
+//!  after_clone() write the child's pid to cgroup.procs     (the child still waits for Go)
 //!  setup()       unshare(CLONE_NEWCGROUP), mount the cgroup filesystem read-only
 //!  cleanup()     report an OOM kill, rmdir the cgroup       (kill what lingers, retry)
 //! ```
@@ -230,7 +230,7 @@ impl Step for Cgroups {
     }
 
     fn after_clone(&mut self, ctx: &Ctx, child: Pid) -> Result<()> {
-        // The child is blocked on the "go" pipe: it is placed before it runs
+        // The child waits for the runtime's Go: it is placed before it runs
         // a single instruction of the command. Every page it touches from now
         // on is charged to the container, every fork(2) counted against
         // pids.max, and the command's children are born inside. Placed after
@@ -249,7 +249,7 @@ impl Step for Cgroups {
         };
         // A cgroup namespace is rooted at the cgroup its creator is in *when
         // it is created*. The parent has already moved this process into the
-        // container's cgroup (after_clone runs before "go"), so here that
+        // container's cgroup (after_clone runs before Go), so here that
         // cgroup becomes the namespace's "/": /proc/self/cgroup shows "/",
         // and the cgroup filesystem mounted below shows only the container's
         // subtree, not the host's. That is also why CLONE_NEWCGROUP is not a
