@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 struct Case {
     name: String,
+    /// The `--against` build's run of the case before it.
+    twin: bool,
     argv: Vec<String>,
     wall: Vec<Duration>,
     cpu: Vec<Duration>,
@@ -23,6 +25,7 @@ impl Case {
     fn new(name: &str, argv: Vec<String>) -> Case {
         Case {
             name: name.into(),
+            twin: false,
             argv,
             wall: vec![],
             cpu: vec![],
@@ -110,7 +113,9 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         if let (Some(dir), true) = (&against, old.contains(&name)) {
             let mut argv = vec![dir.join(&name).display().to_string()];
             argv.extend(args);
-            cases.push(Case::new(&format!("`{name}` (`--against`)"), argv));
+            let mut twin = Case::new(&format!("`{name}` (`--against`)"), argv);
+            twin.twin = true;
+            cases.push(twin);
         }
     }
 
@@ -119,7 +124,8 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         cases.len()
     ));
     for round in 0..runs + 3 {
-        for case in cases.iter_mut() {
+        for i in run_order(&cases, round) {
+            let case = &mut cases[i];
             let (wall, cpu) = measure(&case.argv)?;
             if round >= 3 {
                 // the first rounds warm the page cache
@@ -168,6 +174,23 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         crate::step(format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// The order of the cases in `round`: as listed, except that a case and its
+/// `--against` twin swap places every other round. The second of two runs
+/// in a row can be the faster for the first one's sake (a cgroup write
+/// after another skips the kernel's wait for an RCU grace period), and
+/// each build must get that as often as the other.
+fn run_order(cases: &[Case], round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    if round % 2 == 1 {
+        for i in 1..cases.len() {
+            if cases[i].twin {
+                order.swap(i - 1, i);
+            }
+        }
+    }
+    order
 }
 
 /// A new empty directory under the system's temp dir.
@@ -298,4 +321,22 @@ fn measure(argv: &[String]) -> Result<(Duration, Duration)> {
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok((wall, tv(usage.ru_utime) + tv(usage.ru_stime)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twins_swap_places_every_other_round() {
+        let mut cases: Vec<Case> = ["floor", "a", "a-old", "b", "c", "c-old"]
+            .iter()
+            .map(|n| Case::new(n, vec![]))
+            .collect();
+        cases[2].twin = true;
+        cases[5].twin = true;
+        assert_eq!(run_order(&cases, 0), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(run_order(&cases, 1), [0, 2, 1, 3, 5, 4]);
+        assert_eq!(run_order(&cases, 2), [0, 1, 2, 3, 4, 5]);
+    }
 }

@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{execve, geteuid, Pid};
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 /// How the container's command ended.
@@ -420,15 +420,20 @@ fn pidfd_send_signal(pidfd: BorrowedFd, sig: Signal) -> std::result::Result<(), 
 }
 
 // ANCHOR: launch
-/// Makes the container's process. fork(2) first, then clone(2) from the
-/// forked copy: that copy is single-threaded whatever the caller is, so the
-/// container's process (a copy of it) may allocate and take locks, which a
-/// direct clone(2) from a multi-threaded program would make unsafe (a lock
-/// held by another thread at the clone stays held for ever in the copy).
-/// `CLONE_PARENT` makes the container the caller's child, not the
-/// intermediate's, so the caller can wait for it; `CLONE_PIDFD` gives the
-/// pidfd it is waited for and signalled through, passed up with
-/// `SCM_RIGHTS`. Returns once the container waits for Go.
+/// Makes the container's process with clone(2), its namespaces' flags and
+/// `CLONE_PIDFD` (the pidfd it is waited for and signalled through), and
+/// returns once it waits for Go.
+///
+/// The child of clone(2) is a copy of the caller's memory with a single
+/// thread, and it allocates and takes locks while it sets itself up. That
+/// is safe only if the caller is single-threaded too, as a chapter's binary
+/// is: a lock that another thread held at the clone would stay held for
+/// ever in the copy. A caller with other threads (a program that runs
+/// containers from several threads) goes through an intermediate: fork(2)
+/// first, whose child is single-threaded and has malloc's locks reset by
+/// glibc, and that child clones the container with `CLONE_PARENT`, so that
+/// the container is still the caller's child, to be waited for, and passes
+/// the pidfd up with `SCM_RIGHTS`.
 fn spawn(
     ctx: &Ctx,
     steps: &[Box<dyn Step>],
@@ -437,8 +442,18 @@ fn spawn(
     flags: CloneFlags,
     foreground: bool,
 ) -> Result<(Pid, OwnedFd)> {
+    if threads() == Some(1) {
+        ctx.say(format_args!("clone(2) flags={}", flag_names(flags)));
+        return match clone_pidfd(flags).context(format!("clone(2) {}", flag_names(flags)))? {
+            Some(child) => Ok(child),
+            None => {
+                close_all_but(theirs.fd());
+                container(ctx, steps, argv, theirs, foreground)
+            }
+        };
+    }
     ctx.say(format_args!(
-        "fork(2), then clone(2) flags=CLONE_PARENT|CLONE_PIDFD|{}",
+        "fork(2), then clone(2) flags=CLONE_PARENT|{}",
         flag_names(flags)
     ));
     // SAFETY: the child runs only intermediate(), which never returns: it
@@ -462,29 +477,29 @@ fn spawn(
     }
 }
 
-/// The forked copy of the runtime: clones the container and reports its
-/// pid and pidfd.
-fn intermediate(
-    ctx: &Ctx,
-    steps: &[Box<dyn Step>],
-    argv: &[CString],
-    channel: &Channel,
-    flags: CloneFlags,
-    foreground: bool,
-) -> ! {
-    // Only stdin, stdout, stderr and the channel go on to the container: not
-    // the runtime's own descriptors (its state record's lock, whose holder
-    // a sweep takes for the runtime), nor another thread's container's
-    // channel, whose end-of-file a copy here would delay.
-    close_all_but(channel.fd());
+/// How many threads this process has (`Threads:` in /proc/self/status).
+/// While the caller is inside spawn() on its only thread, no other can
+/// appear: a count of one cannot go stale.
+fn threads() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// clone(2) as fork(2) makes it, with `flags` and `CLONE_PIDFD`: the raw
+/// system call, without CLONE_VM and with no new stack, so the child goes
+/// on from here on its own copy of this process's memory and stack.
+/// Returns the child's pid and pidfd in the parent, None in the child.
+fn clone_pidfd(flags: CloneFlags) -> std::result::Result<Option<(Pid, OwnedFd)>, Errno> {
     let mut pidfd: libc::c_int = -1;
-    let flags = flags | CloneFlags::CLONE_PARENT | CloneFlags::from_bits_retain(libc::CLONE_PIDFD);
-    // The raw system call, as fork(2) makes it: without CLONE_VM and with no
-    // new stack, the child goes on from here on its own copy of this
-    // process's memory and stack.
+    let flags = flags | CloneFlags::from_bits_retain(libc::CLONE_PIDFD);
     // SAFETY: no CLONE_VM, so nothing is shared with the child; the kernel
-    // writes the pidfd into `pidfd` (CLONE_PIDFD takes parent_tid's place);
-    // this process is single-threaded (a child of fork(2)).
+    // writes the pidfd into `pidfd` (CLONE_PIDFD takes parent_tid's place).
+    // The callers make sure this process is single-threaded.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -495,12 +510,32 @@ fn intermediate(
             0usize,
         )
     };
-    let code = match pid {
-        0 => container(ctx, steps, argv, channel, foreground),
-        -1 => {
-            let e = Errno::last();
+    match pid {
+        0 => Ok(None),
+        -1 => Err(Errno::last()),
+        // SAFETY: the kernel just made this descriptor, for us alone.
+        pid => Ok(Some((Pid::from_raw(pid as i32), unsafe {
+            OwnedFd::from_raw_fd(pidfd)
+        }))),
+    }
+}
+
+/// The forked copy of a multi-threaded caller: clones the container and
+/// reports its pid and pidfd.
+fn intermediate(
+    ctx: &Ctx,
+    steps: &[Box<dyn Step>],
+    argv: &[CString],
+    channel: &Channel,
+    flags: CloneFlags,
+    foreground: bool,
+) -> ! {
+    close_all_but(channel.fd());
+    let code = match clone_pidfd(flags | CloneFlags::CLONE_PARENT) {
+        Ok(None) => container(ctx, steps, argv, channel, foreground),
+        Err(e) => {
             let msg = format!(
-                "clone(2) {}: {}",
+                "clone(2) CLONE_PARENT|{}: {}",
                 flag_names(flags),
                 crate::error::describe(e)
             );
@@ -513,11 +548,9 @@ fn intermediate(
             );
             EXIT_RUNTIME
         }
-        pid => {
-            // SAFETY: the kernel just created this descriptor for us.
-            let pidfd = unsafe { BorrowedFd::borrow_raw(pidfd) };
-            let created = Msg::Created { pid: pid as i32 };
-            match channel.send(&created, &[pidfd]) {
+        Ok(Some((pid, pidfd))) => {
+            let created = Msg::Created { pid: pid.as_raw() };
+            match channel.send(&created, &[pidfd.as_fd()]) {
                 Ok(()) => 0,
                 Err(_) => EXIT_RUNTIME,
             }
@@ -528,7 +561,11 @@ fn intermediate(
     unsafe { libc::_exit(code) }
 }
 
-/// close_range(2) of every descriptor but 0, 1, 2 and `keep`.
+/// close_range(2) of every descriptor but 0, 1, 2 and `keep`: only stdin,
+/// stdout, stderr and the channel go on to the container. Not the
+/// runtime's own descriptors (its state record's lock, whose holder a sweep
+/// takes for the runtime), nor another thread's container's channel, whose
+/// end-of-file a copy here would delay.
 fn close_all_but(keep: libc::c_int) {
     // `keep` is below 3 only if the runtime was started with stdio closed.
     for (first, last) in [(3, keep - 1), (keep.max(2) + 1, libc::c_int::MAX)] {
