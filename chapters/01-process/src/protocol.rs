@@ -3,6 +3,10 @@
 //! one message, read whole by one recv(2), so no framing is needed, and a
 //! message can carry file descriptors (`SCM_RIGHTS`, see unix(7)).
 //!
+//! A caller with several threads goes through an intermediate process (see
+//! `runtime::spawn`), as drawn; a single-threaded one clones the container
+//! itself and gets the pid and pidfd from clone(2), without Created.
+//!
 //! ```text
 //!  runtime                  intermediate (fork)          container (clone)
 //!  socketpair(2)

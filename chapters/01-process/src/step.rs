@@ -11,7 +11,7 @@
 //!                 before anything exists
 //!  prepare()      every step, in order: make what
 //!                 the container needs on the host
-//!  fork(2), clone(2) with every clone_flags() ──►  waits for Go
+//!  clone(2) with every clone_flags() ──────────►  waits for Go
 //!  after_clone(pid) every step, in order
 //!  Go ──────────────────────────────────────────►  identity()    become the container's user
 //!                                                  setup()       namespaces, mounts, hostname
