@@ -11,10 +11,9 @@
 
 mod common;
 
-use common::{bin_dir, find_cgroups, root, rootfs, SCRATCH};
-use std::cell::RefCell;
+use common::{bin_dir, find_cgroups, mounts_under, names, root, rootfs, Sandbox};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,34 +28,10 @@ enum Sweep {
 
 const SWEEPS: [Sweep; 2] = [Sweep::NextStart, Sweep::Gc];
 
-/// A run dir and a state dir of the test's own; when dropped (also on
-/// panic): a last `--gc`, then whatever is still named after the test's
-/// containers is removed by hand.
-struct Sandbox {
-    dir: PathBuf,
-    ids: RefCell<Vec<String>>,
-}
-
+/// What these tests ask of their sandbox beyond what every test's has.
 impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = Path::new(SCRATCH).join(format!("kill9-{}", common::unique_id()));
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        Sandbox {
-            dir,
-            ids: RefCell::new(Vec::new()),
-        }
-    }
-    fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
-    }
     fn state(&self) -> String {
-        self.dir.join("state").to_string_lossy().into_owned()
-    }
-    /// A new container id, remembered for the cleanup by hand.
-    fn id(&self) -> String {
-        let id = common::unique_id();
-        self.ids.borrow_mut().push(id.clone());
-        id
+        self.state_dir().to_string_lossy().into_owned()
     }
     /// `bin args`, with this sandbox's run dir and the container id `id`.
     fn command(&self, bin: &str, id: &str, args: &[&str]) -> Command {
@@ -68,13 +43,6 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
-    }
-    /// The files in the run dir that belong to container `id`.
-    fn record_files(&self, id: &str) -> Vec<String> {
-        names(&self.run_dir().join("containers"))
-            .into_iter()
-            .filter(|n| n.starts_with(&format!("{id}.")))
-            .collect()
     }
     /// The kinds of resource container `id`'s record lists, in order.
     fn recorded(&self, id: &str) -> Vec<String> {
@@ -90,9 +58,6 @@ impl Sandbox {
             .map(|r| r["kind"].as_str().unwrap().to_owned())
             .collect()
     }
-    fn container_dir(&self, id: &str) -> PathBuf {
-        self.dir.join("state/containers").join(id)
-    }
     /// The temp dirs of the layer store (half-unpacked layers).
     fn temps(&self) -> Vec<String> {
         names(&self.dir.join("state/layers"))
@@ -100,51 +65,6 @@ impl Sandbox {
             .filter(|n| n.starts_with(".tmp-"))
             .collect()
     }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let state = self.state();
-        let _ = self
-            .command("ch08-overlay", "0", &["--gc", "--state-dir", &state])
-            .stdin(Stdio::null())
-            .output();
-        for id in self.ids.borrow().iter() {
-            let mut cgroups = find_cgroups(id);
-            cgroups.sort_by_key(|c| std::cmp::Reverse(c.len()));
-            for c in cgroups {
-                let _ = std::fs::remove_dir(&c);
-            }
-        }
-        let mut mounts = mounts_under(&self.dir.to_string_lossy());
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Err(e) = ch08_overlay::remove::remove_all(&self.dir) {
-            eprintln!("could not remove {}: {e}", self.dir.display());
-        }
-    }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(d) => d
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => vec![],
-    }
-}
-
-/// The mount points of this mount namespace that contain `needle`.
-fn mounts_under(needle: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.contains(needle))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// A runtime started by the test, killed and reaped if the test ends early.
@@ -344,7 +264,7 @@ fn ch08_killed_while_unpacking_before_anything_exists() {
     if !root() || !overlay_available() || !cgroups_available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     let busybox = busybox_layer();
     let big = sb.dir.join("big.tar.gz");
     zeros_tar_gz(&big, 256 << 20);
@@ -402,7 +322,7 @@ fn ch08_killed_after_the_cgroup_before_the_overlay() {
     if !root() || !overlay_available() || !cgroups_available() || !strace_available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     let busybox = busybox_layer();
     let state = sb.state();
     for how in SWEEPS {
@@ -476,7 +396,7 @@ fn ch08_killed_after_the_overlay_is_mounted() {
     if !root() || !overlay_available() || !cgroups_available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     let busybox = busybox_layer();
     let state = sb.state();
     for how in SWEEPS {
@@ -519,7 +439,7 @@ fn ch08_killed_while_the_command_runs() {
     if !root() || !overlay_available() || !cgroups_available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     let busybox = busybox_layer();
     let state = sb.state();
     for how in SWEEPS {
@@ -561,7 +481,7 @@ fn ch07_killed_while_the_command_runs() {
     if !root() || !cgroups_available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     let r = rootfs().to_string_lossy().into_owned();
     for how in SWEEPS {
         let id = sb.id();
@@ -631,7 +551,7 @@ fn ch03_veth_killed_while_the_command_runs() {
     let Some(ns) = common::NetNs::new() else {
         return;
     };
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     for how in SWEEPS {
         let id = sb.id();
         let veth = format!("sb{id}");
@@ -691,7 +611,7 @@ fn ch08_a_failed_cleanup_keeps_the_record_for_gc() {
     if !root() || !overlay_available() || !cgroups_available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("kill9");
     let busybox = busybox_layer();
     let state = sb.state();
     let id = sb.id();

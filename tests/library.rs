@@ -13,49 +13,25 @@ mod common;
 
 use ch01_process::runtime::{Outcome, Status};
 use ch01_process::{Container, Ctx, Steps};
-use common::{find_cgroups, root, HostState, SCRATCH};
+use common::{find_cgroups, root, HostState, Sandbox};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The memory limit of the tests' containers.
 const MEMORY: u64 = 64 << 20;
 
-/// A run dir and a state dir of the test's own. When dropped (also on
-/// panic): a sweep of the run dir's records, then whatever is still named
-/// after the test's containers (cgroups, mounts) is removed by hand, then
-/// the directory.
-struct Sandbox {
-    dir: PathBuf,
-    ids: Mutex<Vec<String>>,
-}
-
+/// What these tests ask of their sandbox beyond what every test's has.
 impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = Path::new(SCRATCH).join(format!("lib-{}", common::unique_id()));
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        Sandbox {
-            dir,
-            ids: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// A new container id, remembered for the cleanup by hand.
-    fn id(&self) -> String {
-        let id = common::unique_id();
-        self.ids.lock().unwrap().push(id.clone());
-        id
-    }
-
     fn ctx(&self, id: &str) -> Ctx {
         let mut ctx = Ctx::new("library-test", false);
         ctx.id = id.to_owned();
-        ctx.run_dir = self.dir.join("run");
+        ctx.run_dir = self.run_dir();
         ctx
     }
 
@@ -74,7 +50,7 @@ impl Sandbox {
                 ..Default::default()
             },
             layers: image().to_vec(),
-            state_dir: self.dir.join("state"),
+            state_dir: self.state_dir(),
             ..Default::default()
         }
     }
@@ -91,56 +67,13 @@ impl Sandbox {
     fn assert_gone(&self, id: &str, before: &HostState) {
         assert_eq!(&HostState::capture(id), before, "container {id}");
         assert_eq!(find_cgroups(id), Vec::<String>::new(), "cgroups of {id}");
-        let records: Vec<String> = names(&self.dir.join("run/containers"))
-            .into_iter()
-            .filter(|n| n.starts_with(&format!("{id}.")))
-            .collect();
-        assert_eq!(records, Vec::<String>::new(), "state record of {id}");
-        let home = self.dir.join("state/containers").join(id);
+        assert_eq!(
+            self.record_files(id),
+            Vec::<String>::new(),
+            "state record of {id}"
+        );
+        let home = self.container_dir(id);
         assert!(!home.exists(), "{} is left", home.display());
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        // Without layers: the sweep needs only where the state is.
-        let config = ch08_overlay::Config {
-            state_dir: self.dir.join("state"),
-            ..Default::default()
-        };
-        let _ = ch01_process::state::gc(&self.ctx("0"), &config.steps());
-        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        for id in ids.iter() {
-            let mut cgroups = find_cgroups(id);
-            cgroups.sort_by_key(|c| std::cmp::Reverse(c.len()));
-            for c in cgroups {
-                let _ = std::fs::remove_dir(&c);
-            }
-        }
-        let dir = self.dir.to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .map(str::to_owned)
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
-        }
-        if let Err(e) = ch08_overlay::remove::remove_all(&self.dir) {
-            eprintln!("could not remove {}: {e}", self.dir.display());
-        }
-    }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(d) => d
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => vec![],
     }
 }
 
@@ -268,7 +201,7 @@ fn lifecycle_create_start_wait_delete() {
     if !available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("lib");
     let id = sb.id();
     let before = HostState::capture(&id);
     let command = exits_if_named("lib", 7);
@@ -319,7 +252,7 @@ fn created_but_never_started_is_removed() {
     if !available() {
         return;
     }
-    let sb = Sandbox::new();
+    let sb = Sandbox::new("lib");
     for how in ["delete", "drop"] {
         let id = sb.id();
         let before = HostState::capture(&id);
@@ -343,7 +276,7 @@ fn a_created_container_outlives_the_thread_that_made_it() {
     if !available() {
         return;
     }
-    let sb = Arc::new(Sandbox::new());
+    let sb = Arc::new(Sandbox::new("lib"));
     let id = sb.id();
     let before = HostState::capture(&id);
     let maker = {
@@ -395,7 +328,7 @@ fn concurrent_containers_from_one_process() {
         return;
     }
     const THREADS: i32 = 8;
-    let sb = Arc::new(Sandbox::new());
+    let sb = Arc::new(Sandbox::new("lib"));
     for round in 0..3 {
         let barrier = Arc::new(Barrier::new(THREADS as usize));
         let threads: Vec<_> = (1..=THREADS)

@@ -3,7 +3,7 @@
 mod common;
 
 use ch08_overlay::testdata::{self, Expect, ESCAPE_TARGET};
-use common::{root, rootfs, run_clean, Run, SCRATCH};
+use common::{names, root, rootfs, run_clean, Run, SCRATCH};
 use std::path::{Path, PathBuf};
 
 /// A state dir of the test's own, removed when dropped (also on panic).
@@ -407,15 +407,6 @@ impl Drop for Scratch {
         if let Err(e) = remove_all(&self.0) {
             eprintln!("could not remove {}: {e}", self.0.display());
         }
-    }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(d) => d
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => vec![],
     }
 }
 

@@ -452,3 +452,97 @@ impl NetNs {
         self.enter(ip).output().unwrap().status.success()
     }
 }
+
+/// The names in `dir` (none if it does not exist).
+pub fn names(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// The mount points of this mount namespace that contain `needle`.
+pub fn mounts_under(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A run dir (state records) and a state dir (layers, containers' dirs) of
+/// the test's own, under SCRATCH, so that the host's records are never read
+/// or swept. When dropped (also on panic): `ch08-overlay --gc` on them, then
+/// whatever is still named after the test's containers (cgroups, mounts) is
+/// removed by hand, then the directory.
+pub struct Sandbox {
+    pub dir: PathBuf,
+    ids: std::sync::Mutex<Vec<String>>,
+}
+
+impl Sandbox {
+    /// `what`: a word for the directory's name (`kill9`, `lib`).
+    pub fn new(what: &str) -> Sandbox {
+        let dir = Path::new(SCRATCH).join(format!("{what}-{}", unique_id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        Sandbox {
+            dir,
+            ids: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+    /// A new container id, remembered for the cleanup by hand.
+    pub fn id(&self) -> String {
+        let id = unique_id();
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+    /// The files in the run dir that belong to container `id`.
+    pub fn record_files(&self, id: &str) -> Vec<String> {
+        names(&self.run_dir().join("containers"))
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("{id}.")))
+            .collect()
+    }
+    /// Container `id`'s directory in the state dir (chapter 8).
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.state_dir().join("containers").join(id)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = Command::new(bin_dir().join("ch08-overlay"))
+            .arg("--gc")
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .env("STEPBOX_RUN_DIR", self.run_dir())
+            .stdin(Stdio::null())
+            .output();
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids.iter() {
+            let mut cgroups = find_cgroups(id);
+            cgroups.sort_by_key(|c| std::cmp::Reverse(c.len()));
+            for c in cgroups {
+                let _ = std::fs::remove_dir(&c);
+            }
+        }
+        let mut mounts = mounts_under(&self.dir.to_string_lossy());
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Err(e) = ch08_overlay::remove::remove_all(&self.dir) {
+            eprintln!("could not remove {}: {e}", self.dir.display());
+        }
+    }
+}
