@@ -1,0 +1,264 @@
+//! Chapter 9: privileges.
+//!
+//! Until now root in the container is root on the host in all but its
+//! view: it holds every capability. This chapter gives the container what
+//! docker gives by default: a reduced set of capabilities in all five sets
+//! ([`caps`]), no way to gain privileges back through a setuid program
+//! (`no_new_privs`), optionally a user of its own ([`user`]), the kernel's
+//! sensitive files masked or read-only ([`paths`]), a session of its own
+//! (so that it cannot type into the caller's terminal), and resource
+//! limits ([`rlimit`]). `--privileged` turns the confinement off, as
+//! docker's does.
+//!
+//! ```text
+//!  check()       parse the capability names, the user, the limits
+//!  prepare()     find the user's ids in the rootfs's /etc/passwd and /etc/group
+//!  setup()       mask and protect /proc and /sys paths   (after chapter 5's mounts)
+//!  privileges()  setsid, rlimits, bounding set, setgroups/setgid/setuid,
+//!                capset, no_new_privs                    (after every setup())
+//! ```
+
+pub mod caps;
+pub mod paths;
+pub mod rlimit;
+pub mod user;
+
+use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
+use clap::Args;
+
+// ANCHOR: opts
+#[derive(Args, Debug, Clone)]
+#[group(skip)] // every chapter's Opts would otherwise claim the group id "Opts"
+pub struct Opts {
+    #[command(flatten)]
+    pub prev: ch08_overlay::Opts,
+    /// Add a capability to docker's default set (a name, with or without
+    /// CAP_, or ALL). Repeatable.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the set (a name, or ALL). Repeatable.
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// `no-new-privileges`: setuid programs and file capabilities no longer
+    /// raise privileges (prctl PR_SET_NO_NEW_PRIVS).
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Run the command as UID[:GID] or NAME[:GROUP], looked up in the
+    /// rootfs's /etc/passwd and /etc/group.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// An extra group for the user (a name from the rootfs's /etc/group, or
+    /// a number). Repeatable.
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// A resource limit, as docker spells it: NAME=SOFT[:HARD] (e.g.
+    /// nofile=1024:2048, nproc=64, core=0). Repeatable.
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = rlimit::parse)]
+    pub ulimit: Vec<rlimit::Ulimit>,
+    /// Turn off every confinement of this chapter: all capabilities, no
+    /// masked paths, the caller's session (as docker's --privileged).
+    #[arg(long)]
+    pub privileged: bool,
+}
+
+impl Chapter for Opts {
+    const NAME: &'static str = "ch09-privileges";
+    const ABOUT: &'static str = "Run COMMAND in a container (chapter 8) with docker's \
+                                 default privileges: fewer capabilities, masked paths, \
+                                 its own session.";
+    type Config = Config;
+    fn base(&self) -> &ch01_process::Opts {
+        self.prev.base()
+    }
+    fn config(&self) -> Config {
+        Config {
+            prev: self.prev.config(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            user: self.user.clone(),
+            group_add: self.group_add.clone(),
+            ulimits: self.ulimit.clone(),
+            privileged: self.privileged,
+        }
+    }
+}
+
+/// Chapter 9's part of the configuration: the privileges.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub prev: ch08_overlay::Config,
+    /// Added to docker's default set ([`caps::DOCKER_DEFAULT`]).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `no-new-privileges` (also `no-new-privileges=true`).
+    pub security_opt: Vec<String>,
+    /// None: root, uid 0.
+    pub user: Option<String>,
+    pub group_add: Vec<String>,
+    pub ulimits: Vec<rlimit::Ulimit>,
+    pub privileged: bool,
+}
+
+impl Steps for Config {
+    fn steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps = self.prev.steps();
+        steps.push(Box::new(Privileges {
+            config: Own {
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                security_opt: self.security_opt.clone(),
+                user: self.user.clone(),
+                group_add: self.group_add.clone(),
+                ulimits: self.ulimits.clone(),
+                privileged: self.privileged,
+            },
+            caps: caps::CapSet::default(),
+            no_new_privs: false,
+            user: None,
+            ids: None,
+        }));
+        steps
+    }
+}
+// ANCHOR_END: opts
+
+struct Own {
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    security_opt: Vec<String>,
+    user: Option<String>,
+    group_add: Vec<String>,
+    ulimits: Vec<rlimit::Ulimit>,
+    privileged: bool,
+}
+
+// ANCHOR: step
+struct Privileges {
+    config: Own,
+    /// Found by check().
+    caps: caps::CapSet,
+    no_new_privs: bool,
+    user: Option<user::UserSpec>,
+    /// Found by prepare(), in the rootfs's /etc/passwd and /etc/group.
+    ids: Option<user::Ids>,
+}
+
+impl Step for Privileges {
+    fn check(&mut self, _ctx: &mut Ctx) -> Result<()> {
+        self.caps = match self.config.privileged {
+            true => caps::CapSet::all(),
+            false => caps::resolve(&self.config.cap_add, &self.config.cap_drop)
+                .map_err(Error::runtime)?,
+        };
+        for opt in &self.config.security_opt {
+            match opt.as_str() {
+                "no-new-privileges" | "no-new-privileges=true" => self.no_new_privs = true,
+                "no-new-privileges=false" => self.no_new_privs = false,
+                other => {
+                    return Err(Error::runtime(format!(
+                        "--security-opt {other:?}: chapter 9 knows only no-new-privileges"
+                    )))
+                }
+            }
+        }
+        self.user = match &self.config.user {
+            Some(spec) => Some(user::parse(spec).map_err(Error::runtime)?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let Some(spec) = &self.user else {
+            if !self.config.group_add.is_empty() {
+                self.ids = Some(user::Ids::root_with(&self.config.group_add, &read_etc(ctx, "group")?)
+                    .map_err(Error::runtime)?);
+            }
+            return Ok(());
+        };
+        // Chapter 8 has mounted the overlay by now (its prepare() came
+        // first): the rootfs's files are there to read.
+        let ids = user::resolve(
+            spec,
+            &self.config.group_add,
+            &read_etc(ctx, "passwd")?,
+            &read_etc(ctx, "group")?,
+        )
+        .map_err(Error::runtime)?;
+        ctx.set_env("HOME", ids.home.clone());
+        self.ids = Some(ids);
+        Ok(())
+    }
+
+    fn setup(&self, ctx: &Ctx) -> Result<()> {
+        if self.config.privileged {
+            return Ok(());
+        }
+        paths::mask_and_protect(ctx)
+    }
+
+    fn privileges(&self, ctx: &Ctx) -> Result<()> {
+        // Order matters, and each step needs what the next one takes away.
+        // A session of its own, first: the container's process is no
+        // longer in the caller's terminal's session, so it cannot use it
+        // (ioctl TIOCSTI) against the caller.
+        if !self.config.privileged {
+            ctx.say(format_args!("setsid(2)"));
+            nix::unistd::setsid().context("setsid(2)")?;
+        }
+        // Raising a hard limit needs CAP_SYS_RESOURCE, which goes below.
+        rlimit::apply(ctx, &self.config.ulimits)?;
+        // Dropping from the bounding set needs CAP_SETPCAP, which may go too.
+        caps::drop_bounding(ctx, self.caps)?;
+        if let Some(ids) = &self.ids {
+            // setuid(2) away from 0 clears the permitted and effective sets,
+            // unless PR_SET_KEEPCAPS asks to keep permitted; capset(2) below
+            // then sets them as they should be.
+            caps::keep_caps(ctx, true)?;
+            user::switch(ctx, ids)?;
+            caps::keep_caps(ctx, false)?;
+        }
+        caps::set(ctx, self.caps)?;
+        if self.no_new_privs {
+            ctx.say(format_args!("prctl(2) PR_SET_NO_NEW_PRIVS 1"));
+            caps::no_new_privs()?;
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: step
+
+/// The rootfs's /etc/NAME, looked up with openat2(2) `RESOLVE_IN_ROOT`,
+/// as if the rootfs were `/`: a symlink in it cannot lead to the host's
+/// files. Empty if the rootfs has none.
+fn read_etc(ctx: &Ctx, name: &str) -> Result<String> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let Some(root) = &ctx.rootfs else {
+        return Err(Error::runtime(
+            "--user and --group-add need a root filesystem (--rootfs or --layer)",
+        ));
+    };
+    let dir = std::fs::File::open(root).context(format!("opening the rootfs {root:?}"))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let path = format!("etc/{name}");
+    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), path.as_str(), how) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(String::new()),
+        Err(e) => return Err(e).context(format!("openat2(2) /etc/{name} in the rootfs")),
+    };
+    // SAFETY: openat2(2) just returned this descriptor; nothing else owns it.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut text = String::new();
+    // /etc/passwd is a few KiB; a rootfs's file is hostile input, so read
+    // at most 1 MiB of it.
+    (&mut file)
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .context(format!("reading /etc/{name} in the rootfs"))?;
+    Ok(text)
+}
