@@ -1,0 +1,191 @@
+//! Chapter 9's demos: each attack works in chapter 8's container (root
+//! with every capability) and fails in chapter 9's (docker's defaults).
+//! Every run is `run_clean`: the host is checked before and after.
+
+mod common;
+
+use common::{root, run_clean, Run, Sandbox};
+
+fn image() -> Vec<String> {
+    let layers = xtask::image::ensure().expect("building the default image");
+    layers
+        .iter()
+        .flat_map(|l| ["--layer".to_string(), l.to_string_lossy().into_owned()])
+        .collect()
+}
+
+fn overlay_available() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .contains("overlay")
+        || common::skip("the kernel has no overlay filesystem (modprobe overlay)")
+}
+
+/// `BIN --state-dir STATE --layer ... EXTRA -- sh -c SCRIPT` in a sandbox.
+fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
+    let image = image();
+    let state = sb.state_dir().to_string_lossy().into_owned();
+    let mut args: Vec<&str> = vec!["--state-dir", &state];
+    args.extend(image.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    args.extend(["--", "sh", "-c", script]);
+    run_clean(bin, &args)
+}
+
+/// The value of `key` in the container's /proc/self/status.
+fn status_field(sb: &Sandbox, bin: &str, extra: &[&str], key: &str) -> String {
+    let run = sh(sb, bin, extra, &format!("grep '^{key}:' /proc/self/status"));
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    run.stdout
+        .trim()
+        .strip_prefix(&format!("{key}:"))
+        .unwrap_or_else(|| panic!("no {key} in {}", run.stdout))
+        .trim()
+        .to_owned()
+}
+
+const CH08: &str = "ch08-overlay";
+const CH09: &str = "ch09-privileges";
+
+/// docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+/// SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE
+/// SETFCAP, as a mask.
+const DOCKER_DEFAULT: &str = "00000000a80425fb";
+
+#[test]
+fn capabilities_are_dockers_default_set() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let all = status_field(&sb, CH08, &[], "CapEff");
+    assert_ne!(all, DOCKER_DEFAULT);
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(status_field(&sb, CH09, &[], set), DOCKER_DEFAULT, "{set}");
+    }
+    assert_eq!(status_field(&sb, CH09, &[], "CapInh"), "0000000000000000");
+    assert_eq!(status_field(&sb, CH09, &[], "CapAmb"), "0000000000000000");
+    // Only NET_BIND_SERVICE (10): 1 << 10.
+    let only = ["--cap-drop", "ALL", "--cap-add", "net_bind_service"];
+    assert_eq!(status_field(&sb, CH09, &only, "CapEff"), "0000000000000400");
+    // --privileged: what chapter 8 had.
+    assert_eq!(status_field(&sb, CH09, &["--privileged"], "CapEff"), all);
+}
+
+#[test]
+fn mounting_works_before_and_not_after() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let script = "mount -t tmpfs none /mnt && echo mounted";
+    let before = sh(&sb, CH08, &[], script);
+    assert_eq!((before.code, before.stdout.as_str()), (0, "mounted\n"), "{}", before.transcript);
+    let after = sh(&sb, CH09, &[], script);
+    assert_ne!(after.code, 0, "{}", after.transcript);
+    assert!(after.stderr.contains("Operation not permitted") || after.stderr.contains("ermission"), "{}", after.transcript);
+}
+
+#[test]
+fn proc_sys_is_read_only_and_kcore_masked() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    // /proc/sys/kernel/hostname is the container's own UTS namespace's:
+    // writing it in chapter 8 changes only the container's name.
+    let script = "echo changed > /proc/sys/kernel/hostname && hostname";
+    let before = sh(&sb, CH08, &[], script);
+    assert_eq!((before.code, before.stdout.as_str()), (0, "changed\n"), "{}", before.transcript);
+    let after = sh(&sb, CH09, &[], script);
+    assert_ne!(after.code, 0, "{}", after.transcript);
+    assert!(after.stderr.contains("Read-only file system"), "{}", after.transcript);
+    if std::path::Path::new("/proc/kcore").exists() {
+        let script = "head -c 64 /proc/kcore | wc -c";
+        let before = sh(&sb, CH08, &[], script);
+        assert_eq!(before.stdout.trim(), "64", "{}", before.transcript);
+        let after = sh(&sb, CH09, &[], script);
+        assert_eq!(after.stdout.trim(), "0", "{}", after.transcript);
+    }
+}
+
+#[test]
+fn the_container_has_a_session_of_its_own() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    // Field 6 of /proc/self/stat is the session id, as this pid namespace
+    // sees it: 0 when the session's leader is outside (the caller's), 1
+    // when PID 1 made a session of its own.
+    let script = "cut -d' ' -f6 /proc/self/stat";
+    let before = sh(&sb, CH08, &[], script);
+    assert_eq!(before.stdout.trim(), "0", "{}", before.transcript);
+    let after = sh(&sb, CH09, &[], script);
+    assert_ne!(after.stdout.trim(), "0", "{}", after.transcript);
+}
+
+#[test]
+fn a_user_of_its_own_has_no_capabilities() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let run = sh(&sb, CH09, &["--user", "1000:1000", "--group-add", "20"], "id; echo $HOME; grep CapEff /proc/self/status");
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    assert!(run.stdout.starts_with("uid=1000 gid=1000"), "{}", run.transcript);
+    assert!(run.stdout.contains("groups=20") || run.stdout.contains(",20"), "{}", run.transcript);
+    assert!(run.stdout.contains("CapEff:\t0000000000000000"), "{}", run.transcript);
+    let run = sh(&sb, CH09, &["--user", "nobody"], "id -u");
+    assert_eq!((run.code, run.stdout.trim()), (0, "65534"), "{}", run.transcript);
+}
+
+#[test]
+fn ulimits_apply_and_a_hard_limit_that_cannot_be_raised_is_one_line() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let run = sh(&sb, CH09, &["--ulimit", "nofile=100:200"], "ulimit -n; ulimit -Hn");
+    assert_eq!((run.code, run.stdout.as_str()), (0, "100\n200\n"), "{}", run.transcript);
+    // Above the runtime's own hard limit: raising it needs CAP_SYS_RESOURCE.
+    // SAFETY: an all-zero rlimit is valid; getrlimit(2) fills it in.
+    let mut now: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `now` is a valid rlimit to write.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) };
+    if now.rlim_max != libc::RLIM_INFINITY {
+        let limit = format!("nofile={}:{}", now.rlim_max + 1, now.rlim_max + 1);
+        let with_sys_resource = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap() & (1 << 24) != 0)
+            .unwrap();
+        let run = sh(&sb, CH09, &["--ulimit", &limit], "true");
+        if !with_sys_resource {
+            assert_eq!(run.code, 125, "{}", run.transcript);
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.transcript);
+            assert!(run.stderr.contains("CAP_SYS_RESOURCE"), "{}", run.transcript);
+        }
+    }
+}
+
+#[test]
+fn bad_flags_are_refused_before_anything_is_made() {
+    if !root() || !overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    for (extra, says) in [
+        (&["--cap-add", "CAP_FLY"][..], "CAP_FLY"),
+        (&["--security-opt", "seccomp=x"][..], "seccomp=x"),
+        (&["--user", "a:b:c"][..], "a:b:c"),
+        (&["--user", "nosuchuser"][..], "nosuchuser"),
+        (&["--ulimit", "files=1"][..], "files"),
+    ] {
+        let run = sh(&sb, CH09, extra, "true");
+        assert_eq!(run.code, 125, "{extra:?}: {}", run.transcript);
+        assert_eq!(run.stderr.lines().count(), 1, "{extra:?}: {}", run.transcript);
+        assert!(run.stderr.contains(says), "{extra:?}: {}", run.transcript);
+    }
+}
