@@ -170,17 +170,16 @@ impl Step for Privileges {
     }
 
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let Some(spec) = &self.user else {
-            if !self.config.group_add.is_empty() {
-                self.ids = Some(user::Ids::root_with(&self.config.group_add, &read_etc(ctx, "group")?)
-                    .map_err(Error::runtime)?);
-            }
-            return Ok(());
-        };
         // Chapter 8 has mounted the overlay by now (its prepare() came
-        // first): the rootfs's files are there to read.
+        // first): the rootfs's files are there to read. Without --user the
+        // command is root, but with root's groups from the image, not the
+        // runtime's own supplementary groups (as docker does).
+        let root = user::UserSpec {
+            user: "0".into(),
+            group: None,
+        };
         let ids = user::resolve(
-            spec,
+            self.user.as_ref().unwrap_or(&root),
             &self.config.group_add,
             &read_etc(ctx, "passwd")?,
             &read_etc(ctx, "group")?,

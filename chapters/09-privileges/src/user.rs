@@ -64,24 +64,6 @@ const MAX_HOME: usize = 4096;
 /// The kernel's NGROUPS_MAX: setgroups(2) refuses a longer list.
 pub const MAX_GROUPS: usize = 65536;
 
-impl Ids {
-    /// Root (0:0) with `group_add`'s groups (after 0, the primary group,
-    /// as for any user).
-    pub fn root_with(group_add: &[String], group: &str) -> std::result::Result<Ids, String> {
-        let groups = parse_group(group);
-        let mut list = GroupList::new(0);
-        for g in group_add {
-            list.push(additional(g, &groups)?)?;
-        }
-        Ok(Ids {
-            uid: 0,
-            gid: 0,
-            groups: list.gids,
-            home: "/root".to_owned(),
-        })
-    }
-}
-
 /// `UID`, `UID:GID`, `NAME`, `NAME:GROUP`, `UID:GROUP`, `NAME:GID`. Each part
 /// is a number (0 to [`MAX_ID`]) or a name of letters, digits, `_`, `-`,
 /// `.`, not starting with `-`.
@@ -536,24 +518,6 @@ nogroup:x:65534:
             .contains("out of range"));
         assert!(ids("app", &[""]).unwrap_err().contains("empty"));
         assert!(ids("app", &["a:b"]).unwrap_err().contains("is not a name"));
-    }
-
-    #[test]
-    fn root_with_group_add() {
-        let add = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            Ids::root_with(&add(&["wheel", "20", "0"]), GROUP).unwrap(),
-            Ids {
-                uid: 0,
-                gid: 0,
-                groups: vec![0, 10, 20],
-                home: "/root".into()
-            }
-        );
-        assert!(Ids::root_with(&add(&["nosuch"]), GROUP)
-            .unwrap_err()
-            .contains("nosuch"));
-        assert_eq!(Ids::root_with(&add(&["5"]), "").unwrap().groups, [0, 5]);
     }
 
     #[test]
