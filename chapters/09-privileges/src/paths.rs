@@ -304,3 +304,297 @@ pub fn names(flags: MsFlags) -> String {
     out.join("|")
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn remount_keeps_the_flags_the_mount_has() {
+        let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        assert_eq!(remount_read_only(FsFlags::empty()), base);
+        // chapter 5's /proc: nosuid, nodev, noexec, relatime.
+        let proc =
+            FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC | FsFlags::ST_RELATIME;
+        assert_eq!(
+            remount_read_only(proc),
+            base | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+        );
+        // Only those three are carried over: atime is kept by the kernel,
+        // and read-only is set anyway.
+        let other = FsFlags::ST_RDONLY | FsFlags::ST_NOATIME | FsFlags::ST_SYNCHRONOUS;
+        assert_eq!(remount_read_only(other), base);
+        assert_eq!(
+            remount_read_only(FsFlags::ST_NODEV),
+            base | MsFlags::MS_NODEV
+        );
+    }
+
+    #[test]
+    fn flag_names() {
+        assert_eq!(names(MsFlags::MS_BIND), "MS_BIND");
+        assert_eq!(names(MsFlags::MS_REC | MsFlags::MS_BIND), "MS_BIND|MS_REC");
+        assert_eq!(
+            names(remount_read_only(FsFlags::ST_NOSUID | FsFlags::ST_NOEXEC)),
+            "MS_BIND|MS_REMOUNT|MS_RDONLY|MS_NOSUID|MS_NOEXEC"
+        );
+        assert_eq!(names(MsFlags::empty()), "0");
+        assert_eq!(
+            names(MsFlags::MS_RDONLY | MsFlags::MS_SYNCHRONOUS),
+            "MS_RDONLY|0x10"
+        );
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(possible_cpus("0\n"), Some(vec![0]));
+        assert_eq!(possible_cpus("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(possible_cpus("0-2,8,10-11"), Some(vec![0, 1, 2, 8, 10, 11]));
+        for bad in [
+            "",
+            "\n",
+            "a",
+            "0-",
+            "-1",
+            "3-1",
+            "0,,1",
+            "0-4294967295",
+            "1 2",
+        ] {
+            assert_eq!(possible_cpus(bad), None, "{bad:?}");
+        }
+        assert_eq!(possible_cpus("0-8191").map(|v| v.len()), Some(8192));
+        assert_eq!(possible_cpus("0-8191,9000"), None);
+        assert_eq!(possible_cpus("0-8192"), None);
+    }
+
+    #[test]
+    fn null_device() {
+        let chr = SFlag::S_IFCHR.bits() | 0o666;
+        assert!(is_null_device(chr, makedev(1, 3)));
+        assert!(!is_null_device(chr, makedev(1, 5))); // /dev/zero
+        assert!(!is_null_device(
+            SFlag::S_IFBLK.bits() | 0o666,
+            makedev(1, 3)
+        ));
+        assert!(!is_null_device(SFlag::S_IFREG.bits() | 0o666, 0));
+    }
+
+    #[test]
+    fn lists_are_proc_and_sys_paths() {
+        let all: Vec<&str> = MASKED.iter().chain(READONLY).copied().collect();
+        let unique: BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len(), "a path is in both lists, or twice");
+        for path in all {
+            assert!(
+                path.starts_with("/proc/") || path.starts_with("/sys/"),
+                "{path}"
+            );
+            assert!(!path.ends_with('/') && !path.contains("/../"), "{path}");
+        }
+        assert!(thermal_throttle()
+            .iter()
+            .all(|p| p.starts_with("/sys/devices/system/cpu/cpu")
+                && p.ends_with("/thermal_throttle")));
+    }
+
+    /// Mount points under /proc and /sys, from a mountinfo.
+    fn proc_and_sys_mounts() -> Vec<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .filter(|m| m.starts_with("/proc") || m.starts_with("/sys"))
+            .map(String::from)
+            .collect()
+    }
+
+    /// What each exit code of [`in_private_namespace`] means; and 30 + i:
+    /// `MASKED[i]` was there and still shows something; 50 + i:
+    /// `READONLY[i]` is not a read-only mount with nosuid, nodev, noexec.
+    const CODES: &[(i32, &str)] = &[
+        (1, "unshare(2) CLONE_NEWNS failed"),
+        (2, "making / private failed"),
+        (3, "mounting a fresh proc on /proc failed"),
+        (10, "mask_and_protect returned an error"),
+        (
+            11,
+            "no masked file and no masked directory exist on this kernel: nothing to check",
+        ),
+        (13, "/sys/firmware is writable"),
+        (
+            18,
+            "opening /proc/sys/kernel/hostname for writing did not fail with EROFS",
+        ),
+        (
+            19,
+            "opening /proc/sysrq-trigger for writing did not fail with EROFS",
+        ),
+        (99, "the child panicked"),
+    ];
+
+    /// Runs in the forked child: a mount namespace of its own, private,
+    /// with a fresh /proc; then mask_and_protect, then checks. Returns
+    /// the exit code.
+    fn in_private_namespace(ctx: &Ctx) -> i32 {
+        use nix::fcntl::{open, OFlag};
+        use nix::sched::{unshare, CloneFlags};
+        use nix::sys::stat::Mode;
+        use std::io::Read;
+
+        if unshare(CloneFlags::CLONE_NEWNS).is_err() {
+            return 1;
+        }
+        // Without this, every mount below would propagate to the host's
+        // mount namespace wherever / is shared.
+        let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        if mount(None::<&str>, "/", None::<&str>, private, None::<&str>).is_err() {
+            return 2;
+        }
+        // A fresh proc, as chapter 5's (nosuid, nodev, noexec), with no
+        // submounts. /sys stays the host's, seen from this namespace only.
+        let nsn = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if mount(Some("proc"), "/proc", Some("proc"), nsn, None::<&str>).is_err() {
+            return 3;
+        }
+        // The masked paths this kernel has (e.g. no /proc/kcore without
+        // CONFIG_PROC_KCORE), and which of them are directories.
+        let present: Vec<(usize, bool)> = MASKED
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| std::fs::metadata(p).ok().map(|m| (i, m.is_dir())))
+            .collect();
+        if !present.iter().any(|(_, dir)| *dir) || !present.iter().any(|(_, dir)| !*dir) {
+            return 11;
+        }
+
+        if mask_and_protect(ctx).is_err() {
+            return 10;
+        }
+
+        for &(i, dir) in &present {
+            let hidden = if dir {
+                std::fs::read_dir(MASKED[i]).is_ok_and(|mut d| d.next().is_none())
+            } else {
+                let mut byte = [0u8; 1];
+                std::fs::File::open(MASKED[i])
+                    .and_then(|mut f| f.read(&mut byte))
+                    .is_ok_and(|n| n == 0)
+            };
+            if !hidden {
+                return 30 + i as i32;
+            }
+        }
+        if std::path::Path::new("/sys/firmware").is_dir() {
+            // A tmpfs of our own, in our own namespace: creating a file
+            // in it would touch nothing of the host even if it worked.
+            let made = open(
+                "/sys/firmware/x",
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            );
+            match made {
+                Err(Errno::EROFS) => {}
+                Ok(fd) => {
+                    let _ = nix::unistd::close(fd);
+                    return 13;
+                }
+                Err(_) => return 13,
+            }
+        }
+
+        // Before anything opens a /proc/sys file or sysrq-trigger for
+        // writing, make sure their mounts are read-only: these are the
+        // host's files (the same proc, in the same pid namespace).
+        let kept = FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC;
+        for (i, path) in READONLY.iter().enumerate() {
+            match statvfs(*path) {
+                Ok(s) if s.flags().contains(FsFlags::ST_RDONLY | kept) => {}
+                Err(Errno::ENOENT) => {}
+                _ => return 50 + i as i32,
+            }
+        }
+        // Open only, never write: if an open succeeds, close it at once.
+        // (No /proc/sysrq-trigger without CONFIG_MAGIC_SYSRQ: nothing to
+        // protect then.)
+        for (path, code) in [
+            ("/proc/sys/kernel/hostname", 18),
+            ("/proc/sysrq-trigger", 19),
+        ] {
+            // The file's own mount, once more: never open for writing a
+            // file that is not on a read-only mount.
+            match statvfs(path) {
+                Ok(s) if s.flags().contains(FsFlags::ST_RDONLY) => {}
+                Err(Errno::ENOENT) if code == 19 => continue,
+                _ => return code,
+            }
+            match open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+                Err(Errno::EROFS) => {}
+                Ok(fd) => {
+                    let _ = nix::unistd::close(fd);
+                    return code;
+                }
+                Err(_) => return code,
+            }
+        }
+        0
+    }
+
+    #[test]
+    fn masks_and_protects_in_a_mount_namespace_of_its_own() {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, ForkResult};
+
+        if !nix::unistd::geteuid().is_root() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("this test needs root (CI=true: a skip is a failure)");
+            }
+            eprintln!("SKIPPED: masks_and_protects_in_a_mount_namespace_of_its_own needs root");
+            return;
+        }
+        for path in MASKED.iter().chain(READONLY) {
+            if !std::path::Path::new(path).exists() {
+                eprintln!("note: {path} is not on this kernel: not checked");
+            }
+        }
+        let ctx = Ctx::new("test", false);
+        let before = proc_and_sys_mounts();
+        // SAFETY: the child runs only in_private_namespace (syscalls, and
+        // allocation, which glibc makes safe after fork(2) in a threaded
+        // process) and ends with _exit(2): it never returns into the test
+        // harness, nor runs its destructors or atexit handlers.
+        let child = match unsafe { fork() }.expect("fork(2)") {
+            ForkResult::Child => {
+                let code = std::panic::catch_unwind(|| in_private_namespace(&ctx)).unwrap_or(99);
+                // SAFETY: _exit(2) ends the child at once; see above.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        let status = waitpid(child, None).expect("waitpid(2)");
+        let after = proc_and_sys_mounts();
+        assert_eq!(
+            before, after,
+            "a mount of the child reached the host's namespace"
+        );
+        match status {
+            WaitStatus::Exited(_, 0) => {}
+            WaitStatus::Exited(_, code) => {
+                let why = match CODES.iter().find(|(c, _)| *c == code) {
+                    Some((_, why)) => why.to_string(),
+                    None if (30..50).contains(&code) => match MASKED.get(code as usize - 30) {
+                        Some(path) => format!("{path} is still visible after masking"),
+                        None => "unknown exit code".into(),
+                    },
+                    None => match READONLY.get((code as usize).wrapping_sub(50)) {
+                        Some(path) => {
+                            format!("{path} is not a read-only mount with nosuid, nodev, noexec")
+                        }
+                        None => "unknown exit code".into(),
+                    },
+                };
+                panic!("child exited {code}: {why}");
+            }
+            other => panic!("child ended with {other:?}"),
+        }
+    }
+}
