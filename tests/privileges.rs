@@ -80,10 +80,19 @@ fn mounting_works_before_and_not_after() {
     let sb = Sandbox::new("ch09");
     let script = "mount -t tmpfs none /mnt && echo mounted";
     let before = sh(&sb, CH08, &[], script);
-    assert_eq!((before.code, before.stdout.as_str()), (0, "mounted\n"), "{}", before.transcript);
+    assert_eq!(
+        (before.code, before.stdout.as_str()),
+        (0, "mounted\n"),
+        "{}",
+        before.transcript
+    );
     let after = sh(&sb, CH09, &[], script);
     assert_ne!(after.code, 0, "{}", after.transcript);
-    assert!(after.stderr.contains("Operation not permitted") || after.stderr.contains("ermission"), "{}", after.transcript);
+    assert!(
+        after.stderr.contains("Operation not permitted") || after.stderr.contains("ermission"),
+        "{}",
+        after.transcript
+    );
 }
 
 #[test]
@@ -96,10 +105,19 @@ fn proc_sys_is_read_only_and_kcore_masked() {
     // writing it in chapter 8 changes only the container's name.
     let script = "echo changed > /proc/sys/kernel/hostname && hostname";
     let before = sh(&sb, CH08, &[], script);
-    assert_eq!((before.code, before.stdout.as_str()), (0, "changed\n"), "{}", before.transcript);
+    assert_eq!(
+        (before.code, before.stdout.as_str()),
+        (0, "changed\n"),
+        "{}",
+        before.transcript
+    );
     let after = sh(&sb, CH09, &[], script);
     assert_ne!(after.code, 0, "{}", after.transcript);
-    assert!(after.stderr.contains("Read-only file system"), "{}", after.transcript);
+    assert!(
+        after.stderr.contains("Read-only file system"),
+        "{}",
+        after.transcript
+    );
     if std::path::Path::new("/proc/kcore").exists() {
         let script = "head -c 64 /proc/kcore | wc -c";
         let before = sh(&sb, CH08, &[], script);
@@ -131,13 +149,35 @@ fn a_user_of_its_own_has_no_capabilities() {
         return;
     }
     let sb = Sandbox::new("ch09");
-    let run = sh(&sb, CH09, &["--user", "1000:1000", "--group-add", "20"], "id; echo $HOME; grep CapEff /proc/self/status");
+    let run = sh(
+        &sb,
+        CH09,
+        &["--user", "1000:1000", "--group-add", "20"],
+        "id; echo $HOME; grep CapEff /proc/self/status",
+    );
     assert_eq!(run.code, 0, "{}", run.transcript);
-    assert!(run.stdout.starts_with("uid=1000 gid=1000"), "{}", run.transcript);
-    assert!(run.stdout.contains("groups=20") || run.stdout.contains(",20"), "{}", run.transcript);
-    assert!(run.stdout.contains("CapEff:\t0000000000000000"), "{}", run.transcript);
+    assert!(
+        run.stdout.starts_with("uid=1000 gid=1000"),
+        "{}",
+        run.transcript
+    );
+    assert!(
+        run.stdout.contains("groups=20") || run.stdout.contains(",20"),
+        "{}",
+        run.transcript
+    );
+    assert!(
+        run.stdout.contains("CapEff:\t0000000000000000"),
+        "{}",
+        run.transcript
+    );
     let run = sh(&sb, CH09, &["--user", "nobody"], "id -u");
-    assert_eq!((run.code, run.stdout.trim()), (0, "65534"), "{}", run.transcript);
+    assert_eq!(
+        (run.code, run.stdout.trim()),
+        (0, "65534"),
+        "{}",
+        run.transcript
+    );
 }
 
 #[test]
@@ -146,8 +186,18 @@ fn ulimits_apply_and_a_hard_limit_that_cannot_be_raised_is_one_line() {
         return;
     }
     let sb = Sandbox::new("ch09");
-    let run = sh(&sb, CH09, &["--ulimit", "nofile=100:200"], "ulimit -n; ulimit -Hn");
-    assert_eq!((run.code, run.stdout.as_str()), (0, "100\n200\n"), "{}", run.transcript);
+    let run = sh(
+        &sb,
+        CH09,
+        &["--ulimit", "nofile=100:200"],
+        "ulimit -n; ulimit -Hn",
+    );
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "100\n200\n"),
+        "{}",
+        run.transcript
+    );
     // Above the runtime's own hard limit: raising it needs CAP_SYS_RESOURCE.
     // SAFETY: an all-zero rlimit is valid; getrlimit(2) fills it in.
     let mut now: libc::rlimit = unsafe { std::mem::zeroed() };
@@ -165,7 +215,11 @@ fn ulimits_apply_and_a_hard_limit_that_cannot_be_raised_is_one_line() {
         if !with_sys_resource {
             assert_eq!(run.code, 125, "{}", run.transcript);
             assert_eq!(run.stderr.lines().count(), 1, "{}", run.transcript);
-            assert!(run.stderr.contains("CAP_SYS_RESOURCE"), "{}", run.transcript);
+            assert!(
+                run.stderr.contains("CAP_SYS_RESOURCE"),
+                "{}",
+                run.transcript
+            );
         }
     }
 }
@@ -185,7 +239,12 @@ fn bad_flags_are_refused_before_anything_is_made() {
     ] {
         let run = sh(&sb, CH09, extra, "true");
         assert_eq!(run.code, 125, "{extra:?}: {}", run.transcript);
-        assert_eq!(run.stderr.lines().count(), 1, "{extra:?}: {}", run.transcript);
+        assert_eq!(
+            run.stderr.lines().count(),
+            1,
+            "{extra:?}: {}",
+            run.transcript
+        );
         assert!(run.stderr.contains(says), "{extra:?}: {}", run.transcript);
     }
 }

@@ -18,21 +18,66 @@ pub struct Resource {
 }
 
 const RESOURCES: &[Resource] = &[
-    Resource { name: "core", id: libc::RLIMIT_CORE },
-    Resource { name: "cpu", id: libc::RLIMIT_CPU },
-    Resource { name: "data", id: libc::RLIMIT_DATA },
-    Resource { name: "fsize", id: libc::RLIMIT_FSIZE },
-    Resource { name: "locks", id: libc::RLIMIT_LOCKS },
-    Resource { name: "memlock", id: libc::RLIMIT_MEMLOCK },
-    Resource { name: "msgqueue", id: libc::RLIMIT_MSGQUEUE },
-    Resource { name: "nice", id: libc::RLIMIT_NICE },
-    Resource { name: "nofile", id: libc::RLIMIT_NOFILE },
-    Resource { name: "nproc", id: libc::RLIMIT_NPROC },
-    Resource { name: "rss", id: libc::RLIMIT_RSS },
-    Resource { name: "rtprio", id: libc::RLIMIT_RTPRIO },
-    Resource { name: "rttime", id: libc::RLIMIT_RTTIME },
-    Resource { name: "sigpending", id: libc::RLIMIT_SIGPENDING },
-    Resource { name: "stack", id: libc::RLIMIT_STACK },
+    Resource {
+        name: "core",
+        id: libc::RLIMIT_CORE,
+    },
+    Resource {
+        name: "cpu",
+        id: libc::RLIMIT_CPU,
+    },
+    Resource {
+        name: "data",
+        id: libc::RLIMIT_DATA,
+    },
+    Resource {
+        name: "fsize",
+        id: libc::RLIMIT_FSIZE,
+    },
+    Resource {
+        name: "locks",
+        id: libc::RLIMIT_LOCKS,
+    },
+    Resource {
+        name: "memlock",
+        id: libc::RLIMIT_MEMLOCK,
+    },
+    Resource {
+        name: "msgqueue",
+        id: libc::RLIMIT_MSGQUEUE,
+    },
+    Resource {
+        name: "nice",
+        id: libc::RLIMIT_NICE,
+    },
+    Resource {
+        name: "nofile",
+        id: libc::RLIMIT_NOFILE,
+    },
+    Resource {
+        name: "nproc",
+        id: libc::RLIMIT_NPROC,
+    },
+    Resource {
+        name: "rss",
+        id: libc::RLIMIT_RSS,
+    },
+    Resource {
+        name: "rtprio",
+        id: libc::RLIMIT_RTPRIO,
+    },
+    Resource {
+        name: "rttime",
+        id: libc::RLIMIT_RTTIME,
+    },
+    Resource {
+        name: "sigpending",
+        id: libc::RLIMIT_SIGPENDING,
+    },
+    Resource {
+        name: "stack",
+        id: libc::RLIMIT_STACK,
+    },
 ];
 
 /// `NAME=SOFT[:HARD]`, docker's syntax: a number, or `unlimited` (also -1);
@@ -47,7 +92,10 @@ pub fn parse(arg: &str) -> std::result::Result<Ulimit, String> {
         .copied()
         .ok_or_else(|| {
             let names: Vec<&str> = RESOURCES.iter().map(|r| r.name).collect();
-            format!("{name:?} is not a limit; the limits are {}", names.join(", "))
+            format!(
+                "{name:?} is not a limit; the limits are {}",
+                names.join(", ")
+            )
         })?;
     let value = |v: &str| -> std::result::Result<u64, String> {
         match v {
@@ -140,7 +188,14 @@ mod tests {
         let l = parse("core=0:unlimited").unwrap();
         assert_eq!((l.soft, l.hard), (0, libc::RLIM_INFINITY));
         assert_eq!(parse("stack=-1").unwrap().soft, libc::RLIM_INFINITY);
-        for bad in ["nofile", "files=1", "nofile=x", "nofile=2048:1024", "nofile=1:2:3", "=1"] {
+        for bad in [
+            "nofile",
+            "files=1",
+            "nofile=x",
+            "nofile=2048:1024",
+            "nofile=1:2:3",
+            "=1",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert!(parse("files=1").unwrap_err().contains("nofile"));
