@@ -209,12 +209,12 @@ impl fmt::Display for CapSet {
 ///
 /// podman's default (containers/common, `default_capabilities` in
 /// containers.conf(5)) is docker's without `NET_RAW`, `MKNOD` and
-/// `AUDIT_WRITE`: 11. Fedora dropped them first in its containers.conf
-/// (containers/common PR #319), then containers/common made it the
-/// built-in default (commit f39f2a3, "Rework default list of capabilities
-/// to minimal"), in podman 4; the maintainers' reason (podman issue
-/// #15626): almost no container needs them, and each is a way to attack
-/// the host or its neighbours.
+/// `AUDIT_WRITE`: 11. Fedora and RHEL shipped that list in their
+/// containers.conf from 2020 (containers/common PR #319); it became the
+/// built-in default in containers/common PR #1240 (November 2022), which
+/// podman picked up in 4.4 (podman issue #17504). The maintainers'
+/// reason (podman issue #15626): almost no container needs them, and
+/// each is a way to attack the host or its neighbours.
 ///
 /// Left out, one line each (all of them are what makes root on the host
 /// more than root in a container):
@@ -357,11 +357,15 @@ pub fn drop_bounding(ctx: &Ctx, keep: CapSet) -> Result<()> {
     let last = last_cap();
     let present = bounding();
     let dropping = present.without(keep);
-    ctx.say(format_args!(
-        "prctl(2) PR_CAPBSET_DROP {} capabilities: the bounding set becomes {}",
-        dropping.len(),
-        CapSet(present.0 & keep.0)
-    ));
+    match dropping.len() {
+        0 => ctx.say(format_args!(
+            "prctl(2) PR_CAPBSET_DROP: nothing to drop, the bounding set holds only what is kept"
+        )),
+        n => ctx.say(format_args!(
+            "prctl(2) PR_CAPBSET_DROP {n} capabilities, keeping {}",
+            CapSet(present.0 & keep.0)
+        )),
+    }
     for cap in dropping.iter().filter(|&cap| cap <= last) {
         // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory of ours.
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
