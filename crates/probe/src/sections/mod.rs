@@ -2,6 +2,7 @@
 
 use crate::Report;
 
+pub mod caps;
 pub mod cgroup;
 pub mod fs;
 pub mod identity;
@@ -46,10 +47,17 @@ pub const ALL: &[Section] = &[
         name: "cgroup",
         run: cgroup::run,
     },
+    Section {
+        name: "caps",
+        run: caps::run,
+    },
 ];
 
 /// The sections printed when none are asked for. `cgroup` is asked for by
 /// name: before chapter 7 it has nothing of the container's own to show.
+/// So is `caps`: before chapter 9 the container's process holds what the
+/// runtime holds, and leaving it out keeps the earlier chapters' reports
+/// as they were.
 pub const DEFAULT: &[&str] = &["identity", "ns", "proc", "net", "ipc", "fs"];
 
 pub fn find(name: &str) -> Option<&'static Section> {
