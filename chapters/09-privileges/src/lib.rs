@@ -147,7 +147,7 @@ struct Privileges {
 impl Step for Privileges {
     fn check(&mut self, _ctx: &mut Ctx) -> Result<()> {
         self.caps = match self.config.privileged {
-            true => caps::CapSet::all(),
+            true => caps::CapSet::available(),
             false => caps::resolve(&self.config.cap_add, &self.config.cap_drop)
                 .map_err(Error::runtime)?,
         };
