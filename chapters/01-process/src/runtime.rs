@@ -594,7 +594,11 @@ fn container(
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     }
-    let err = (|| {
+    // A panic in a step's child code must not unwind into the caller's
+    // frames, which this copy of the runtime shares: it is reported as an
+    // error instead (with panic = "abort", the release build's, the process
+    // just ends, and the runtime says so).
+    let stages = std::panic::AssertUnwindSafe(|| {
         wait_for(channel, Msg::Go);
         for step in steps {
             step.identity(ctx)?;
@@ -618,8 +622,18 @@ fn container(
             step.before_exec(ctx)?;
         }
         Err::<std::convert::Infallible, _>(command.exec())
-    })()
-    .unwrap_err();
+    });
+    let err = match std::panic::catch_unwind(stages) {
+        Ok(result) => result.unwrap_err(),
+        Err(panic) => Error::runtime(format!(
+            "a step panicked in the container's process: {}",
+            panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or(panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)")
+        )),
+    };
     report_failure(ctx, &err)
 }
 
@@ -918,6 +932,42 @@ mod tests {
         assert_eq!(found.to_str().unwrap(), b.join("tool").to_str().unwrap());
         assert_eq!(find_in_path(b"tool", &a.display().to_string()), None);
         assert_eq!(find_in_path(b"tool", ""), None);
+    }
+
+    /// A step whose child stage fails, or panics: create() says so, with
+    /// the step's code, and nothing is left (chapter 1 needs no root).
+    struct Failing {
+        panic: bool,
+    }
+
+    impl Step for Failing {
+        fn setup(&self, _ctx: &Ctx) -> Result<()> {
+            if self.panic {
+                panic!("on purpose");
+            }
+            Err(Error::with_code(EXIT_CANNOT_EXEC, "no, on purpose"))
+        }
+    }
+
+    #[test]
+    fn a_failing_or_panicking_child_stage_is_reported_by_create() {
+        let run_dir = tempfile::tempdir().unwrap();
+        for (panic, code, says) in [
+            (false, EXIT_CANNOT_EXEC, "no, on purpose"),
+            (
+                true,
+                EXIT_RUNTIME,
+                "a step panicked in the container's process: on purpose",
+            ),
+        ] {
+            let mut ctx = Ctx::new("test", false);
+            ctx.run_dir = run_dir.path().to_owned();
+            let steps: Vec<Box<dyn Step>> = vec![Box::new(Failing { panic })];
+            let err = Container::create(ctx, steps, &["true".into()])
+                .err()
+                .expect("create fails");
+            assert_eq!((err.code, err.msg.as_str()), (code, says));
+        }
     }
 
     #[test]
