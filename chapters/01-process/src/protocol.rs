@@ -171,13 +171,11 @@ impl Channel {
                     let mut fds = Vec::new();
                     for c in m.cmsgs().context("recvmsg(2) control data")? {
                         if let ControlMessageOwned::ScmRights(raw) = c {
-                            // SAFETY: the kernel just installed these
-                            // descriptors in our table for this message;
-                            // nothing else owns them.
-                            fds.extend(
-                                raw.into_iter()
-                                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                            );
+                            fds.extend(raw.into_iter().map(|fd| {
+                                // SAFETY: the kernel just installed it in our
+                                // table for this message; nothing else owns it.
+                                unsafe { OwnedFd::from_raw_fd(fd) }
+                            }));
                         }
                     }
                     break (m.bytes, fds);

@@ -456,9 +456,9 @@ fn spawn(
         "fork(2), then clone(2) flags=CLONE_PARENT|{}",
         flag_names(flags)
     ));
-    // SAFETY: the child runs only intermediate(), which never returns: it
-    // clones and _exit(2)s. glibc's fork(2) leaves malloc usable in the
-    // child even when the caller has other threads.
+    // glibc's fork(2) leaves malloc usable in the child even when the
+    // caller has other threads.
+    // SAFETY: the child runs only intermediate(), which clones and _exit(2)s.
     let intermediate_pid = match unsafe { nix::unistd::fork() }.context("fork(2)")? {
         nix::unistd::ForkResult::Child => intermediate(ctx, steps, argv, theirs, flags, foreground),
         nix::unistd::ForkResult::Parent { child } => child,
@@ -497,9 +497,9 @@ fn threads() -> Option<usize> {
 fn clone_pidfd(flags: CloneFlags) -> std::result::Result<Option<(Pid, OwnedFd)>, Errno> {
     let mut pidfd: libc::c_int = -1;
     let flags = flags | CloneFlags::from_bits_retain(libc::CLONE_PIDFD);
-    // SAFETY: no CLONE_VM, so nothing is shared with the child; the kernel
-    // writes the pidfd into `pidfd` (CLONE_PIDFD takes parent_tid's place).
-    // The callers make sure this process is single-threaded.
+    // CLONE_PIDFD takes parent_tid's place: the kernel writes the pidfd
+    // into `pidfd`. The callers make sure this process is single-threaded.
+    // SAFETY: no CLONE_VM, so nothing is shared with the child.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -570,9 +570,9 @@ fn close_all_but(keep: libc::c_int) {
     // `keep` is below 3 only if the runtime was started with stdio closed.
     for (first, last) in [(3, keep - 1), (keep.max(2) + 1, libc::c_int::MAX)] {
         if first <= last {
-            // SAFETY: closes descriptors only; nothing of ours in this
-            // process (a child that never returns to the caller's code)
-            // uses the closed ones again.
+            // Nothing of ours in this process (a child that never returns to
+            // the caller's code) uses the closed ones again.
+            // SAFETY: closes descriptors only.
             unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
         }
     }

@@ -784,9 +784,9 @@ mod tests {
     fn in_child(child: impl FnOnce() -> i32) -> i32 {
         use nix::sys::wait::{waitpid, WaitStatus};
         use nix::unistd::{fork, ForkResult};
+        // glibc's fork(2) leaves malloc usable in the child.
         // SAFETY: the child only makes system calls, reads /proc and
-        // allocates (glibc's fork(2) leaves malloc usable), then _exit(2)s
-        // without running the harness's code.
+        // allocates, then _exit(2)s without running the harness's code.
         match unsafe { fork() }.expect("fork(2)") {
             ForkResult::Child => {
                 let code =

@@ -558,10 +558,10 @@ mod tests {
         }
         let ctx = Ctx::new("test", false);
         let before = proc_and_sys_mounts();
-        // SAFETY: the child runs only in_private_namespace (syscalls, and
+        // The child runs only in_private_namespace (syscalls, and
         // allocation, which glibc makes safe after fork(2) in a threaded
-        // process) and ends with _exit(2): it never returns into the test
-        // harness, nor runs its destructors or atexit handlers.
+        // process) and ends with _exit(2).
+        // SAFETY: it never returns into the test harness's code.
         let child = match unsafe { fork() }.expect("fork(2)") {
             ForkResult::Child => {
                 let code = std::panic::catch_unwind(|| in_private_namespace(&ctx)).unwrap_or(99);

@@ -616,9 +616,9 @@ nogroup:x:65534:
             groups: vec![10, 20],
             home: "/".into(),
         };
-        // SAFETY: the child calls switch() and the get*id(2) calls, then
-        // _exit(2)s without unwinding or running the harness's code; glibc's
-        // fork(2) leaves malloc usable in the child of a threaded process.
+        // glibc's fork(2) leaves malloc usable in the child of a threaded
+        // process.
+        // SAFETY: the child calls switch() and get*id(2), then _exit(2)s.
         match unsafe { fork() }.expect("fork(2)") {
             ForkResult::Child => {
                 let code = child_checks(&ctx, &target);
