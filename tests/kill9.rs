@@ -148,13 +148,6 @@ fn finish(mut cmd: Command) -> (i32, String, String) {
     )
 }
 
-fn overlay_available() -> bool {
-    std::fs::read_to_string("/proc/filesystems")
-        .unwrap_or_default()
-        .contains("overlay")
-        || common::skip("the kernel has no overlay filesystem (modprobe overlay)")
-}
-
 fn cgroups_available() -> bool {
     Path::new("/sys/fs/cgroup").is_dir() || common::skip("no cgroup filesystem at /sys/fs/cgroup")
 }
@@ -261,7 +254,7 @@ fn sweep_ch08(sb: &Sandbox, how: Sweep, gone: &str, layer: &str) {
 /// store's temp dir, which the next start (or `--gc`) reclaims.
 #[test]
 fn ch08_killed_while_unpacking_before_anything_exists() {
-    if !root() || !overlay_available() || !cgroups_available() {
+    if !root() || !common::overlay_available() || !cgroups_available() {
         return;
     }
     let sb = Sandbox::new("kill9");
@@ -319,7 +312,7 @@ fn ch08_killed_while_unpacking_before_anything_exists() {
 /// point is exact, not a race with a poll.
 #[test]
 fn ch08_killed_after_the_cgroup_before_the_overlay() {
-    if !root() || !overlay_available() || !cgroups_available() || !strace_available() {
+    if !root() || !common::overlay_available() || !cgroups_available() || !strace_available() {
         return;
     }
     let sb = Sandbox::new("kill9");
@@ -393,7 +386,7 @@ fn strace_available() -> bool {
 /// command, or just after the command started.
 #[test]
 fn ch08_killed_after_the_overlay_is_mounted() {
-    if !root() || !overlay_available() || !cgroups_available() {
+    if !root() || !common::overlay_available() || !cgroups_available() {
         return;
     }
     let sb = Sandbox::new("kill9");
@@ -436,7 +429,7 @@ fn ch08_killed_after_the_overlay_is_mounted() {
 /// Killed while the command runs: what it wrote in its upper dir goes too.
 #[test]
 fn ch08_killed_while_the_command_runs() {
-    if !root() || !overlay_available() || !cgroups_available() {
+    if !root() || !common::overlay_available() || !cgroups_available() {
         return;
     }
     let sb = Sandbox::new("kill9");
@@ -608,7 +601,7 @@ fn ch03_veth_killed_while_the_command_runs() {
 /// every time, and removes it all once what stopped it is gone.
 #[test]
 fn ch08_a_failed_cleanup_keeps_the_record_for_gc() {
-    if !root() || !overlay_available() || !cgroups_available() {
+    if !root() || !common::overlay_available() || !cgroups_available() {
         return;
     }
     let sb = Sandbox::new("kill9");

@@ -35,24 +35,9 @@ impl Drop for State {
     }
 }
 
-fn overlay_available() -> bool {
-    std::fs::read_to_string("/proc/filesystems")
-        .unwrap_or_default()
-        .contains("overlay")
-        || common::skip("the kernel has no overlay filesystem (modprobe overlay)")
-}
-
-fn image() -> Vec<String> {
-    let layers = xtask::image::ensure().expect("building the default image");
-    layers
-        .iter()
-        .flat_map(|l| ["--layer".to_string(), l.to_string_lossy().into_owned()])
-        .collect()
-}
-
 /// `ch08-overlay --state-dir STATE --layer ... ARGS`, with the paths redacted.
 fn ch08(state: &State, extra: &[&str], command: &[&str]) -> Run {
-    let image = image();
+    let image = common::image_args();
     let state_arg = state.arg();
     let mut args: Vec<&str> = vec!["--state-dir", &state_arg];
     args.extend(image.iter().map(String::as_str));
@@ -85,7 +70,7 @@ fn ch08(state: &State, extra: &[&str], command: &[&str]) -> Run {
 
 #[test]
 fn ch08_layers_and_whiteouts() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let state = State::new();
@@ -154,7 +139,7 @@ fn fingerprint(dir: &Path) -> Vec<String> {
 
 #[test]
 fn ch08_writes_go_to_the_upper_dir() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let state = State::new();
@@ -198,14 +183,14 @@ fn ch08_writes_go_to_the_upper_dir() {
 
 #[test]
 fn ch08_containers_do_not_see_each_others_writes() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let state = State::new();
     ch08(&state, &[], &["true"]); // unpack once
                                   // Both write before either reads: each says "written", then waits for
                                   // its stdin to close, which the test does once it has both lines.
-    let (image, state_arg) = (image(), state.arg());
+    let (image, state_arg) = (common::image_args(), state.arg());
     let mut runs: Vec<Runtime> = ["first", "second"]
         .into_iter()
         .map(|name| {
@@ -234,7 +219,7 @@ fn ch08_containers_do_not_see_each_others_writes() {
 
 #[test]
 fn ch08_bad_layers_are_refused() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let _ = std::fs::remove_file(ESCAPE_TARGET);
@@ -761,7 +746,7 @@ fn one_line(rt: &Runtime) -> &str {
 
 #[test]
 fn ch08_a_container_deeper_than_the_runtimes_file_limit_is_removed() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -782,7 +767,7 @@ fn ch08_a_container_deeper_than_the_runtimes_file_limit_is_removed() {
 
 #[test]
 fn ch08_a_teardown_that_fails_is_reported() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -816,7 +801,7 @@ fn ch08_a_teardown_that_fails_is_reported() {
 
 #[test]
 fn ch08_a_refused_deep_layer_leaves_no_temp_dir() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -857,7 +842,7 @@ fn remove_cgroups(id: &str) {
 
 #[test]
 fn ch08_temp_dirs_of_a_killed_run_are_reclaimed() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -884,7 +869,7 @@ fn ch08_temp_dirs_of_a_killed_run_are_reclaimed() {
 
 #[test]
 fn ch08_a_live_unpack_is_not_reclaimed_by_another_run() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -922,7 +907,7 @@ fn ch08_a_live_unpack_is_not_reclaimed_by_another_run() {
 
 #[test]
 fn ch08_a_layer_rewritten_in_place_is_unpacked_again() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -977,7 +962,7 @@ fn ch08_a_layer_rewritten_in_place_is_unpacked_again() {
 
 #[test]
 fn ch08_layer_limits_refuse_a_gzip_bomb_and_too_many_entries() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -1036,7 +1021,7 @@ fn ch08_layer_limits_refuse_a_gzip_bomb_and_too_many_entries() {
 
 #[test]
 fn ch08_a_layer_must_be_a_regular_file() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -1065,7 +1050,7 @@ fn ch08_a_layer_must_be_a_regular_file() {
 
 #[test]
 fn ch08_ctrl_c_while_hashing_a_layer_stops_it() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -1087,7 +1072,7 @@ fn ch08_ctrl_c_while_hashing_a_layer_stops_it() {
 
 #[test]
 fn ch08_ctrl_c_while_unpacking_a_layer_stops_it() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();
@@ -1109,7 +1094,7 @@ fn ch08_ctrl_c_while_unpacking_a_layer_stops_it() {
 
 #[test]
 fn ch08_a_full_state_dir_is_named_and_cleaned_up() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let scratch = Scratch::new();

@@ -6,24 +6,9 @@ mod common;
 
 use common::{root, run_clean, Run, Sandbox};
 
-fn image() -> Vec<String> {
-    let layers = xtask::image::ensure().expect("building the default image");
-    layers
-        .iter()
-        .flat_map(|l| ["--layer".to_string(), l.to_string_lossy().into_owned()])
-        .collect()
-}
-
-fn overlay_available() -> bool {
-    std::fs::read_to_string("/proc/filesystems")
-        .unwrap_or_default()
-        .contains("overlay")
-        || common::skip("the kernel has no overlay filesystem (modprobe overlay)")
-}
-
 /// `BIN --state-dir STATE --layer ... EXTRA -- sh -c SCRIPT` in a sandbox.
 fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
-    let image = image();
+    let image = common::image_args();
     let state = sb.state_dir().to_string_lossy().into_owned();
     let mut args: Vec<&str> = vec!["--state-dir", &state];
     args.extend(image.iter().map(String::as_str));
@@ -60,7 +45,7 @@ const DOCKER_DEFAULT: &str = "00000000a80425fb";
 
 #[test]
 fn capabilities_are_dockers_default_set() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");
@@ -82,7 +67,7 @@ fn capabilities_are_dockers_default_set() {
 /// works in chapter 8 and fails in chapter 9.
 #[test]
 fn ch09_attacks() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");
@@ -144,7 +129,7 @@ fn ch09_attacks() {
 /// every kernel; /proc/kcore, the kernel's memory, only on some.
 #[test]
 fn masked_files_read_nothing() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");
@@ -165,7 +150,7 @@ fn masked_files_read_nothing() {
 
 #[test]
 fn the_container_has_a_session_of_its_own() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");
@@ -181,7 +166,7 @@ fn the_container_has_a_session_of_its_own() {
 
 #[test]
 fn a_user_of_its_own_has_no_capabilities() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");
@@ -218,7 +203,7 @@ fn a_user_of_its_own_has_no_capabilities() {
 
 #[test]
 fn ulimits_apply_and_a_hard_limit_that_cannot_be_raised_is_one_line() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");
@@ -262,7 +247,7 @@ fn ulimits_apply_and_a_hard_limit_that_cannot_be_raised_is_one_line() {
 
 #[test]
 fn bad_flags_are_refused_before_anything_is_made() {
-    if !root() || !overlay_available() {
+    if !root() || !common::overlay_available() {
         return;
     }
     let sb = Sandbox::new("ch09");

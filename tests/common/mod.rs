@@ -546,3 +546,20 @@ impl Drop for Sandbox {
         }
     }
 }
+
+/// Whether the kernel has overlayfs (chapter 8 on); a skip says why.
+pub fn overlay_available() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .contains("overlay")
+        || skip("the kernel has no overlay filesystem (modprobe overlay)")
+}
+
+/// `--layer L` for each of the default image's layers, bottom first.
+pub fn image_args() -> Vec<String> {
+    let layers = xtask::image::ensure().expect("building the default image");
+    layers
+        .iter()
+        .flat_map(|l| ["--layer".to_string(), l.to_string_lossy().into_owned()])
+        .collect()
+}
