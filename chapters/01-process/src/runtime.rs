@@ -97,8 +97,9 @@ pub enum Status {
 
 /// One container, from create() to delete(). It owns its context and its
 /// steps, so several can live in one program, on several threads: the
-/// process that becomes the container is made by a single-threaded fork
-/// of the caller (see [`Container::create`]).
+/// process that becomes the container is always cloned by a
+/// single-threaded process, the caller itself or a fork of it (see
+/// `spawn`).
 pub struct Container {
     pub ctx: Ctx,
     steps: Vec<Box<dyn Step>>,
