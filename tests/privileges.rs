@@ -269,3 +269,72 @@ fn bad_flags_are_refused_before_anything_is_made() {
         assert!(run.stderr.contains(says), "{extra:?}: {}", run.transcript);
     }
 }
+
+/// A setuid-root program run by `--user 1000`: without no_new_privs it
+/// runs with euid 0 (and, for uid 0, every capability of the bounding set);
+/// with `--security-opt no-new-privileges` the setuid bit is ignored.
+#[test]
+fn no_new_privileges_stops_a_setuid_program() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    // A fourth layer: the probe, setuid root, as /bin/probe-suid.
+    let dir = sb.dir.join("suid-layer");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let suid = dir.join("bin/probe-suid");
+    std::fs::copy(common::rootfs().join("bin/probe"), &suid).unwrap();
+    std::os::unix::fs::chown(&suid, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    let layer = sb.dir.join("suid.tar");
+    let status = std::process::Command::new("tar")
+        .args(["--numeric-owner", "-cf"])
+        .arg(&layer)
+        .arg("-C")
+        .arg(&dir)
+        .arg("bin")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let layer = layer.to_string_lossy().into_owned();
+    let euid = |extra: &[&str]| -> String {
+        let mut args = vec!["--layer", &layer, "--user", "1000"];
+        args.extend_from_slice(extra);
+        let run = sh(
+            &sb,
+            CH09,
+            &args,
+            "/bin/probe-suid caps | grep -e '^uids:' -e '^NoNewPrivs:'",
+        );
+        assert_eq!(run.code, 0, "{}", run.transcript);
+        run.stdout
+    };
+    let without = euid(&[]);
+    assert!(
+        without.contains("uids: real 1000, effective 0,"),
+        "{without}"
+    );
+    assert!(without.contains("NoNewPrivs: 0"), "{without}");
+    let with = euid(&["--security-opt", "no-new-privileges"]);
+    assert!(with.contains("uids: real 1000, effective 1000,"), "{with}");
+    assert!(with.contains("NoNewPrivs: 1"), "{with}");
+}
+
+/// Only stdin, stdout and stderr reach the command: no descriptor of the
+/// runtime's (its state record's lock, a directory it had open) that
+/// could lead back to the host through /proc/self/fd (CVE-2024-21626).
+#[test]
+fn only_stdio_reaches_the_command() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    // ls's own directory descriptor shows as the 4th entry (3).
+    let run = sh(&sb, CH09, &[], "ls /proc/self/fd | tr '\\n' ' '");
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "0 1 2 3 "),
+        "{}",
+        run.transcript
+    );
+}
