@@ -26,6 +26,7 @@ fn ipc_create(key: Option<&str>) -> ExitCode {
         eprintln!("usage: probe ipc-create KEY (hexadecimal, e.g. 0x5b0c4a12)");
         return ExitCode::from(2);
     };
+    // SAFETY: msgget(2) takes integers only and touches no memory of ours.
     let id = unsafe { libc::msgget(key as libc::key_t, libc::IPC_CREAT | 0o600) };
     if id < 0 {
         eprintln!(
