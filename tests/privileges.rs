@@ -125,6 +125,90 @@ fn ch09_attacks() {
     crate::snapshot!("ch09_attacks", &transcript);
 }
 
+/// `probe attempt NAME...` as `NAME: answer` pairs, in order.
+fn attempts(run: &Run) -> Vec<(String, String)> {
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    run.stdout
+        .lines()
+        .map(|line| {
+            let (name, answer) = line
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("not NAME: answer: {line:?}\n{}", run.transcript));
+            (name.to_owned(), answer.to_owned())
+        })
+        .collect()
+}
+
+const EPERM: &str = "EPERM (Operation not permitted)";
+const EINVAL: &str = "EINVAL (Invalid argument)";
+
+/// System calls that capabilities guard, each made so that it changes
+/// nothing even when it is let through (see crates/probe/src/attempt.rs):
+/// chapter 8 gets past the capability check (`ok`, or the EINVAL that a
+/// bad argument earns only after the check), chapter 9 is stopped at it
+/// (EPERM). mknod and raw sockets are in docker's default set: ok in both.
+/// `--privileged` gives chapter 8's answers back.
+#[test]
+fn ch09_system_calls() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    // Yama's scope 3 forbids every attach, capability or not.
+    let yama_forbids = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .is_ok_and(|scope| scope.trim() == "3");
+    let with_cap_ptrace = if yama_forbids { EPERM } else { "ok" };
+    let expected: &[(&str, &str, &str)] = &[
+        ("reboot", EINVAL, EPERM),
+        ("adjtimex", EINVAL, EPERM),
+        ("unshare", "ok", EPERM),
+        ("ptrace", with_cap_ptrace, EPERM),
+        ("mknod", "ok", "ok"),
+        ("raw-socket", "ok", "ok"),
+    ];
+    let names: Vec<&str> = expected.iter().map(|&(name, _, _)| name).collect();
+    let script = format!("/bin/probe attempt {}", names.join(" "));
+    let before = sh(&sb, CH08, &[], &script);
+    let after = sh(&sb, CH09, &[], &script);
+    let privileged = sh(&sb, CH09, &["--privileged"], &script);
+    let owned = |name: &str, answer: &str| (name.to_owned(), answer.to_owned());
+    let want_before: Vec<_> = expected.iter().map(|&(n, b, _)| owned(n, b)).collect();
+    let want_after: Vec<_> = expected.iter().map(|&(n, _, a)| owned(n, a)).collect();
+    assert_eq!(attempts(&before), want_before, "{}", before.transcript);
+    assert_eq!(attempts(&after), want_after, "{}", after.transcript);
+    assert_eq!(
+        privileged.stdout, before.stdout,
+        "{}",
+        privileged.transcript
+    );
+    let transcript = format!("{}{}", before.transcript, after.transcript);
+
+    // init_module depends on how the kernel was built, so it stays out of
+    // the snapshot: with module support, ENOEXEC (16 bytes are no ELF
+    // file) after the capability check, EPERM without the capability; with
+    // modules_disabled=1 or lockdown, EPERM for everybody; without module
+    // support (CONFIG_MODULES=n, this VM's kernel), no such system call:
+    // ENOSYS for everybody.
+    let init_module = |bin: &str, extra: &[&str]| -> String {
+        let run = sh(&sb, bin, extra, "/bin/probe attempt init_module");
+        match &attempts(&run)[..] {
+            [(name, answer)] if name == "init_module" => answer.clone(),
+            _ => panic!("{}", run.transcript),
+        }
+    };
+    let before = init_module(CH08, &[]);
+    let enosys = "ENOSYS (Function not implemented)";
+    let expected_after = match before.as_str() {
+        "ENOEXEC (Exec format error)" | EPERM => EPERM,
+        answer if answer == enosys => enosys,
+        other => panic!("init_module in chapter 8: {other}"),
+    };
+    assert_eq!(init_module(CH09, &[]), expected_after);
+    assert_eq!(init_module(CH09, &["--privileged"]), before);
+
+    crate::snapshot!("ch09_system_calls", transcript);
+}
+
 /// /proc/interrupts (masked by docker since 2025: a side channel) is on
 /// every kernel; /proc/kcore, the kernel's memory, only on some.
 #[test]

@@ -7,6 +7,7 @@
 //! show it verbatim. Nothing in here may panic: whatever cannot be read is
 //! reported as `key: unavailable (<reason>)`.
 
+pub mod attempt;
 pub mod report;
 pub mod sections;
 pub mod sys;

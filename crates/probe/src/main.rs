@@ -1,9 +1,12 @@
 //! `probe [SECTION...]`: print what this process sees, one section per
 //! kernel feature. See the crate documentation for the format.
+//! `probe attempt NAME...`: try system calls that capabilities guard (see
+//! `stepbox_probe::attempt`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use stepbox_probe::attempt;
 use stepbox_probe::sections::{self, Section};
 use stepbox_probe::Report;
 
@@ -12,10 +15,59 @@ fn usage() -> String {
     format!(
         "usage: probe [SECTION...]\n\
          sections: {}\n\
-         default: {}\n",
+         default: {}\n\
+         {}",
         names.join(" "),
-        sections::DEFAULT.join(" ")
+        sections::DEFAULT.join(" "),
+        attempt_usage()
     )
+}
+
+fn attempt_usage() -> String {
+    let names: Vec<String> = attempt::ALL
+        .iter()
+        .map(|a| format!("{} ({})", a.name, a.needs))
+        .collect();
+    format!(
+        "usage: probe attempt NAME...   (one harmless system call each)\n\
+         names: {}\n",
+        names.join(" ")
+    )
+}
+
+/// `probe attempt NAME...`: see [`attempt`]. Every name is checked before
+/// any call is made; the exit status is 0 whatever the kernel answers.
+fn run_attempts(names: &[String]) -> ExitCode {
+    if names.is_empty() {
+        eprint!("{}", attempt_usage());
+        return ExitCode::from(2);
+    }
+    let mut chosen = Vec::new();
+    for name in names {
+        match attempt::find(name) {
+            Some(a) => chosen.push(a),
+            None => {
+                eprint!("probe: unknown attempt {name:?}\n{}", attempt_usage());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut report = Report::new();
+    for a in chosen {
+        report.kv(a.name, a.run());
+    }
+    write_out(&report)
+}
+
+fn write_out(report: &Report) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(report.as_str().as_bytes())
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
 }
 
 /// `probe ipc-create KEY`: make a System V message queue, for the IPC
@@ -26,6 +78,7 @@ fn ipc_create(key: Option<&str>) -> ExitCode {
         eprintln!("usage: probe ipc-create KEY (hexadecimal, e.g. 0x5b0c4a12)");
         return ExitCode::from(2);
     };
+    // SAFETY: msgget(2) takes integers only and touches no memory of ours.
     let id = unsafe { libc::msgget(key as libc::key_t, libc::IPC_CREAT | 0o600) };
     if id < 0 {
         eprintln!(
@@ -47,6 +100,9 @@ fn main() -> ExitCode {
 
     if args.first().map(String::as_str) == Some("ipc-create") {
         return ipc_create(args.get(1).map(String::as_str));
+    }
+    if args.first().map(String::as_str) == Some("attempt") {
+        return run_attempts(&args[1..]);
     }
 
     // Check every name before printing anything, so that a typo does not
@@ -71,12 +127,5 @@ fn main() -> ExitCode {
     for section in chosen {
         (section.run)(&mut report);
     }
-    let mut out = std::io::stdout().lock();
-    match out
-        .write_all(report.as_str().as_bytes())
-        .and_then(|()| out.flush())
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
+    write_out(&report)
 }

@@ -81,6 +81,7 @@ pub fn interfaces() -> io::Result<BTreeMap<String, Interface>> {
         // SAFETY: ifa_addr and ifa_netmask are null or valid sockaddrs
         // whose real type is given by sa_family.
         if let Some(addr) = unsafe { ipv4(ifa.ifa_addr) } {
+            // SAFETY: as above, for ifa_netmask.
             let prefix = unsafe { ipv4(ifa.ifa_netmask) }
                 .map(|mask| u32::from(mask).count_ones())
                 .unwrap_or(32);

@@ -1,0 +1,525 @@
+//! `probe attempt NAME...`: one system call per NAME, each one that a
+//! capability guards, made so that it cannot change anything even when the
+//! kernel lets it through. Then one line per NAME: `NAME: ok`, or the
+//! errno's name and meaning, `NAME: EPERM (Operation not permitted)`.
+//!
+//! Two ways to be harmless. Either the call is refused anyway, after the
+//! capability check, because of an argument the kernel checks later
+//! (`reboot` with a wrong magic number, `adjtimex` with a tick out of
+//! range, `init_module` with 16 bytes that are no ELF file): then EPERM
+//! means "no capability" and EINVAL or ENOEXEC means "the capability was
+//! there". Or the call succeeds on something made for it and gone
+//! afterwards (`unshare` in a child that exits, `ptrace` of a child that is
+//! killed, a device node that is unlinked, a socket that is closed).
+//!
+//! The order of the checks in the kernel is what makes the first kind
+//! safe; each function below says where it was read (torvalds/linux).
+//! `sethostname` is left out on purpose: it would rename the container.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::report::reason;
+
+/// One system call to try.
+pub struct Attempt {
+    pub name: &'static str,
+    /// The capability that guards it, for the usage text.
+    pub needs: &'static str,
+    run: fn() -> Outcome,
+}
+
+impl Attempt {
+    pub fn run(&self) -> Outcome {
+        (self.run)()
+    }
+}
+
+/// Every attempt, in the order of the usage text.
+pub const ALL: &[Attempt] = &[
+    Attempt {
+        name: "reboot",
+        needs: "CAP_SYS_BOOT",
+        run: reboot,
+    },
+    Attempt {
+        name: "init_module",
+        needs: "CAP_SYS_MODULE",
+        run: init_module,
+    },
+    Attempt {
+        name: "adjtimex",
+        needs: "CAP_SYS_TIME",
+        run: adjtimex,
+    },
+    Attempt {
+        name: "unshare",
+        needs: "CAP_SYS_ADMIN",
+        run: unshare,
+    },
+    Attempt {
+        name: "ptrace",
+        needs: "CAP_SYS_PTRACE",
+        run: ptrace,
+    },
+    Attempt {
+        name: "mknod",
+        needs: "CAP_MKNOD",
+        run: mknod,
+    },
+    Attempt {
+        name: "raw-socket",
+        needs: "CAP_NET_RAW",
+        run: raw_socket,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Attempt> {
+    ALL.iter().find(|a| a.name == name)
+}
+
+/// What the kernel answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Errno(i32),
+    /// The call went through, but cleaning up after it did not.
+    OkBut(String),
+    /// The call was never made: getting ready for it failed.
+    NotMade(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Errno(errno) => f.write_str(&describe_errno(*errno)),
+            Outcome::OkBut(what) => write!(f, "ok, but {what}"),
+            Outcome::NotMade(why) => write!(f, "not attempted ({why})"),
+        }
+    }
+}
+
+/// `EPERM (Operation not permitted)`; `errno 200 (Unknown error 200)` for
+/// one the table does not name.
+pub fn describe_errno(errno: i32) -> String {
+    let meaning = reason(&io::Error::from_raw_os_error(errno));
+    match errno_name(errno) {
+        Some(name) => format!("{name} ({meaning})"),
+        None => format!("errno {errno} ({meaning})"),
+    }
+}
+
+/// The symbolic names of the errors these calls can return.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ECHILD => "ECHILD",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::EBADMSG => "EBADMSG",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::ENOPKG => "ENOPKG",
+        libc::ENOKEY => "ENOKEY",
+        libc::EKEYREJECTED => "EKEYREJECTED",
+        _ => return None,
+    })
+}
+
+/// A raw system call's result: -1 and errno, or anything else.
+fn outcome(ret: libc::c_long) -> Outcome {
+    if ret == -1 {
+        Outcome::Errno(last_errno())
+    } else {
+        Outcome::Ok
+    }
+}
+
+fn last_errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Commands reboot(2) knows: RESTART, HALT, CAD_ON, CAD_OFF, POWER_OFF,
+/// RESTART2, SW_SUSPEND, KEXEC. `BAD_CMD` is none of them.
+const BAD_CMD: u32 = 0xffff_ffff;
+
+/// kernel/reboot.c, SYSCALL_DEFINE4(reboot): `ns_capable(pid_ns->user_ns,
+/// CAP_SYS_BOOT)` → EPERM comes first; then magic1 must be
+/// LINUX_REBOOT_MAGIC1 and magic2 one of MAGIC2/2A/2B/2C, else EINVAL,
+/// before reboot_pid_ns() or any command is looked at. magic2 is 0 here,
+/// and the command is not one of the known ones either (it would be
+/// EINVAL a second time over), so nothing can reboot, halt, or flip
+/// Ctrl-Alt-Del. The raw system call: glibc's reboot() fills in the right
+/// magic numbers itself.
+fn reboot() -> Outcome {
+    // SAFETY: integer arguments only; `arg` is NULL and, with a wrong
+    // magic number, never read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_reboot,
+            libc::LINUX_REBOOT_MAGIC1 as libc::c_long,
+            0 as libc::c_long,
+            BAD_CMD as libc::c_long,
+            std::ptr::null::<libc::c_void>(),
+        )
+    };
+    outcome(ret)
+}
+
+/// kernel/module/main.c, SYSCALL_DEFINE3(init_module): may_init_module()
+/// (`!capable(CAP_SYS_MODULE) || modules_disabled` → EPERM) comes first;
+/// then copy_module_from_user() returns ENOEXEC for anything shorter than
+/// an ELF header (64 bytes) before it even copies it in. 16 bytes: never
+/// loaded. A kernel built without modules has no init_module at all
+/// (ENOSYS, with or without the capability); one with modules_disabled=1
+/// or under lockdown says EPERM to everybody.
+fn init_module() -> Outcome {
+    let image = [0u8; 16];
+    let params = c"";
+    // SAFETY: `image` and `params` are valid for the lengths given and
+    // outlive the call; the kernel only reads them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_init_module,
+            image.as_ptr(),
+            image.len() as libc::c_ulong,
+            params.as_ptr(),
+        )
+    };
+    outcome(ret)
+}
+
+/// kernel/time/timekeeping.c, timekeeping_validate_timex() (called by
+/// do_adjtimex() before anything is changed): for modes without
+/// ADJ_ADJTIME, `txc->modes && !capable(CAP_SYS_TIME)` → EPERM comes
+/// first, then `ADJ_TICK` with a tick outside 900000/USER_HZ ..
+/// 1100000/USER_HZ (9000 .. 11000 at USER_HZ 100) → EINVAL. A tick of 1:
+/// the clock is never touched.
+fn adjtimex() -> Outcome {
+    // SAFETY: timex is plain old data; all zeros is a valid value.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    tx.modes = libc::ADJ_TICK;
+    tx.tick = 1;
+    // SAFETY: `tx` is a valid timex, readable and writable, for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_adjtimex, &mut tx as *mut libc::timex) };
+    outcome(ret)
+}
+
+/// kernel/nsproxy.c, unshare_nsproxy_namespaces(): any namespace flag
+/// needs `ns_capable(user_ns, CAP_SYS_ADMIN)`, else EPERM, before a
+/// namespace is made. Done in a child that exits at once: this process
+/// keeps its own UTS namespace, and the new one dies with the child.
+fn unshare() -> Outcome {
+    // SAFETY: fork has no preconditions here; the child below calls only
+    // async-signal-safe functions (unshare, _exit) before it exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Outcome::NotMade(format!("fork: {}", reason(&io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        // The errno (at most 133) fits an exit status.
+        // SAFETY: unshare and _exit are async-signal-safe; _exit never returns.
+        unsafe {
+            let code = if libc::unshare(libc::CLONE_NEWUTS) == 0 {
+                0
+            } else {
+                *libc::__errno_location()
+            };
+            libc::_exit(code);
+        }
+    }
+    match reap(pid) {
+        Ok(Ended::Exited(0)) => Outcome::Ok,
+        Ok(Ended::Exited(errno)) => Outcome::Errno(errno),
+        Ok(Ended::Signaled(signal)) => {
+            Outcome::NotMade(format!("the child was killed by signal {signal}"))
+        }
+        Ok(Ended::Lost) => Outcome::NotMade("SIGCHLD is ignored: no exit status".to_string()),
+        Err(why) => Outcome::NotMade(why),
+    }
+}
+
+/// How a child ended.
+enum Ended {
+    Exited(i32),
+    Signaled(i32),
+    /// ECHILD: SIGCHLD is ignored, so the kernel reaped it, status unknown.
+    Lost,
+}
+
+/// Wait for child `pid` to end (a traced child reports its stops too:
+/// they are waited past).
+fn reap(pid: libc::pid_t) -> Result<Ended, String> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid int to write; `pid` is our child.
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ECHILD) => return Ok(Ended::Lost),
+                _ => return Err(format!("waitpid: {}", reason(&err))),
+            }
+        }
+        if libc::WIFEXITED(status) {
+            return Ok(Ended::Exited(libc::WEXITSTATUS(status)));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Ok(Ended::Signaled(libc::WTERMSIG(status)));
+        }
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both are open descriptors owned by nobody
+    // else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// kernel/ptrace.c, __ptrace_may_access() (from ptrace_attach(), for
+/// PTRACE_ATTACH and PTRACE_SEIZE alike): a tracer with the target's uids
+/// and gids passes the first check without any capability (so attaching
+/// to one's own child, or to PID 1 run as the same root, proves nothing);
+/// but then a target whose mm is not dumpable (`get_dumpable(mm) !=
+/// SUID_DUMP_USER`) needs `ptrace_has_cap(mm->user_ns)`, CAP_SYS_PTRACE,
+/// else EPERM. So: a child of our own that makes itself non-dumpable
+/// (prctl PR_SET_DUMPABLE 0), then PTRACE_SEIZE, which (unlike ATTACH)
+/// does not stop it. Yama, if loaded, is asked after that (its scope 3
+/// refuses everybody). The child is then killed and reaped: nothing is
+/// left stopped or running.
+fn ptrace() -> Outcome {
+    let pipes = pipe().and_then(|ready| Ok((ready, pipe()?)));
+    let ((ready_r, ready_w), (hold_r, hold_w)) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => return Outcome::NotMade(format!("pipe: {}", reason(&e))),
+    };
+    // SAFETY: fork has no preconditions here; the child below calls only
+    // async-signal-safe functions (prctl, write, read, _exit).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Outcome::NotMade(format!("fork: {}", reason(&io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        use std::os::fd::AsRawFd;
+        let (ready, hold) = (ready_w.as_raw_fd(), hold_r.as_raw_fd());
+        let (theirs_r, theirs_w) = (ready_r.as_raw_fd(), hold_w.as_raw_fd());
+        // _exit never returns, so no destructor runs in the child. Its copy
+        // of the parent's ends is closed: EOF comes when the parent's goes.
+        // SAFETY: close, prctl, write, read and _exit are
+        // async-signal-safe; the buffers are valid bytes on this stack.
+        unsafe {
+            libc::close(theirs_r);
+            libc::close(theirs_w);
+            let byte: u8 = if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 {
+                b'r'
+            } else {
+                b'x'
+            };
+            libc::write(ready, (&byte as *const u8).cast(), 1);
+            // Until the parent closes its end, or is gone.
+            let mut buf = 0u8;
+            loop {
+                let n = libc::read(hold, (&mut buf as *mut u8).cast(), 1);
+                if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    drop(ready_w);
+    drop(hold_r);
+    let mut byte = [0u8];
+    let ready = File::from(ready_r).read(&mut byte);
+    let result = match ready {
+        Ok(1) if byte[0] == b'r' => {
+            // SAFETY: integer arguments only; PTRACE_SEIZE reads no memory
+            // when addr and data are 0.
+            let ret = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_SEIZE,
+                    pid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                )
+            };
+            outcome(ret)
+        }
+        Ok(1) => Outcome::NotMade("prctl(PR_SET_DUMPABLE) failed in the child".to_string()),
+        Ok(_) => Outcome::NotMade("the child ended before it was ready".to_string()),
+        Err(e) => Outcome::NotMade(format!("reading from the child: {}", reason(&e))),
+    };
+    drop(hold_w);
+    // SIGKILL ends a tracee too, from any state. The child is ours and not
+    // reaped yet, so `pid` cannot name anybody else.
+    // SAFETY: kill has no memory arguments.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Killed by that SIGKILL, or gone on the closed pipe first: either way
+    // gone. Only a waitpid that fails could leave it behind.
+    match (result, reap(pid)) {
+        (Outcome::Ok, Err(why)) => Outcome::OkBut(why),
+        (result, _) => result,
+    }
+}
+
+/// Random hex digits, for a name nobody else uses.
+fn random_hex() -> io::Result<String> {
+    let mut bytes = [0u8; 8];
+    // SAFETY: `bytes` is valid for writing its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// fs/namei.c, vfs_mknod(): a character or block device needs
+/// `capable(CAP_MKNOD)`. In docker's default set, so a control: ok in
+/// both chapters. The node has /dev/null's numbers (1:3) and no
+/// permission bits, under a random name in /tmp, and is unlinked at once.
+fn mknod() -> Outcome {
+    let hex = match random_hex() {
+        Ok(hex) => hex,
+        Err(e) => return Outcome::NotMade(format!("getrandom: {}", reason(&e))),
+    };
+    let path = format!("/tmp/.probe-mknod-{hex}");
+    let Ok(c_path) = CString::new(path.clone()) else {
+        return Outcome::NotMade(format!("{path:?}: NUL in the path"));
+    };
+    // SAFETY: `c_path` is a valid NUL-terminated path for the call.
+    let ret = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR, libc::makedev(1, 3)) };
+    if ret != 0 {
+        return Outcome::Errno(last_errno());
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => Outcome::OkBut(format!("{path}: unlink: {}", reason(&e))),
+    }
+}
+
+/// net/ipv4/af_inet.c, inet_create(): SOCK_RAW needs
+/// `ns_capable(net->user_ns, CAP_NET_RAW)`, else EPERM. In docker's
+/// default set, so a control: ok in both chapters. Closed at once.
+fn raw_socket() -> Outcome {
+    // SAFETY: integer arguments only.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMP,
+        )
+    };
+    if fd < 0 {
+        return Outcome::Errno(last_errno());
+    }
+    // SAFETY: socket succeeded: `fd` is open and owned by nobody else;
+    // dropping it closes it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    Outcome::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_found_and_unique() {
+        for attempt in ALL {
+            assert_eq!(find(attempt.name).map(|a| a.name), Some(attempt.name));
+            assert!(attempt.needs.starts_with("CAP_"), "{}", attempt.name);
+        }
+        let mut names: Vec<&str> = ALL.iter().map(|a| a.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(find("sethostname").is_none());
+        assert!(find("REBOOT").is_none());
+        assert!(find("").is_none());
+    }
+
+    #[test]
+    fn outcomes_read_as_errno_names_and_meanings() {
+        assert_eq!(Outcome::Ok.to_string(), "ok");
+        assert_eq!(
+            Outcome::Errno(libc::EPERM).to_string(),
+            "EPERM (Operation not permitted)"
+        );
+        assert_eq!(
+            Outcome::Errno(libc::EINVAL).to_string(),
+            "EINVAL (Invalid argument)"
+        );
+        assert_eq!(
+            Outcome::Errno(libc::ENOEXEC).to_string(),
+            "ENOEXEC (Exec format error)"
+        );
+        assert_eq!(
+            Outcome::Errno(libc::ENOSYS).to_string(),
+            "ENOSYS (Function not implemented)"
+        );
+        assert_eq!(describe_errno(4000), "errno 4000 (Unknown error 4000)");
+        assert_eq!(
+            Outcome::NotMade("fork: x".into()).to_string(),
+            "not attempted (fork: x)"
+        );
+        assert_eq!(Outcome::OkBut("y".into()).to_string(), "ok, but y");
+    }
+
+    #[test]
+    fn the_bad_reboot_command_is_no_command() {
+        for known in [
+            0x0123_4567u32, // RESTART
+            0xcdef_0123,    // HALT
+            0x89ab_cdef,    // CAD_ON
+            0,              // CAD_OFF
+            0x4321_fedc,    // POWER_OFF
+            0xa1b2_c3d4,    // RESTART2
+            0xd000_fce2,    // SW_SUSPEND
+            0x4558_4543,    // KEXEC
+        ] {
+            assert_ne!(BAD_CMD, known);
+        }
+    }
+
+    /// The attempts that fork reap their child, whatever the answer.
+    #[test]
+    fn forking_attempts_leave_no_child() {
+        for outcome in [unshare(), ptrace()] {
+            assert!(
+                matches!(outcome, Outcome::Ok | Outcome::Errno(libc::EPERM)),
+                "{outcome}"
+            );
+        }
+        // SAFETY: a null status pointer is allowed.
+        let ret = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        assert_eq!(ret, -1);
+        assert_eq!(last_errno(), libc::ECHILD);
+    }
+}
