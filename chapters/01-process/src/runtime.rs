@@ -657,9 +657,9 @@ pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
         msg: err.msg.clone(),
     }
     .encode();
-    // SAFETY: `msg` is valid for `msg.len()` bytes; a closed or bad report_fd
-    // only makes send(2) fail. _exit(2) rather than exit(3): this is a copy
-    // of the runtime, whose stdio buffers and atexit handlers are not ours.
+    // _exit(2) rather than exit(3): this is a copy of the runtime, whose
+    // stdio buffers and atexit handlers are not ours.
+    // SAFETY: `msg` is valid for `msg.len()` bytes; a bad fd fails send(2).
     unsafe {
         libc::send(
             ctx.report_fd,
