@@ -276,10 +276,23 @@ fn a_user_of_its_own_has_no_capabilities() {
         "{}",
         run.transcript
     );
-    let run = sh(&sb, CH09, &["--user", "nobody"], "id -u");
+    let run = sh(&sb, CH09, &["--user", "nobody"], "id -u; echo $HOME");
     assert_eq!(
-        (run.code, run.stdout.trim()),
-        (0, "65534"),
+        (run.code, run.stdout.as_str()),
+        (0, "65534\n/nonexistent\n"),
+        "{}",
+        run.transcript
+    );
+    // An explicit -e HOME wins over the user's.
+    let run = sh(
+        &sb,
+        CH09,
+        &["--user", "nobody", "-e", "HOME=/tmp"],
+        "echo $HOME",
+    );
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "/tmp\n"),
         "{}",
         run.transcript
     );

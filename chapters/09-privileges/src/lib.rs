@@ -185,7 +185,12 @@ impl Step for Privileges {
             &read_etc(ctx, "group")?,
         )
         .map_err(Error::runtime)?;
-        ctx.set_env("HOME", ids.home.clone());
+        // The user's home, unless `-e HOME=…` chose one: chapter 1's default
+        // for root is still there only if nobody did. (`-e HOME=/root`
+        // with another user is taken for the default: a corner left.)
+        if ctx.env_var("HOME") == Some("/root") {
+            ctx.set_env("HOME", ids.home.clone());
+        }
         self.ids = Some(ids);
         Ok(())
     }
