@@ -435,3 +435,81 @@ fn only_stdio_reaches_the_command() {
         run.transcript
     );
 }
+
+/// The runtime on a terminal of the test's own (a pty whose slave is its
+/// controlling terminal and standard input), `probe attempt tiocsti` in
+/// the container: (what the probe said, what arrived in the terminal's
+/// input queue).
+fn tiocsti_on_a_pty(sb: &Sandbox, bin: &str) -> (String, Vec<u8>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let pty = nix::pty::openpty(None, None).expect("openpty(3)");
+    let slave = pty.slave.as_raw_fd();
+    let id = common::unique_id();
+    let before = common::HostState::capture(&id);
+    let state = sb.state_dir();
+    let mut cmd = std::process::Command::new(common::bin_dir().join(bin));
+    cmd.arg("--state-dir")
+        .arg(&state)
+        .args(common::image_args())
+        .args(["--", "/bin/probe", "attempt", "tiocsti"])
+        .env("STEPBOX_CONTAINER_ID", &id)
+        .env("STEPBOX_RUN_DIR", sb.run_dir())
+        .stdin(std::fs::File::from(pty.slave.try_clone().unwrap()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec the child only makes two system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A session of its own, with the pty as its controlling
+            // terminal: the runtime is where a user's shell would put it.
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("running the runtime");
+    assert_eq!(common::HostState::capture(&id), before, "the host changed");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Whatever the container pushed is waiting in the input queue.
+    nix::fcntl::fcntl(
+        slave,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut queued = vec![0u8; 64];
+    let n = nix::unistd::read(slave, &mut queued).unwrap_or(0);
+    queued.truncate(n);
+    (said, queued)
+}
+
+/// A container in the caller's session types into the caller's terminal
+/// (ioctl TIOCSTI): the caller's shell would read it as typed. Chapter 9's
+/// own session stops it, whatever its capabilities.
+#[test]
+fn the_callers_terminal_cannot_be_typed_into() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let legacy = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti");
+    if legacy.is_ok_and(|v| v.trim() == "0") {
+        common::skip("this kernel refuses TIOCSTI to all (dev.tty.legacy_tiocsti = 0)");
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let (said, queued) = tiocsti_on_a_pty(&sb, CH08);
+    assert_eq!(
+        (said.as_str(), queued.as_slice()),
+        ("tiocsti: ok\n", &b"\n"[..])
+    );
+    let (said, queued) = tiocsti_on_a_pty(&sb, CH09);
+    assert_eq!(said, "tiocsti: EPERM (Operation not permitted)\n");
+    assert!(queued.is_empty(), "{queued:?}");
+}

@@ -75,6 +75,11 @@ pub const ALL: &[Attempt] = &[
         needs: "CAP_NET_RAW",
         run: raw_socket,
     },
+    Attempt {
+        name: "tiocsti",
+        needs: "CAP_SYS_ADMIN, unless the terminal is the caller's own",
+        run: tiocsti,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Attempt> {
@@ -444,6 +449,19 @@ fn raw_socket() -> Outcome {
     // dropping it closes it.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
     Outcome::Ok
+}
+
+/// drivers/tty/tty_io.c, tiocsti(): pushing a character into a terminal's
+/// input, as if typed, is allowed on the caller's controlling terminal, or
+/// with CAP_SYS_ADMIN (else EPERM); kernels since 6.2 can turn it off for
+/// everybody without CAP_SYS_ADMIN (`dev.tty.legacy_tiocsti = 0`: EIO).
+/// On standard input, with a newline: a shell that reads it runs an empty
+/// command. Standard input that is no terminal answers ENOTTY.
+fn tiocsti() -> Outcome {
+    let newline: libc::c_char = b'\n' as libc::c_char;
+    // SAFETY: TIOCSTI reads one byte at the pointer, which is valid.
+    let ret = unsafe { libc::ioctl(0, libc::TIOCSTI, &newline as *const libc::c_char) };
+    outcome(ret as libc::c_long)
 }
 
 #[cfg(test)]
