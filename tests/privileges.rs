@@ -8,7 +8,7 @@ use common::{root, run_clean, Run, Sandbox};
 
 /// `BIN --state-dir STATE --layer ... EXTRA -- sh -c SCRIPT` in a sandbox.
 fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
-    let image = common::image_args();
+    let image = image_args();
     let state = sb.state_dir().to_string_lossy().into_owned();
     let mut args: Vec<&str> = vec!["--state-dir", &state];
     args.extend(image.iter().map(String::as_str));
@@ -21,6 +21,19 @@ fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
         .replace(&image_dir, "IMAGE")
         .replace(&state, "STATE");
     run
+}
+
+/// `--layer L` for each of the default image's layers: baked into the v2
+/// VM at `STEPBOX_IMAGE` (tests/cgroup_v2_vm.rs runs the device test
+/// there), else built on the host.
+fn image_args() -> Vec<String> {
+    let Ok(dir) = std::env::var("STEPBOX_IMAGE") else {
+        return common::image_args();
+    };
+    xtask::image::LAYERS
+        .iter()
+        .flat_map(|l| ["--layer".to_string(), format!("{dir}/{l}")])
+        .collect()
 }
 
 /// The value of `key` in the container's /proc/self/status.
@@ -434,7 +447,8 @@ fn only_stdio_reaches_the_command() {
 /// that one, then an empty loop or zram device will do), or, where there is
 /// none (the v2 VM boots from memory), /dev/kmsg (c 1:11), the kernel's
 /// log, whose reading needs CAP_SYSLOG when kernel.dmesg_restrict is set:
-/// every run then gets it, so that only the device policy differs.
+/// every run of chapter 9 then gets it (chapter 8's has every capability),
+/// so that only the device policy differs.
 struct TestDevice {
     path: String,
     kind: char,
@@ -523,7 +537,7 @@ fn only_the_standard_devices_can_be_opened() {
             && !run.stdout.contains("opened")
             && run.stderr.contains("Operation not permitted")
     };
-    let before = run(CH08, &with(&[]), &read_script(&dev));
+    let before = run(CH08, &[], &read_script(&dev));
     assert!(opened(&before), "{}", before.transcript);
     let after = run(CH09, &with(&[]), &read_script(&dev));
     assert!(
