@@ -274,9 +274,8 @@ fn fd_u32(fd: &impl std::os::fd::AsRawFd) -> u32 {
 /// bpf(2): `cmd` with `attr`; the kernel's return value (a new fd for
 /// BPF_PROG_LOAD, 0 for BPF_PROG_ATTACH).
 fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::result::Result<libc::c_long, Errno> {
-    // SAFETY: `attr` is a #[repr(C)] prefix of union bpf_attr for `cmd`,
-    // valid for size_of::<T>() bytes during the call; the pointers inside it
-    // (set by the callers) point to memory that outlives the call.
+    // SAFETY: `attr`, a #[repr(C)] prefix of union bpf_attr for `cmd`, is valid for
+    // size_of::<T>() bytes, and the pointers in it to memory that outlives the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,

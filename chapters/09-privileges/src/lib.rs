@@ -5,15 +5,18 @@
 //! docker gives by default: a reduced set of capabilities in all five sets
 //! ([`caps`]), no way to gain privileges back through a setuid program
 //! (`no_new_privs`), optionally a user of its own ([`user`]), the kernel's
-//! sensitive files masked or read-only ([`paths`]), a session of its own
-//! (so that it cannot type into the caller's terminal), and resource
-//! limits ([`rlimit`]). `--privileged` turns the confinement off, as
-//! docker's does.
+//! sensitive files masked or read-only ([`paths`]), only the standard
+//! device nodes ([`devices`]: an allow list that chapter 7's cgroup
+//! enforces), a session of its own (so that it cannot type into the
+//! caller's terminal), and resource limits ([`rlimit`]). `--privileged`
+//! turns the confinement off, as docker's does.
 //!
 //! ```text
+//!  steps()       put the device allow list into chapter 7's limits
 //!  check()       parse the capability names, the user, the limits
 //!  prepare()     find the user's ids in the rootfs's /etc/passwd and /etc/group
-//!  setup()       mask and protect /proc and /sys paths   (after chapter 5's mounts)
+//!  setup()       mknod the --device nodes; mask and protect /proc and /sys
+//!                paths                                   (after chapter 5's mounts)
 //!  privileges()  setsid, rlimits, bounding set, setgroups/setgid/setuid,
 //!                capset, no_new_privs                    (after every setup())
 //! ```
