@@ -201,10 +201,17 @@ const NEXT: i16 = i16::MIN;
 ///  offset 8  u32 minor
 /// ```
 ///
-/// It returns (in r0) 1 to allow, 0 to deny. There are no loops in it:
-/// the verifier, which checks every program before the kernel accepts it,
-/// follows every path and wants each to end in `exit` with r0 set, and each
-/// read of the context to be within it.
+/// It returns (in r0) 1 to allow, 0 to deny. r0 to r5 are 64-bit
+/// registers; `wN` names the low 32 bits of `rN` (an operation on `wN`
+/// zeroes the high half), and loading a u32 zero-extends it. There are no
+/// loops in it: the verifier, which checks every program before the kernel
+/// accepts it, follows every path and wants each to end in `exit` with r0
+/// set, and each read of the context to be within it and as wide as the
+/// field.
+///
+/// The jumps compare all 64 bits with the immediate, sign-extended: exact
+/// for every real number (majors are 12 bits, minors 20), and a rule with
+/// a number above `i32::MAX` never matches, which denies, never allows.
 pub fn program(rules: &[Rule]) -> Vec<BpfInsn> {
     let mut p = vec![
         // r2 = the type: the low half of access_type...
