@@ -3,49 +3,82 @@
 //! hierarchy (scripts/v2vm), with the chapter binaries, the default rootfs,
 //! the default image and the snapshots baked in at the same paths as on the
 //! host. The tests run from a session scope, as after a systemd login
-//! (`run.sh -s`): a cgroup other than the root, holding processes.
+//! (`run.sh -s`): a cgroup other than the root, holding processes. Chapter
+//! 9's device test runs there too, in a guest of its own: on cgroup v2 the
+//! device allow list is an eBPF program, which only a v2 kernel runs.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The `cgroups` test executable, as cargo built it.
-fn cgroups_test_exe() -> PathBuf {
+/// The test executable `name` (tests/NAME.rs), as cargo built it.
+fn test_exe(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
             "test",
             "--quiet",
             "--test",
-            "cgroups",
+            name,
             "--no-run",
             "--message-format=json",
         ])
         .current_dir(common::workspace())
         .output()
         .expect("cargo test --no-run");
-    assert!(out.status.success(), "building the cgroups tests failed");
+    assert!(out.status.success(), "building the {name} tests failed");
     let json = String::from_utf8_lossy(&out.stdout);
-    let exe =
-        regex::Regex::new(r#""name":"cgroups","src_path":[^\n]*?"executable":"([^"]+)""#).unwrap();
+    let exe = regex::Regex::new(&format!(
+        r#""name":"{name}","src_path":[^\n]*?"executable":"([^"]+)""#
+    ))
+    .unwrap();
     let found = json
         .lines()
         .find_map(|l| exe.captures(l).map(|c| PathBuf::from(&c[1])));
-    found.expect("no executable for the cgroups test in cargo's output")
+    found.unwrap_or_else(|| panic!("no executable for the {name} test in cargo's output"))
 }
 
 #[test]
 fn cgroup_v2_in_a_vm() {
-    if !common::root() {
+    let bins = ["ch06-uts", "ch07-cgroups", "ch08-overlay"];
+    let Some(stdout) = in_a_vm("cgroups", &bins, &[]) else {
         return;
+    };
+    assert!(
+        stdout.contains("test result: ok. 12 passed; 0 failed"),
+        "{stdout}"
+    );
+}
+
+/// Chapter 9's device allow list as an eBPF program attached to the
+/// container's cgroup: the verifier accepts it, and it refuses and allows
+/// what tests/privileges.rs expects.
+#[test]
+fn devices_on_cgroup_v2_in_a_vm() {
+    let bins = ["ch08-overlay", "ch09-privileges"];
+    let test = "only_the_standard_devices_can_be_opened";
+    let Some(stdout) = in_a_vm("privileges", &bins, &["--exact", test]) else {
+        return;
+    };
+    assert!(
+        stdout.contains("test result: ok. 1 passed; 0 failed"),
+        "{stdout}"
+    );
+}
+
+/// Runs the test binary `name` (with `args`) in the v2 VM, with the
+/// chapter binaries `bins`; its output, or None when skipped.
+fn in_a_vm(name: &str, bins: &[&str], args: &[&str]) -> Option<String> {
+    if !common::root() {
+        return None;
     }
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        eprintln!("this host has cgroup v2: the cgroups tests already ran on it; no VM needed");
-        return;
+        eprintln!("this host has cgroup v2: the {name} tests already ran on it; no VM needed");
+        return None;
     }
-    let exe = cgroups_test_exe();
-    let bins = common::bin_dir();
+    let exe = test_exe(name);
+    let bin_dir = common::bin_dir();
     let rootfs = common::rootfs();
     let image_layers = xtask::image::ensure().expect("building the default image");
     let image = image_layers[0].parent().unwrap().to_path_buf();
@@ -53,19 +86,15 @@ fn cgroup_v2_in_a_vm() {
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut cmd = Command::new(common::workspace().join("scripts/v2vm/run.sh"));
     cmd.args(["-m", "1024", "-t", "600", "-s"]);
-    for file in [
-        exe.clone(),
-        bins.join("ch06-uts"),
-        bins.join("ch07-cgroups"),
-        bins.join("ch08-overlay"),
-        rootfs.to_path_buf(),
-        image.clone(),
-        snapshots,
-    ] {
+    let files = [exe.clone(), rootfs.to_path_buf(), image.clone(), snapshots];
+    for file in files
+        .into_iter()
+        .chain(bins.iter().map(|b| bin_dir.join(b)))
+    {
         cmd.arg("-f").arg(&file);
     }
     for (var, value) in [
-        ("STEPBOX_BIN_DIR", path(bins)),
+        ("STEPBOX_BIN_DIR", path(bin_dir)),
         ("STEPBOX_ROOTFS", path(rootfs)),
         ("STEPBOX_IMAGE", path(&image)),
         ("STEPBOX_EXPECT_CGROUP", "v2".into()),
@@ -79,23 +108,19 @@ fn cgroup_v2_in_a_vm() {
         cmd.arg("-e").arg(format!("{var}={value}"));
     }
     cmd.arg("-C").arg(common::workspace());
-    cmd.arg("--").arg(&exe);
+    cmd.arg("--").arg(&exe).args(args);
     let out = cmd.output().expect("running scripts/v2vm/run.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
     match out.status.code() {
-        Some(0) => {}
+        Some(0) => Some(stdout),
         Some(125) if stderr.contains("setup") && std::env::var("CI").as_deref() != Ok("true") => {
             common::skip(&format!("the v2 VM could not be set up:\n{stderr}"));
-            return;
+            None
         }
         code => {
-            panic!("the cgroups tests failed in the v2 VM (exit {code:?}):\n{stdout}\n{stderr}")
+            panic!("the {name} tests failed in the v2 VM (exit {code:?}):\n{stdout}\n{stderr}")
         }
     }
-    assert!(
-        stdout.contains("test result: ok. 12 passed; 0 failed"),
-        "{stdout}"
-    );
 }

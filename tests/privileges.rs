@@ -354,6 +354,11 @@ fn bad_flags_are_refused_before_anything_is_made() {
         (&["--user", "a:b:c"][..], "a:b:c"),
         (&["--user", "nosuchuser"][..], "nosuchuser"),
         (&["--ulimit", "files=1"][..], "files"),
+        (&["--device", "/etc/passwd"][..], "not a device node"),
+        (&["--device", "/dev/null:dev/null"][..], "not absolute"),
+        (&["--device", "/dev/null:/dev/../x"][..], ".."),
+        (&["--device", "/dev/null:/dev/mine:rwx"][..], "r, w and m"),
+        (&["--device", "/nonexistent\n:/x"][..], "nonexistent"),
     ] {
         let run = sh(&sb, CH09, extra, "true");
         assert_eq!(run.code, 125, "{extra:?}: {}", run.transcript);
@@ -512,4 +517,143 @@ fn the_callers_terminal_cannot_be_typed_into() {
     let (said, queued) = tiocsti_on_a_pty(&sb, CH09);
     assert_eq!(said, "tiocsti: EPERM (Operation not permitted)\n");
     assert!(queued.is_empty(), "{queued:?}");
+}
+
+/// A device the container may not use by default, harmless to read, with
+/// the flags every run gets: a block device of the host that this test
+/// can open (the one that holds / first; some machines refuse even root
+/// that one, then an empty loop or zram device will do), or, where there is
+/// none (the v2 VM boots from memory), /dev/kmsg (c 1:11), the kernel's
+/// log, whose reading needs CAP_SYSLOG when kernel.dmesg_restrict is set:
+/// every run of chapter 9 then gets it (chapter 8's has every capability),
+/// so that only the device policy differs.
+struct TestDevice {
+    path: String,
+    kind: char,
+    major: u32,
+    minor: u32,
+    extra: Vec<&'static str>,
+}
+
+fn test_device() -> TestDevice {
+    let block = |dev: &str| {
+        let uevent = std::fs::read_to_string(format!("/sys/dev/block/{dev}/uevent")).ok()?;
+        let name = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?;
+        let (major, minor) = dev.split_once(':')?;
+        let path = format!("/dev/{name}");
+        use std::os::unix::fs::FileTypeExt;
+        if !std::fs::metadata(&path).ok()?.file_type().is_block_device() {
+            return None;
+        }
+        // Read-only: opening a block device so changes nothing.
+        std::fs::File::open(&path).ok()?;
+        Some(TestDevice {
+            path,
+            kind: 'b',
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+            extra: Vec::new(),
+        })
+    };
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = mountinfo
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.get(4) == Some(&"/"))
+        .last()
+        .map(|f| f[2].to_owned());
+    let any = common::names(std::path::Path::new("/sys/dev/block"));
+    root.iter()
+        .chain(any.iter())
+        .find_map(|d| block(d))
+        .unwrap_or(TestDevice {
+            path: "/dev/kmsg".into(),
+            kind: 'c',
+            major: 1,
+            minor: 11,
+            extra: vec!["--cap-add", "SYSLOG"],
+        })
+}
+
+/// `mknod` a node for `dev` in the container's /tmp and read one block of
+/// it (an empty device has none: then the open is what counts); "opened"
+/// on stdout, or dd's complaint on stderr.
+fn read_script(dev: &TestDevice) -> String {
+    format!(
+        "mknod /tmp/node {} {} {} && dd if=/tmp/node bs=4096 count=1 of=/dev/null && echo opened",
+        dev.kind, dev.major, dev.minor
+    )
+}
+
+/// The devices cgroup (v1: devices.allow; v2: the eBPF program). Root in
+/// chapter 8 makes a node for a disk and reads it; chapter 9's root still
+/// makes the node (CAP_MKNOD), but opening it is refused: EPERM,
+/// "Operation not permitted". `--device` allows it again. Nothing is ever
+/// written to a device: one block is read, no more; the nodes are made in
+/// the container's upper dir and its /dev, gone with it.
+#[test]
+fn only_the_standard_devices_can_be_opened() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let dev = test_device();
+    let with = |more: &[&str]| -> Vec<String> {
+        dev.extra
+            .iter()
+            .chain(more)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |bin: &str, extra: &[String], script: &str| {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        sh(&sb, bin, &extra, script)
+    };
+    let opened = |run: &Run| run.code == 0 && run.stdout.ends_with("opened\n");
+    let refused = |run: &Run| {
+        run.code != 0
+            && !run.stdout.contains("opened")
+            && run.stderr.contains("Operation not permitted")
+    };
+    let before = run(CH08, &[], &read_script(&dev));
+    assert!(opened(&before), "{}", before.transcript);
+    let after = run(CH09, &with(&[]), &read_script(&dev));
+    assert!(
+        refused(&after),
+        "mknod works, open does not: {}",
+        after.transcript
+    );
+    assert!(!after.stderr.contains("mknod"), "{}", after.transcript);
+    // The standard ones still work.
+    let std = run(
+        CH09,
+        &[],
+        "head -c 4 /dev/zero | wc -c && echo ok > /dev/null",
+    );
+    assert_eq!(
+        (std.code, std.stdout.trim()),
+        (0, "4"),
+        "{}",
+        std.transcript
+    );
+
+    // --device: the host's node, made at a path of the container's, and
+    // allowed to be read.
+    let read = format!("{}:/dev/test/device:r", dev.path);
+    let script = "ls -l /dev/test/device && dd if=/dev/test/device bs=4096 count=1 of=/dev/null && echo opened";
+    let allowed = run(CH09, &with(&["--device", &read]), script);
+    assert!(opened(&allowed), "{}", allowed.transcript);
+    assert!(
+        allowed.stdout.starts_with(dev.kind),
+        "{}",
+        allowed.transcript
+    );
+    // Allowed only to be made (m): reading is still refused.
+    let mknod_only = format!("{}:/dev/test/device:m", dev.path);
+    let not_read = run(CH09, &with(&["--device", &mknod_only]), script);
+    assert!(refused(&not_read), "{}", not_read.transcript);
+
+    // --privileged: no device policy at all.
+    let all = run(CH09, &with(&["--privileged"]), &read_script(&dev));
+    assert!(opened(&all), "{}", all.transcript);
 }

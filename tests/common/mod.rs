@@ -555,8 +555,16 @@ pub fn overlay_available() -> bool {
         || skip("the kernel has no overlay filesystem (modprobe overlay)")
 }
 
-/// `--layer L` for each of the default image's layers, bottom first.
+/// `--layer L` for each of the default image's layers, bottom first: the
+/// ones baked into the v2 VM at `STEPBOX_IMAGE` (tests/cgroup_v2_vm.rs),
+/// else built on the host.
 pub fn image_args() -> Vec<String> {
+    if let Ok(dir) = std::env::var("STEPBOX_IMAGE") {
+        return xtask::image::LAYERS
+            .iter()
+            .flat_map(|l| ["--layer".to_string(), format!("{dir}/{l}")])
+            .collect();
+    }
     let layers = xtask::image::ensure().expect("building the default image");
     layers
         .iter()

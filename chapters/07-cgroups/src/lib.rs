@@ -86,6 +86,7 @@ impl Chapter for Opts {
                 pids: self.pids_limit,
                 cpu_quota: self.cpus,
                 cpu_shares: self.cpu_shares,
+                devices: None,
             },
             cgroup_parent: self.cgroup_parent.clone(),
         }
@@ -115,7 +116,7 @@ impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
         let mut steps = self.prev.steps();
         steps.push(Box::new(Cgroups {
-            limits: self.limits,
+            limits: self.limits.clone(),
             parent: self.cgroup_parent.clone(),
             cgroup: None,
             created: false,
@@ -126,7 +127,7 @@ impl Steps for Config {
 // ANCHOR_END: opts
 
 /// The limits to write, all optional (None: unlimited, the kernel's default).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Limits {
     /// Bytes.
     pub memory: Option<u64>,
@@ -134,7 +135,58 @@ pub struct Limits {
     /// Microseconds of CPU time per [`CPU_PERIOD`].
     pub cpu_quota: Option<u64>,
     pub cpu_shares: Option<u64>,
+    /// Which device nodes the container may use; None: every one, as in
+    /// chapters 7 and 8. No flag of this chapter sets it: chapter 9 fills it.
+    pub devices: Option<DevicePolicy>,
 }
+
+// ANCHOR: device_policy
+/// A device allow list, in the two forms the two cgroup versions take.
+/// Everything not on it is denied: opening a device node (read, write) or
+/// making one with mknod(2) fails with EPERM, whatever the file's mode and
+/// the process's capabilities. Chapter 9 makes both forms from one list of
+/// rules; this chapter only hands them to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePolicy {
+    /// cgroup v1: the lines written one by one to `devices.allow` (`c 1:3
+    /// rwm`, `c 136:* rwm`), after `a` to `devices.deny` has emptied the list.
+    pub allow: Vec<String>,
+    /// cgroup v2, which has no device files: an eBPF program of type
+    /// `BPF_PROG_TYPE_CGROUP_DEVICE`, run by the kernel at each open(2) and
+    /// mknod(2) of a device node; it returns 1 to allow, 0 to deny.
+    pub program: Vec<BpfInsn>,
+}
+
+/// One eBPF instruction, the kernel's `struct bpf_insn` (8 bytes): an
+/// opcode, two 4-bit register numbers, a signed 16-bit offset (of a jump, or
+/// of a memory access) and a signed 32-bit immediate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl BpfInsn {
+    /// The 8 bytes the kernel reads. The two registers share a byte as C
+    /// bit-fields (`dst_reg:4, src_reg:4`), whose order follows the
+    /// machine's byte order.
+    pub fn to_bytes(self) -> [u8; 8] {
+        let regs = match cfg!(target_endian = "little") {
+            true => (self.src << 4) | (self.dst & 0xf),
+            false => (self.dst << 4) | (self.src & 0xf),
+        };
+        let mut b = [0; 8];
+        b[0] = self.code;
+        b[1] = regs;
+        b[2..4].copy_from_slice(&self.off.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.imm.to_ne_bytes());
+        b
+    }
+}
+// ANCHOR_END: device_policy
 
 impl Limits {
     /// Is `controller` limited by a flag (then it must be available)?
@@ -143,17 +195,19 @@ impl Limits {
             "memory" => self.memory.is_some(),
             "pids" => self.pids.is_some(),
             "cpu" => self.cpu_quota.is_some() || self.cpu_shares.is_some(),
+            "devices" => self.devices.is_some(),
             _ => false,
         }
     }
 }
 
-/// The flag that limits `controller`, for messages.
+/// What needs `controller`, for messages: "so --memory cannot be applied".
 fn flag_for(controller: &str) -> &'static str {
     match controller {
-        "memory" => "memory",
-        "pids" => "pids-limit",
-        _ => "cpus",
+        "memory" => "--memory",
+        "pids" => "--pids-limit",
+        "devices" => "the device policy",
+        _ => "--cpus",
     }
 }
 
@@ -168,6 +222,10 @@ pub trait Cgroup: Send {
     fn create(&mut self, ctx: &Ctx) -> Result<()>;
     /// Parent, before clone(2): write the limits into the cgroup's files.
     fn set_limits(&self, ctx: &Ctx, limits: &Limits) -> Result<()>;
+    /// Parent, before clone(2): let the container use only the devices
+    /// `policy` allows (v1: devices.deny and devices.allow; v2: attach its
+    /// eBPF program to the cgroup).
+    fn set_devices(&self, ctx: &Ctx, policy: &DevicePolicy) -> Result<()>;
     /// Parent, after clone(2): move the (still waiting) child into the cgroup.
     fn add(&self, ctx: &Ctx, pid: Pid) -> Result<()>;
     /// Child, in its new cgroup namespace: mount the cgroup filesystem on
@@ -215,9 +273,13 @@ impl Step for Cgroups {
         // Created before clone(2): a limit the kernel refuses stops the start
         // before any process exists. Cleanup runs only for steps whose prepare
         // succeeded, so a half-made cgroup is removed here.
-        let made = cgroup
-            .create(ctx)
-            .and_then(|_| cgroup.set_limits(ctx, &self.limits));
+        let made = cgroup.create(ctx).and_then(|_| {
+            cgroup.set_limits(ctx, &self.limits)?;
+            match &self.limits.devices {
+                Some(policy) => cgroup.set_devices(ctx, policy),
+                None => Ok(()),
+            }
+        });
         if let Err(e) = made {
             return Err(match cgroup.remove(ctx) {
                 Ok(()) => e,

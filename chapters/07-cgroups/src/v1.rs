@@ -5,7 +5,8 @@
 //! directory per hierarchy, and the child must be written into each.
 
 use crate::{
-    flag_for, keyed_value, kill_listed, remove_dir, write, Cgroup, Limits, MountInfo, CPU_PERIOD,
+    flag_for, keyed_value, kill_listed, remove_dir, write, Cgroup, DevicePolicy, Limits, MountInfo,
+    CPU_PERIOD,
 };
 use ch01_process::state::Resource;
 use ch01_process::{Context, Ctx, Error, Result};
@@ -17,7 +18,9 @@ const ROOT: &str = "/sys/fs/cgroup";
 
 /// The controllers every container gets, limited or not: memory, pids and
 /// cpu for the limits, cpuacct for the CPU usage it reports (and because it
-/// is often mounted with cpu anyway).
+/// is often mounted with cpu anyway). Plus `devices` when there is a device
+/// policy ([`Limits::devices`]): without one, the container stays in the
+/// runtime's devices cgroup, as in chapters 7 and 8.
 const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
 
 /// Every v1 controller the kernel knows, to tell them apart from other
@@ -68,7 +71,8 @@ impl Hierarchies {
     pub fn new(parent: &Path, name: &str, limits: &Limits) -> Result<Self> {
         let mounts = crate::mountinfo()?;
         let mut list: Vec<Hierarchy> = Vec::new();
-        for want in CONTROLLERS {
+        let devices = limits.devices.is_some().then_some("devices");
+        for want in CONTROLLERS.into_iter().chain(devices) {
             if list.iter().any(|h| h.controllers.iter().any(|c| c == want)) {
                 continue; // co-mounted with one already found (cpu,cpuacct)
             }
@@ -80,7 +84,7 @@ impl Hierarchies {
                 if limits.needs(want) {
                     return Err(Error::runtime(format!(
                         "no cgroup v1 hierarchy with the {want} controller is mounted \
-                         (none in /proc/self/mountinfo), so --{} cannot be applied",
+                         (none in /proc/self/mountinfo), so {} cannot be applied",
                         flag_for(want)
                     )));
                 }
@@ -179,6 +183,21 @@ impl Cgroup for Hierarchies {
         Ok(())
     }
     // ANCHOR_END: v1_limits
+
+    // ANCHOR: v1_devices
+    fn set_devices(&self, ctx: &Ctx, policy: &DevicePolicy) -> Result<()> {
+        // A new cgroup starts with its parent's list, here everything
+        // ("a *:* rwm"). "a" in devices.deny empties it; each line in
+        // devices.allow then adds one rule. A rule may allow only what the
+        // parent allows: the kernel refuses anything wider (EPERM).
+        let dir = self.dir("devices");
+        write(ctx, dir, "devices.deny", "a", None)?;
+        for rule in &policy.allow {
+            write(ctx, dir, "devices.allow", rule, None)?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: v1_devices
 
     fn add(&self, ctx: &Ctx, pid: Pid) -> Result<()> {
         for h in &self.list {

@@ -5,20 +5,24 @@
 //! docker gives by default: a reduced set of capabilities in all five sets
 //! ([`caps`]), no way to gain privileges back through a setuid program
 //! (`no_new_privs`), optionally a user of its own ([`user`]), the kernel's
-//! sensitive files masked or read-only ([`paths`]), a session of its own
-//! (so that it cannot type into the caller's terminal), and resource
-//! limits ([`rlimit`]). `--privileged` turns the confinement off, as
-//! docker's does.
+//! sensitive files masked or read-only ([`paths`]), only the standard
+//! device nodes ([`devices`]: an allow list that chapter 7's cgroup
+//! enforces), a session of its own (so that it cannot type into the
+//! caller's terminal), and resource limits ([`rlimit`]). `--privileged`
+//! turns the confinement off, as docker's does.
 //!
 //! ```text
+//!  steps()       put the device allow list into chapter 7's limits
 //!  check()       parse the capability names, the user, the limits
 //!  prepare()     find the user's ids in the rootfs's /etc/passwd and /etc/group
-//!  setup()       mask and protect /proc and /sys paths   (after chapter 5's mounts)
+//!  setup()       mknod the --device nodes; mask and protect /proc and /sys
+//!                paths                                   (after chapter 5's mounts)
 //!  privileges()  setsid, rlimits, bounding set, setgroups/setgid/setuid,
 //!                capset, no_new_privs                    (after every setup())
 //! ```
 
 pub mod caps;
+pub mod devices;
 pub mod paths;
 pub mod rlimit;
 pub mod user;
@@ -55,8 +59,14 @@ pub struct Opts {
     /// nofile=1024:2048, nproc=64, core=0). Repeatable.
     #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = rlimit::parse)]
     pub ulimit: Vec<rlimit::Ulimit>,
+    /// Make the host's device node HOST in the container, at CONTAINER (by
+    /// default the same path), and allow it: r read, w write, m mknod
+    /// (default rwm). Repeatable.
+    #[arg(long, value_name = "HOST[:CONTAINER][:rwm]", value_parser = devices::parse)]
+    pub device: Vec<devices::Device>,
     /// Turn off every confinement of this chapter: all capabilities, no
-    /// masked paths, the caller's session (as docker's --privileged).
+    /// masked paths, every device, the caller's session (as docker's
+    /// --privileged).
     #[arg(long)]
     pub privileged: bool,
 }
@@ -79,6 +89,7 @@ impl Chapter for Opts {
             user: self.user.clone(),
             group_add: self.group_add.clone(),
             ulimits: self.ulimit.clone(),
+            devices: self.device.clone(),
             privileged: self.privileged,
         }
     }
@@ -97,12 +108,24 @@ pub struct Config {
     pub user: Option<String>,
     pub group_add: Vec<String>,
     pub ulimits: Vec<rlimit::Ulimit>,
+    /// `--device`: made in the container and added to docker's allow list
+    /// ([`devices::DOCKER_DEFAULT`]).
+    pub devices: Vec<devices::Device>,
     pub privileged: bool,
 }
 
 impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
-        let mut steps = self.prev.steps();
+        // The device allow list is enforced by chapter 7's cgroup, made
+        // before this chapter's step runs: it goes into chapter 7's part of
+        // the configuration. --privileged: no list, every device.
+        let mut prev = self.prev.clone();
+        if !self.privileged {
+            let mut rules = devices::DOCKER_DEFAULT.to_vec();
+            rules.extend(self.devices.iter().map(devices::Device::rule));
+            prev.prev.limits.devices = Some(devices::policy(&rules));
+        }
+        let mut steps = prev.steps();
         steps.push(Box::new(Privileges {
             config: Own {
                 cap_add: self.cap_add.clone(),
@@ -111,6 +134,7 @@ impl Steps for Config {
                 user: self.user.clone(),
                 group_add: self.group_add.clone(),
                 ulimits: self.ulimits.clone(),
+                devices: self.devices.clone(),
                 privileged: self.privileged,
             },
             caps: caps::CapSet::default(),
@@ -130,6 +154,7 @@ struct Own {
     user: Option<String>,
     group_add: Vec<String>,
     ulimits: Vec<rlimit::Ulimit>,
+    devices: Vec<devices::Device>,
     privileged: bool,
 }
 
@@ -166,6 +191,12 @@ impl Step for Privileges {
             Some(spec) => Some(user::parse(spec).map_err(Error::runtime)?),
             None => None,
         };
+        // --device was checked when the flag was read; a Config built by
+        // a program is checked here.
+        for d in &self.config.devices {
+            devices::check_container_path(&d.container)
+                .map_err(|e| Error::runtime(format!("--device {:?}: {e}", d.host)))?;
+        }
         Ok(())
     }
 
@@ -196,6 +227,9 @@ impl Step for Privileges {
     }
 
     fn setup(&self, ctx: &Ctx) -> Result<()> {
+        // Chapter 5's setup() made /dev (and pivoted into the rootfs):
+        // the paths are the container's.
+        devices::make_nodes(ctx, &self.config.devices)?;
         if self.config.privileged {
             return Ok(());
         }
