@@ -657,3 +657,30 @@ fn only_the_standard_devices_can_be_opened() {
     let all = run(CH09, &with(&["--privileged"]), &read_script(&dev));
     assert!(opened(&all), "{}", all.transcript);
 }
+
+/// The host's kernel log through a device node of the container's own
+/// making (c 1:11, /dev/kmsg): chapter 8 reads it; chapter 9 can still make
+/// the node (CAP_MKNOD is in docker's set) but not open it (the device
+/// policy), and without CAP_SYSLOG. Only read, one byte.
+#[test]
+fn the_hosts_kernel_log_is_out_of_reach() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let script = "mknod /kmsg c 1 11 && head -c 1 /kmsg | wc -c";
+    let before = sh(&sb, CH08, &[], script);
+    assert_eq!(
+        (before.code, before.stdout.trim()),
+        (0, "1"),
+        "{}",
+        before.transcript
+    );
+    let after = sh(&sb, CH09, &[], script);
+    assert_eq!(after.stdout.trim(), "0", "{}", after.transcript);
+    assert!(
+        after.stderr.contains("Operation not permitted"),
+        "{}",
+        after.transcript
+    );
+}
