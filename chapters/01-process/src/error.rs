@@ -88,7 +88,9 @@ pub fn describe(errno: nix::errno::Errno) -> String {
     use nix::errno::Errno::*;
     let why = errno.desc().to_lowercase();
     match errno {
-        EPERM => format!("{why} (are you root? try sudo)"),
+        // Root meets EPERM too (a capability it dropped, a seccomp
+        // filter): the hint is only for whom it can help.
+        EPERM if !nix::unistd::geteuid().is_root() => format!("{why} (are you root? try sudo)"),
         _ => why,
     }
 }

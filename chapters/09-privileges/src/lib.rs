@@ -176,17 +176,7 @@ impl Step for Privileges {
             false => caps::resolve(&self.config.cap_add, &self.config.cap_drop)
                 .map_err(Error::runtime)?,
         };
-        for opt in &self.config.security_opt {
-            match opt.as_str() {
-                "no-new-privileges" | "no-new-privileges=true" => self.no_new_privs = true,
-                "no-new-privileges=false" => self.no_new_privs = false,
-                other => {
-                    return Err(Error::runtime(format!(
-                        "--security-opt {other:?}: chapter 9 knows only no-new-privileges"
-                    )))
-                }
-            }
-        }
+        self.no_new_privs = no_new_privs(&self.config.security_opt).map_err(Error::runtime)?;
         self.user = match &self.config.user {
             Some(spec) => Some(user::parse(spec).map_err(Error::runtime)?),
             None => None,
@@ -266,6 +256,25 @@ impl Step for Privileges {
     }
 }
 // ANCHOR_END: step
+
+/// Whether `--security-opt` asks for no_new_privs (the last of
+/// `no-new-privileges[=true|false]` wins); an option it does not know is
+/// an error.
+pub fn no_new_privs(security_opt: &[String]) -> std::result::Result<bool, String> {
+    let mut on = false;
+    for opt in security_opt {
+        on = match opt.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" => true,
+            "no-new-privileges=false" => false,
+            other => {
+                return Err(format!(
+                    "--security-opt {other:?}: chapter 9 knows only no-new-privileges"
+                ))
+            }
+        };
+    }
+    Ok(on)
+}
 
 /// The rootfs's /etc/NAME, looked up with openat2(2) `RESOLVE_IN_ROOT`,
 /// as if the rootfs were `/`: a symlink in it cannot lead to the host's

@@ -1,0 +1,3 @@
+fn main() {
+    ch01_process::main::<ch10_seccomp::Opts>()
+}
