@@ -494,6 +494,24 @@ impl Sandbox {
             ids: std::sync::Mutex::new(Vec::new()),
         }
     }
+    /// `BIN --state-dir STATE --layer ... EXTRA -- sh -c SCRIPT` on the
+    /// default image, host checked before and after ([`run_clean`]); the
+    /// transcript says IMAGE and STATE for the paths.
+    pub fn sh(&self, bin: &str, extra: &[&str], script: &str) -> Run {
+        let image = image_args();
+        let state = self.state_dir().to_string_lossy().into_owned();
+        let mut args: Vec<&str> = vec!["--state-dir", &state];
+        args.extend(image.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", script]);
+        let mut run = run_clean(bin, &args);
+        let image_dir = xtask::paths::default_image().to_string_lossy().into_owned();
+        run.transcript = run
+            .transcript
+            .replace(&image_dir, "IMAGE")
+            .replace(&state, "STATE");
+        run
+    }
     /// A new container id, remembered for the cleanup by hand.
     pub fn id(&self) -> String {
         let id = unique_id();
