@@ -80,6 +80,43 @@ pub const ALL: &[Attempt] = &[
         needs: "CAP_SYS_ADMIN, unless the terminal is the caller's own",
         run: tiocsti,
     },
+    // No capability guards the ones below: in docker, its seccomp profile
+    // does (chapter 10). They reach the kernel in chapter 9.
+    Attempt {
+        name: "keyctl",
+        needs: "seccomp (keyrings are not namespaced)",
+        run: keyctl,
+    },
+    Attempt {
+        name: "bpf",
+        needs: "seccomp (CAP_BPF only for maps and programs)",
+        run: bpf,
+    },
+    Attempt {
+        name: "userfaultfd",
+        needs: "seccomp (it can hold the kernel at a page fault)",
+        run: userfaultfd,
+    },
+    Attempt {
+        name: "perf_event_open",
+        needs: "seccomp (kernel.perf_event_paranoid only)",
+        run: perf_event_open,
+    },
+    Attempt {
+        name: "personality",
+        needs: "seccomp (old ABIs, little tested)",
+        run: personality,
+    },
+    Attempt {
+        name: "clone-newuser",
+        needs: "seccomp (a user namespace has every capability in it)",
+        run: clone_newuser,
+    },
+    Attempt {
+        name: "unshare-user",
+        needs: "seccomp (a user namespace has every capability in it)",
+        run: unshare_user,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Attempt> {
@@ -126,6 +163,8 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         libc::ESRCH => "ESRCH",
         libc::EINTR => "EINTR",
         libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
         libc::ENOEXEC => "ENOEXEC",
         libc::EBADF => "EBADF",
         libc::ECHILD => "ECHILD",
@@ -138,15 +177,23 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         libc::ENODEV => "ENODEV",
         libc::ENOTDIR => "ENOTDIR",
         libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
         libc::ENOSPC => "ENOSPC",
         libc::EROFS => "EROFS",
         libc::ENOSYS => "ENOSYS",
+        libc::ENOTEMPTY => "ENOTEMPTY",
         libc::EBADMSG => "EBADMSG",
+        libc::EUSERS => "EUSERS",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
         libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         libc::ENOPKG => "ENOPKG",
+        libc::EDQUOT => "EDQUOT",
         libc::ENOKEY => "ENOKEY",
+        libc::EKEYEXPIRED => "EKEYEXPIRED",
+        libc::EKEYREVOKED => "EKEYREVOKED",
         libc::EKEYREJECTED => "EKEYREJECTED",
         _ => return None,
     })
@@ -236,25 +283,44 @@ fn adjtimex() -> Outcome {
 /// namespace is made. Done in a child that exits at once: this process
 /// keeps its own UTS namespace, and the new one dies with the child.
 fn unshare() -> Outcome {
-    // SAFETY: fork has no preconditions here; the child below calls only
-    // async-signal-safe functions (unshare, _exit) before it exits.
+    in_a_child(|| {
+        // SAFETY: integer argument only; unshare is async-signal-safe.
+        unsafe { libc::unshare(libc::CLONE_NEWUTS) as libc::c_long }
+    })
+}
+
+/// Runs `call` in a child that exits at once, for calls that change the
+/// process that makes them (its namespaces, its personality): the change
+/// dies with the child. The child's exit status carries the errno (at
+/// most 133, it fits), 0 for success. `call` must make only
+/// async-signal-safe calls (the parent may have other threads: the unit
+/// tests' harness does).
+fn in_a_child(call: fn() -> libc::c_long) -> Outcome {
+    // SAFETY: fork has no preconditions here; the child below runs only
+    // `call` (async-signal-safe, see above) and _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Outcome::NotMade(format!("fork: {}", reason(&io::Error::last_os_error())));
     }
     if pid == 0 {
-        // The errno (at most 133) fits an exit status.
-        // SAFETY: unshare and _exit are async-signal-safe; _exit never returns.
+        let ret = call();
+        // SAFETY: reading errno and _exit are async-signal-safe; _exit
+        // never returns, so no destructor of the parent's runs here.
         unsafe {
-            let code = if libc::unshare(libc::CLONE_NEWUTS) == 0 {
-                0
-            } else {
+            let code = if ret == -1 {
                 *libc::__errno_location()
+            } else {
+                0
             };
             libc::_exit(code);
         }
     }
-    match reap(pid) {
+    child_outcome(reap(pid))
+}
+
+/// The answer a child reported in its exit status (see [`in_a_child`]).
+fn child_outcome(ended: Result<Ended, String>) -> Outcome {
+    match ended {
         Ok(Ended::Exited(0)) => Outcome::Ok,
         Ok(Ended::Exited(errno)) => Outcome::Errno(errno),
         Ok(Ended::Signaled(signal)) => {
@@ -464,6 +530,182 @@ fn tiocsti() -> Outcome {
     outcome(ret as libc::c_long)
 }
 
+/// keyctl(2) commands and special keyring ids, from
+/// include/uapi/linux/keyctl.h.
+const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
+
+/// security/keys/keyctl.c, keyctl_get_keyring_ID(): no capability is
+/// asked; lookup_user_key() finds the caller's user keyring (made on
+/// first use, empty), whose serial number is returned. Keyrings belong to
+/// a uid in a user namespace, and the container is root in the initial
+/// one: this is the host root's own user keyring, the one its logins and
+/// services keep keys in. Nothing is read from it or added to it; create
+/// (the third argument) is 0.
+fn keyctl() -> Outcome {
+    // SAFETY: integer arguments only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_GET_KEYRING_ID,
+            KEY_SPEC_USER_KEYRING,
+            0 as libc::c_long,
+        )
+    };
+    outcome(ret)
+}
+
+/// No bpf(2) command has this number (there are about 40, and proposed
+/// flag bits start at 1 << 16).
+const BAD_BPF_CMD: libc::c_long = 1000;
+
+/// kernel/bpf/syscall.c, __sys_bpf(): the attribute size is checked
+/// (bpf_check_uarg_tail_zero: a short one is fine), the attributes are
+/// copied in, the LSM hook is asked, and the command switch answers
+/// EINVAL for a number it does not know. kernel.unprivileged_bpf_disabled
+/// is no longer asked there: until 5.19 it was, first, for every command
+/// (EPERM without CAP_BPF or CAP_SYS_ADMIN); then only for BPF_MAP_CREATE
+/// and BPF_PROG_LOAD; since 6.5 (1d28635abcf1, "bpf: Move unprivileged
+/// checks into map_create() and bpf_prog_load()") inside those two. So
+/// without any capability the call reaches the switch, and nothing is
+/// made.
+fn bpf() -> Outcome {
+    let mut attr = [0u8; 16];
+    // SAFETY: `attr` is valid for its length, which is what is passed;
+    // the kernel only reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BAD_BPF_CMD,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_ulong,
+        )
+    };
+    outcome(ret)
+}
+
+/// include/uapi/linux/userfaultfd.h: handle faults in user mode only.
+const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+
+/// fs/userfaultfd.c, userfaultfd_syscall_allowed(): UFFD_USER_MODE_ONLY
+/// (since 5.11) is allowed to everybody, whatever
+/// vm.unprivileged_userfaultfd says; that sysctl, and CAP_SYS_PTRACE,
+/// only decide who may handle faults the kernel itself takes (in a
+/// copy_from_user(): the way exploits hold the kernel still in the
+/// middle of a race). The new descriptor has no memory registered and is
+/// closed at once. Kernels before 5.11 refuse the flag (EINVAL), or, with
+/// the sysctl at 0, refuse anybody without CAP_SYS_PTRACE first (EPERM);
+/// one built without userfaultfd says ENOSYS.
+fn userfaultfd() -> Outcome {
+    // SAFETY: integer argument only.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, UFFD_USER_MODE_ONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Outcome::Errno(last_errno());
+    }
+    // SAFETY: the call succeeded: `fd` is open and owned by nobody else;
+    // dropping it closes it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+    Outcome::Ok
+}
+
+/// kernel/events/core.c, SYSCALL_DEFINE5(perf_event_open): unknown flags
+/// → EINVAL, then perf_copy_attr(), which reads the attribute's `size`
+/// (the second u32) and refuses one below PERF_ATTR_SIZE_VER0 (64 bytes):
+/// E2BIG, after writing the size it wants back into `size`. Only then come
+/// the LSM hook (since 6.2; before, it came first, and answers nothing
+/// without an LSM that cares) and kernel.perf_event_paranoid with
+/// CAP_PERFMON. Size 1: no counter is ever opened. (Debian's and
+/// Android's kernels take paranoid level 3, "nobody without
+/// CAP_SYS_ADMIN", before perf_copy_attr(): EACCES there.)
+fn perf_event_open() -> Outcome {
+    let mut attr = [0u32; 32];
+    attr[1] = 1;
+    // SAFETY: `attr` is 128 bytes, valid to read and to write (the kernel
+    // writes `size` back), for the call; the rest are integers.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_mut_ptr(),
+            0 as libc::pid_t,
+            -1 as libc::c_int,
+            -1 as libc::c_int,
+            0 as libc::c_ulong,
+        )
+    };
+    if fd < 0 {
+        return Outcome::Errno(last_errno());
+    }
+    // SAFETY: the call succeeded (it cannot, with size 1): `fd` is open
+    // and owned by nobody else; dropping it closes it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+    Outcome::Ok
+}
+
+/// include/uapi/linux/personality.h: PROT_READ implies PROT_EXEC.
+const READ_IMPLIES_EXEC: libc::c_ulong = 0x040_0000;
+
+/// kernel/exec_domain.c, SYSCALL_DEFINE1(personality): no check at all;
+/// the persona is set and the old one returned. docker's profile allows
+/// only 0 (PER_LINUX), 8 (PER_LINUX32), 0x20000 (UNAME26), 0x20008 and
+/// 0xffffffff (query): the others switch on old ABIs, little tested.
+/// READ_IMPLIES_EXEC makes every readable mapping executable, from the
+/// next execve(2) on; set in a child that exits at once.
+fn personality() -> Outcome {
+    in_a_child(|| {
+        // SAFETY: integer argument only; personality is a plain system
+        // call, async-signal-safe.
+        unsafe { libc::syscall(libc::SYS_personality, READ_IMPLIES_EXEC) }
+    })
+}
+
+/// kernel/fork.c, copy_process() → copy_creds() → create_user_ns() in
+/// kernel/user_namespace.c: no capability is asked (a user namespace
+/// is how an unprivileged process gets capabilities, over what it owns);
+/// the checks are the nesting depth (32), user.max_user_namespaces
+/// (ENOSPC), a chroot (EPERM), the caller's uid and gid having a mapping,
+/// and the LSM hook. docker's seccomp profile refuses clone(2) with
+/// CLONE_NEWUSER, as with the other namespace flags, to all without
+/// CAP_SYS_ADMIN. The raw system call, without a new stack: the child
+/// runs on a copy of this one, like fork(2), and _exits at once, taking
+/// the new namespace with it; it is reaped.
+fn clone_newuser() -> Outcome {
+    let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: with a null stack the child continues on a copy of this
+    // one, as after fork(2); it calls only _exit. The other pointers are
+    // null and, without CLONE_*TID or CLONE_SETTLS flags, never used.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid == -1 {
+        return Outcome::Errno(last_errno());
+    }
+    if pid == 0 {
+        // SAFETY: _exit is async-signal-safe and never returns.
+        unsafe { libc::_exit(0) };
+    }
+    child_outcome(reap(pid as libc::pid_t))
+}
+
+/// kernel/fork.c, ksys_unshare(): CLONE_NEWUSER brings CLONE_THREAD and
+/// CLONE_FS with it (check_unshare_flags: EINVAL for a process with
+/// threads, or one sharing its fs_struct), then unshare_userns() →
+/// create_user_ns(), with the checks of `clone-newuser` and no capability.
+/// docker's profile refuses unshare(2) altogether without CAP_SYS_ADMIN.
+/// In a child that exits at once (which has no threads).
+fn unshare_user() -> Outcome {
+    in_a_child(|| {
+        // SAFETY: integer argument only; unshare is async-signal-safe.
+        unsafe { libc::unshare(libc::CLONE_NEWUSER) as libc::c_long }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,7 +714,11 @@ mod tests {
     fn names_are_found_and_unique() {
         for attempt in ALL {
             assert_eq!(find(attempt.name).map(|a| a.name), Some(attempt.name));
-            assert!(attempt.needs.starts_with("CAP_"), "{}", attempt.name);
+            assert!(
+                attempt.needs.starts_with("CAP_") || attempt.needs.starts_with("seccomp ("),
+                "{}",
+                attempt.name
+            );
         }
         let mut names: Vec<&str> = ALL.iter().map(|a| a.name).collect();
         names.sort_unstable();
@@ -502,6 +748,10 @@ mod tests {
             Outcome::Errno(libc::ENOSYS).to_string(),
             "ENOSYS (Function not implemented)"
         );
+        assert_eq!(
+            Outcome::Errno(libc::E2BIG).to_string(),
+            "E2BIG (Argument list too long)"
+        );
         assert_eq!(describe_errno(4000), "errno 4000 (Unknown error 4000)");
         assert_eq!(
             Outcome::NotMade("fork: x".into()).to_string(),
@@ -526,7 +776,9 @@ mod tests {
         }
     }
 
-    /// The attempts that fork reap their child, whatever the answer.
+    /// The attempts that fork reap their child, whatever the answer. (Run
+    /// on the host: each changes only its child. A host may refuse user
+    /// namespaces, with ENOSPC or EPERM.)
     #[test]
     fn forking_attempts_leave_no_child() {
         for outcome in [unshare(), ptrace()] {
@@ -535,9 +787,21 @@ mod tests {
                 "{outcome}"
             );
         }
+        for outcome in [personality(), clone_newuser(), unshare_user()] {
+            assert!(
+                matches!(outcome, Outcome::Ok | Outcome::Errno(_)),
+                "{outcome}"
+            );
+        }
         // SAFETY: a null status pointer is allowed.
         let ret = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
         assert_eq!(ret, -1);
         assert_eq!(last_errno(), libc::ECHILD);
+    }
+
+    #[test]
+    fn the_bad_bpf_command_is_no_command_and_no_flag() {
+        // The commands count up from 0, and were below 40 in 2025.
+        assert!((100..1 << 16).contains(&BAD_BPF_CMD));
     }
 }
