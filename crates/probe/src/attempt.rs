@@ -21,6 +21,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 
 use crate::report::reason;
 
@@ -79,6 +80,11 @@ pub const ALL: &[Attempt] = &[
         name: "tiocsti",
         needs: "CAP_SYS_ADMIN, unless the terminal is the caller's own",
         run: tiocsti,
+    },
+    Attempt {
+        name: "release-agent",
+        needs: "CAP_SYS_ADMIN (CVE-2022-0492)",
+        run: release_agent,
     },
     // No capability guards the ones below: in docker, its seccomp profile
     // does (chapter 10). They reach the kernel in chapter 9.
@@ -530,6 +536,200 @@ fn tiocsti() -> Outcome {
     outcome(ret as libc::c_long)
 }
 
+/// The cgroup v1 hierarchies in /proc/self/cgroup's text, as the
+/// controller lists that name them ("cpu,cpuacct", "name=systemd"), in
+/// its order. Each line is `ID:CONTROLLERS:PATH`; cgroup v2's line is
+/// `0::PATH`, with no controllers, and is left out. PATH may itself hold
+/// colons: only the first two split.
+fn v1_hierarchies(proc_self_cgroup: &str) -> Vec<String> {
+    proc_self_cgroup
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_id, controllers, _path) = (fields.next()?, fields.next()?, fields.next()?);
+            (!controllers.is_empty()).then(|| controllers.to_owned())
+        })
+        .collect()
+}
+
+/// mount(2)'s data for the hierarchy `controllers` names: the same list,
+/// so that the kernel finds that hierarchy again. A list that matches no
+/// hierarchy exactly is refused (EBUSY, if it shares a controller with
+/// one) or makes a new hierarchy (only from the initial cgroup namespace).
+/// A hierarchy with a name and no controller is mounted as
+/// `none,name=...`.
+fn mount_data(controllers: &str) -> String {
+    if controllers.split(',').all(|c| c.starts_with("name=")) {
+        format!("none,{controllers}")
+    } else {
+        controllers.to_owned()
+    }
+}
+
+/// Controllers that runtimes rarely give a container a cgroup of its own
+/// in (the published CVE-2022-0492 exploit used rdma, where docker made
+/// none): in their hierarchies the container's cgroup namespace is rooted
+/// at the root cgroup, which is where release_agent is.
+const RARELY_GIVEN: [&str; 6] = [
+    "rdma",
+    "misc",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "hugetlb",
+];
+
+/// Controllers runtimes move a container into (chapter 7: memory, pids,
+/// cpu, cpuacct; chapter 9 adds devices): their release_agent is out of
+/// its sight.
+const ALWAYS_GIVEN: [&str; 5] = ["memory", "pids", "cpu", "cpuacct", "devices"];
+
+/// The hierarchies in the order to try them: the ones whose root the
+/// container most likely sees first, and otherwise as listed.
+fn by_likelihood(mut hierarchies: Vec<String>) -> Vec<String> {
+    let rank = |controllers: &String| {
+        let has = |list: &[&str]| controllers.split(',').any(|c| list.contains(&c));
+        if has(&RARELY_GIVEN) {
+            0
+        } else if has(&ALWAYS_GIVEN) {
+            2
+        } else {
+            1
+        }
+    };
+    hierarchies.sort_by_key(rank);
+    hierarchies
+}
+
+/// CVE-2022-0492, the first steps of it, without the step that does harm.
+/// In cgroup v1 a hierarchy's root cgroup has a file `release_agent`: the
+/// path of a program that the kernel runs, as root on the host, with every
+/// capability, whenever a cgroup of that hierarchy with
+/// `notify_on_release` set loses its last process. Whoever can write it
+/// runs a program of their choosing on the host. The bug: that write
+/// checked only the file's mode, and a user namespace of one's own makes
+/// one root over a cgroup mount of one's own, so anybody who could
+/// unshare a user and a cgroup namespace (an unprivileged user on the
+/// host, or a container whose seccomp profile let unshare(2) through)
+/// could set it. The fix (24f6008564183, "cgroup-v1: Require capabilities
+/// to set release_agent", 5.17; later made to use the opener's
+/// credentials): cgroup_release_agent_write() in kernel/cgroup/cgroup-v1.c
+/// refuses (EPERM) unless the cgroup namespace's user namespace is the
+/// initial one and the file was opened with CAP_SYS_ADMIN in it. That is
+/// what chapter 8's root has: it may still write it (that is no bug, that
+/// is root), which is why nothing here ever writes.
+///
+/// The order of checks: fs/namespace.c, path_mount(): after the LSM hook,
+/// `may_mount()` (CAP_SYS_ADMIN over the mount namespace's user
+/// namespace) → EPERM, before the file system is looked at; then
+/// cgroup1_get_tree() asks again for CAP_SYS_ADMIN over the cgroup
+/// namespace's user namespace, and reuses the hierarchy the options name
+/// (a new one may only be made in the initial cgroup namespace: EPERM in
+/// chapter 8's own). So: each v1 hierarchy of /proc/self/cgroup in turn,
+/// mounted on a fresh directory in /tmp (in the container's own mount
+/// namespace, private: nothing propagates to the host), where
+/// `release_agent` is looked for at the mount's root and opened for
+/// writing, then closed unwritten; the mount is detached and the
+/// directory removed.
+///
+/// `ok`: release_agent could be opened for writing (a write would choose
+/// the program the host runs). The mount's errno: the mount was refused (EPERM without
+/// CAP_SYS_ADMIN). `ok, but`: mounted, but no mount had release_agent at
+/// its root (the container's cgroup namespace starts below the root in
+/// every hierarchy), or the cleanup failed. Not attempted: a host with
+/// cgroup v2 alone (v2 has no release_agent).
+fn release_agent() -> Outcome {
+    let listed = match std::fs::read_to_string("/proc/self/cgroup") {
+        Ok(text) => text,
+        Err(e) => return Outcome::NotMade(format!("/proc/self/cgroup: {}", reason(&e))),
+    };
+    let hierarchies = by_likelihood(v1_hierarchies(&listed));
+    if hierarchies.is_empty() {
+        return Outcome::NotMade("no cgroup v1 hierarchy: cgroup v2 only".to_string());
+    }
+    let hex = match random_hex() {
+        Ok(hex) => hex,
+        Err(e) => return Outcome::NotMade(format!("getrandom: {}", reason(&e))),
+    };
+    let dir = format!("/tmp/.probe-cgroup-{hex}");
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        return Outcome::NotMade(format!("{dir}: mkdir: {}", reason(&e)));
+    }
+    let Ok(c_dir) = CString::new(dir.clone()) else {
+        return Outcome::NotMade(format!("{dir:?}: NUL in the path"));
+    };
+    let mut refused = None;
+    let mut mounted = Vec::new();
+    let mut found = None;
+    for controllers in &hierarchies {
+        let Ok(data) = CString::new(mount_data(controllers)) else {
+            continue;
+        };
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        // SAFETY: every pointer is a valid NUL-terminated string that
+        // outlives the call.
+        let ret = unsafe {
+            libc::mount(
+                c"cgroup".as_ptr(),
+                c_dir.as_ptr(),
+                c"cgroup".as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            )
+        };
+        if ret != 0 {
+            refused.get_or_insert(last_errno());
+            continue;
+        }
+        mounted.push(controllers.as_str());
+        let agent = format!("{dir}/release_agent");
+        let opened = match std::fs::symlink_metadata(&agent) {
+            Ok(_) => Some(open_for_writing(&agent)),
+            Err(_) => None,
+        };
+        // SAFETY: `c_dir` is a valid NUL-terminated path.
+        if unsafe { libc::umount2(c_dir.as_ptr(), libc::MNT_DETACH) } != 0 {
+            // Still mounted: the directory cannot go, and no other
+            // hierarchy can be mounted there. The mount is in the
+            // container's mount namespace, and goes with it.
+            let e = io::Error::last_os_error();
+            return Outcome::OkBut(format!("{dir}: umount2: {}", reason(&e)));
+        }
+        if let Some(opened) = opened {
+            found = Some(opened);
+            break;
+        }
+    }
+    let removed = std::fs::remove_dir(&dir);
+    match (found, removed) {
+        (Some(Ok(())), Ok(())) => Outcome::Ok,
+        (Some(Err(e)), Ok(())) => Outcome::OkBut(format!(
+            "release_agent would not open for writing: {}",
+            reason(&e)
+        )),
+        (Some(_), Err(e)) => Outcome::OkBut(format!("{dir}: rmdir: {}", reason(&e))),
+        (None, removed) if !mounted.is_empty() => Outcome::OkBut(format!(
+            "no release_agent at the root of {}: the container's cgroup is not the root{}",
+            mounted.join(" "),
+            match removed {
+                Ok(()) => String::new(),
+                Err(e) => format!("; {dir}: rmdir: {}", reason(&e)),
+            }
+        )),
+        // Nothing was mounted: the answer is the mount's. An empty
+        // directory left in the container's /tmp would be its own.
+        (None, _) => match refused {
+            Some(errno) => Outcome::Errno(errno),
+            None => Outcome::NotMade("no hierarchy could be named to mount(2)".to_string()),
+        },
+    }
+}
+
+/// open(2) O_WRONLY, then close without a write.
+fn open_for_writing(path: &str) -> io::Result<()> {
+    std::fs::OpenOptions::new().write(true).open(path).map(drop)
+}
+
 /// keyctl(2) commands and special keyring ids, from
 /// include/uapi/linux/keyctl.h.
 const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
@@ -797,6 +997,58 @@ mod tests {
         let ret = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
         assert_eq!(ret, -1);
         assert_eq!(last_errno(), libc::ECHILD);
+    }
+
+    #[test]
+    fn v1_hierarchies_are_read_from_proc_self_cgroup() {
+        let hybrid = "12:rdma:/\n\
+                      9:name=systemd:/user.slice/x:y.scope\n\
+                      4:memory:/stepbox/stepbox-1\n\
+                      2:cpu,cpuacct:/\n\
+                      0::/user.slice\n";
+        assert_eq!(
+            v1_hierarchies(hybrid),
+            ["rdma", "name=systemd", "memory", "cpu,cpuacct"]
+        );
+        // Pure v2: one line, no controllers.
+        assert!(v1_hierarchies("0::/\n").is_empty());
+        assert!(v1_hierarchies("").is_empty());
+        // Anything that is not ID:CONTROLLERS:PATH is no hierarchy.
+        assert!(v1_hierarchies("garbage\n3:freezer\n").is_empty());
+    }
+
+    #[test]
+    fn named_hierarchies_are_mounted_with_none() {
+        assert_eq!(mount_data("rdma"), "rdma");
+        assert_eq!(mount_data("cpu,cpuacct"), "cpu,cpuacct");
+        assert_eq!(mount_data("name=systemd"), "none,name=systemd");
+        assert_eq!(mount_data("cpu,name=x"), "cpu,name=x");
+    }
+
+    #[test]
+    fn hierarchies_containers_seldom_get_come_first() {
+        let listed = [
+            "name=systemd",
+            "pids",
+            "memory",
+            "net_cls,net_prio",
+            "cpu,cpuacct",
+            "freezer",
+            "rdma",
+        ];
+        let order = by_likelihood(listed.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            order,
+            [
+                "net_cls,net_prio",
+                "rdma",
+                "name=systemd",
+                "freezer",
+                "pids",
+                "memory",
+                "cpu,cpuacct"
+            ]
+        );
     }
 
     #[test]
