@@ -870,9 +870,9 @@ fn personality() -> Outcome {
 /// the new namespace with it; it is reaped.
 fn clone_newuser() -> Outcome {
     let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong;
+    // Without CLONE_*TID or CLONE_SETTLS the null pointers are never used.
     // SAFETY: with a null stack the child continues on a copy of this
-    // one, as after fork(2); it calls only _exit. The other pointers are
-    // null and, without CLONE_*TID or CLONE_SETTLS flags, never used.
+    // one, as after fork(2); it calls only _exit.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
