@@ -209,6 +209,68 @@ fn ch09_system_calls() {
     crate::snapshot!("ch09_system_calls", transcript);
 }
 
+/// CVE-2022-0492: a cgroup v1 hierarchy mounted from inside the
+/// container shows its root cgroup's `release_agent`, a program the kernel
+/// runs as root on the host. Chapter 8's root may mount it and open the
+/// file for writing (the probe never writes); chapter 9's may not mount
+/// (no CAP_SYS_ADMIN). A host with cgroup v2 alone has no release_agent.
+#[test]
+fn ch09_release_agent() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let script = "/bin/probe attempt release-agent";
+    let answer = |run: &Run| -> String {
+        match &attempts(run)[..] {
+            [(name, answer)] if name == "release-agent" => answer.clone(),
+            _ => panic!("{}", run.transcript),
+        }
+    };
+    let before = sh(&sb, CH08, &[], script);
+    if answer(&before).starts_with("not attempted (no cgroup v1 hierarchy") {
+        common::skip("no cgroup v1 hierarchy on this host: no release_agent to reach");
+        return;
+    }
+    assert_eq!(answer(&before), "ok", "{}", before.transcript);
+    let after = sh(&sb, CH09, &[], script);
+    assert_eq!(answer(&after), EPERM, "{}", after.transcript);
+    let privileged = sh(&sb, CH09, &["--privileged"], script);
+    assert_eq!(answer(&privileged), "ok", "{}", privileged.transcript);
+    let transcript = format!("{}{}", before.transcript, after.transcript);
+    crate::snapshot!("ch09_release_agent", transcript);
+}
+
+/// The system calls chapter 10's seccomp filter is about: no capability
+/// guards them, so they reach the kernel in chapter 9 as in chapter 8.
+/// What the kernel answers here is chapter 10's "before".
+#[test]
+fn seccomp_demo_calls_reach_the_kernel_in_chapter_9() {
+    if !root() || !common::overlay_available() {
+        return;
+    }
+    let sb = Sandbox::new("ch09");
+    let expected: &[(&str, &str)] = &[
+        ("keyctl", "ok"),
+        ("bpf", EINVAL),
+        ("userfaultfd", "ok"),
+        ("perf_event_open", "E2BIG (Argument list too long)"),
+        ("personality", "ok"),
+        ("clone-newuser", "ok"),
+        ("unshare-user", "ok"),
+    ];
+    let names: Vec<&str> = expected.iter().map(|&(name, _)| name).collect();
+    let script = format!("/bin/probe attempt {}", names.join(" "));
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|&(n, a)| (n.to_owned(), a.to_owned()))
+        .collect();
+    for bin in [CH08, CH09] {
+        let run = sh(&sb, bin, &[], &script);
+        assert_eq!(attempts(&run), want, "{}", run.transcript);
+    }
+}
+
 /// /proc/interrupts (masked by docker since 2025: a side channel) is on
 /// every kernel; /proc/kcore, the kernel's memory, only on some.
 #[test]

@@ -24,14 +24,14 @@ fn usage() -> String {
 }
 
 fn attempt_usage() -> String {
-    let names: Vec<String> = attempt::ALL
+    let width = attempt::ALL.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    let names: String = attempt::ALL
         .iter()
-        .map(|a| format!("{} ({})", a.name, a.needs))
+        .map(|a| format!("  {:width$}  {}\n", a.name, a.needs))
         .collect();
     format!(
         "usage: probe attempt NAME...   (one harmless system call each)\n\
-         names: {}\n",
-        names.join(" ")
+         names, and what guards each:\n{names}"
     )
 }
 
