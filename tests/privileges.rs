@@ -6,21 +6,8 @@ mod common;
 
 use common::{root, run_clean, Run, Sandbox};
 
-/// `BIN --state-dir STATE --layer ... EXTRA -- sh -c SCRIPT` in a sandbox.
 fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
-    let image = common::image_args();
-    let state = sb.state_dir().to_string_lossy().into_owned();
-    let mut args: Vec<&str> = vec!["--state-dir", &state];
-    args.extend(image.iter().map(String::as_str));
-    args.extend_from_slice(extra);
-    args.extend(["--", "sh", "-c", script]);
-    let mut run = run_clean(bin, &args);
-    let image_dir = xtask::paths::default_image().to_string_lossy().into_owned();
-    run.transcript = run
-        .transcript
-        .replace(&image_dir, "IMAGE")
-        .replace(&state, "STATE");
-    run
+    sb.sh(bin, extra, script)
 }
 
 /// The value of `key` in the container's /proc/self/status.
