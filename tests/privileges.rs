@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{root, run_clean, Run, Sandbox};
+use common::{root, Run, Sandbox};
 
 fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
     sb.sh(bin, extra, script)
