@@ -350,3 +350,29 @@ fn bad_profiles_are_refused_before_anything_is_made() {
     );
     assert!(run.stderr.contains("no such file"), "{}", run.transcript);
 }
+
+/// What the compiler makes of a small profile, for the book: the
+/// architecture dispatch, x32 refused, the search over numbers, and a
+/// 64-bit comparison of an argument, word by word.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn a_small_profile_compiled() {
+    let profile: ch10_seccomp::oci_spec::runtime::LinuxSeccomp =
+        serde_json::from_str(SMALL).unwrap();
+    let filter = ch10_seccomp::compile::compile(&profile).unwrap();
+    let text = ch10_seccomp::bpf::disassemble(&filter.insns);
+    crate::snapshot!("ch10_small_profile", format!("{SMALL}\n{text}"));
+}
+
+/// Allow getpid(2), and personality(2) with PER_LINUX only; EPERM for
+/// the rest.
+const SMALL: &str = r#"{
+  "defaultAction": "SCMP_ACT_ERRNO",
+  "defaultErrnoRet": 1,
+  "architectures": ["SCMP_ARCH_X86_64"],
+  "syscalls": [
+    {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+    {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+     "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
+  ]
+}"#;

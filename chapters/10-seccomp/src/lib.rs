@@ -27,6 +27,8 @@ pub mod profile;
 
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
+/// The OCI runtime spec's types, for callers that build a [`Seccomp::Oci`].
+pub use oci_spec;
 use oci_spec::runtime::LinuxSeccomp;
 use std::path::PathBuf;
 
