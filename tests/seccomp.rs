@@ -361,18 +361,9 @@ fn a_small_profile_compiled() {
         serde_json::from_str(SMALL).unwrap();
     let filter = ch10_seccomp::compile::compile(&profile).unwrap();
     let text = ch10_seccomp::bpf::disassemble(&filter.insns);
-    crate::snapshot!("ch10_small_profile", format!("{SMALL}\n{text}"));
+    crate::snapshot!("ch10_small_profile", text);
 }
 
 /// Allow getpid(2), and personality(2) with PER_LINUX only; EPERM for
-/// the rest.
-const SMALL: &str = r#"{
-  "defaultAction": "SCMP_ACT_ERRNO",
-  "defaultErrnoRet": 1,
-  "architectures": ["SCMP_ARCH_X86_64"],
-  "syscalls": [
-    {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
-    {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-     "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
-  ]
-}"#;
+/// the rest (the book shows it).
+const SMALL: &str = include_str!("data/small-seccomp-profile.json");

@@ -5,8 +5,8 @@
 //!
 //! It is an allow list: a call it does not name fails with EPERM
 //! (`defaultErrnoRet` 1), so a call added to Linux next year is refused
-//! until someone decides it is safe. Most of the ~370 names are the calls
-//! every program makes. The rest of the profile is about the calls that
+//! until someone decides it is safe. The ~350 names allowed unconditionally are
+//! the calls every program makes. The rest of the profile is about the calls that
 //! capabilities guard too: they are allowed only when the container holds
 //! the capability (so `--cap-add SYS_ADMIN` gives mount(2) back), because
 //! seccomp is a second wall: a kernel bug behind a capability check is
