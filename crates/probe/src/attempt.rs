@@ -57,6 +57,11 @@ pub const ALL: &[Attempt] = &[
         run: adjtimex,
     },
     Attempt {
+        name: "settimeofday",
+        needs: "CAP_SYS_TIME",
+        run: settimeofday,
+    },
+    Attempt {
         name: "unshare",
         needs: "CAP_SYS_ADMIN",
         run: unshare,
@@ -263,6 +268,34 @@ fn init_module() -> Outcome {
             image.as_ptr(),
             image.len() as libc::c_ulong,
             params.as_ptr(),
+        )
+    };
+    outcome(ret)
+}
+
+/// kernel/time/time.c, do_sys_settimeofday64(): with no time given,
+/// `security_settime64()` (`capable(CAP_SYS_TIME)` → EPERM) comes first;
+/// then a time zone more than 15 hours from UTC is EINVAL, before
+/// `sys_tz` is set or the clock warped (the first call with a time zone
+/// can shift the clock by it). 16 hours west: nothing is ever set.
+fn settimeofday() -> Outcome {
+    /// `struct timezone` (libc's is opaque).
+    #[repr(C)]
+    struct Timezone {
+        minuteswest: libc::c_int,
+        dsttime: libc::c_int,
+    }
+    let tz = Timezone {
+        minuteswest: 16 * 60,
+        dsttime: 0,
+    };
+    // SAFETY: no time (NULL); `tz` is a valid timezone that outlives the
+    // call, which only reads it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_settimeofday,
+            std::ptr::null::<libc::timeval>(),
+            &tz as *const Timezone,
         )
     };
     outcome(ret)
