@@ -67,6 +67,28 @@ fn devices_on_cgroup_v2_in_a_vm() {
     );
 }
 
+/// Chapter 10 on Debian's kernel (its seccomp, and chapter 9's device
+/// program under the filter). `ch10_system_calls` stays on the host: its
+/// transcript shows chapter 9's answers, and Debian's perf_event_paranoid
+/// patch answers EACCES where the host's kernel says E2BIG.
+#[test]
+fn seccomp_in_a_vm() {
+    let bins = ["ch09-privileges", "ch10-seccomp"];
+    let args = [
+        "--skip",
+        "ch10_system_calls",
+        "--skip",
+        "a_small_profile_compiled",
+    ];
+    let Some(stdout) = in_a_vm("seccomp", &bins, &args) else {
+        return;
+    };
+    assert!(
+        stdout.contains("test result: ok. 6 passed; 0 failed"),
+        "{stdout}"
+    );
+}
+
 /// Runs the test binary `name` (with `args`) in the v2 VM, with the
 /// chapter binaries `bins`; its output, or None when skipped.
 fn in_a_vm(name: &str, bins: &[&str], args: &[&str]) -> Option<String> {

@@ -229,36 +229,6 @@ fn ch09_release_agent() {
     crate::snapshot!("ch09_release_agent", transcript);
 }
 
-/// The system calls chapter 10's seccomp filter is about: no capability
-/// guards them, so they reach the kernel in chapter 9 as in chapter 8.
-/// What the kernel answers here is chapter 10's "before".
-#[test]
-fn seccomp_demo_calls_reach_the_kernel_in_chapter_9() {
-    if !root() || !common::overlay_available() {
-        return;
-    }
-    let sb = Sandbox::new("ch09");
-    let expected: &[(&str, &str)] = &[
-        ("keyctl", "ok"),
-        ("bpf", EINVAL),
-        ("userfaultfd", "ok"),
-        ("perf_event_open", "E2BIG (Argument list too long)"),
-        ("personality", "ok"),
-        ("clone-newuser", "ok"),
-        ("unshare-user", "ok"),
-    ];
-    let names: Vec<&str> = expected.iter().map(|&(name, _)| name).collect();
-    let script = format!("/bin/probe attempt {}", names.join(" "));
-    let want: Vec<(String, String)> = expected
-        .iter()
-        .map(|&(n, a)| (n.to_owned(), a.to_owned()))
-        .collect();
-    for bin in [CH08, CH09] {
-        let run = sh(&sb, bin, &[], &script);
-        assert_eq!(attempts(&run), want, "{}", run.transcript);
-    }
-}
-
 /// /proc/interrupts (masked by docker since 2025: a side channel) is on
 /// every kernel; /proc/kcore, the kernel's memory, only on some.
 #[test]
