@@ -9,6 +9,7 @@
 //!  ld [arch]; one jeq per architecture of the profile ─► its section;
 //!  ret KILL_PROCESS                (a numbering the profile did not list)
 //!  section:  ld [nr]
+//!            (x86_64: the x32 bit set ─► ret KILL_PROCESS; ld [nr])
 //!            a binary search over the numbers that have rules (jge)
 //!            leaf:  jeq nr ─► the rules of that call, in profile order:
 //!                             each rule: its conditions, then ret its action
@@ -277,12 +278,17 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, String> {
         }
         asm.stmt(stmt(LD | W | ABS, bpf::NR));
         if table == Table::X86_64 {
+            // The bit itself, not `nr >= X32_SYSCALL_BIT`: a number with
+            // bit 31 set and bit 30 clear is no x32 call (the kernel
+            // answers ENOSYS) and gets the profile's verdict.
             let x32 = asm.label();
             let native = asm.label();
-            asm.jump(JGE, bpf::X32_SYSCALL_BIT, x32, native);
+            asm.stmt(stmt(ALU | AND | K, bpf::X32_SYSCALL_BIT));
+            asm.jump(JEQ, 0, native, x32);
             asm.mark(x32);
             asm.stmt(stmt(RET | K, bpf::RET_KILL_PROCESS));
             asm.mark(native);
+            asm.stmt(stmt(LD | W | ABS, bpf::NR));
         }
         let calls: Vec<(u32, Vec<Rule>)> = by_nr.into_iter().collect();
         search(&mut asm, &calls, default);
