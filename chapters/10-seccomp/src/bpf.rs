@@ -46,6 +46,8 @@ pub const JA: u16 = 0x00;
 pub const JEQ: u16 = 0x10;
 pub const JGT: u16 = 0x20;
 pub const JGE: u16 = 0x30;
+/// Jump if `A & k` is not zero.
+pub const JSET: u16 = 0x40;
 /// The operand is the constant k (not the register X).
 pub const K: u16 = 0x00;
 
@@ -124,7 +126,7 @@ pub fn tiny() -> Vec<Insn> {
         /* 1 */ jump(JMP | JEQ | K, NATIVE_ARCH, 1, 0), // A == native? skip 1
         /* 2 */ stmt(RET | K, RET_KILL_PROCESS), // another numbering: kill
         /* 3 */ stmt(LD | W | ABS, NR), // A = nr
-        /* 4 */ jump(JMP | JGE | K, X32_SYSCALL_BIT, 3, 0), // x32: to 8
+        /* 4 */ jump(JMP | JSET | K, X32_SYSCALL_BIT, 3, 0), // x32: to 8
         /* 5 */ jump(JMP | JEQ | K, libc::SYS_unshare as u32, 3, 0), // to 9
         /* 6 */ jump(JMP | JEQ | K, libc::SYS_keyctl as u32, 2, 0), // to 9
         /* 7 */ stmt(RET | K, RET_ALLOW), // everything else
@@ -184,7 +186,11 @@ pub fn check(prog: &[Insn]) -> Result<(), String> {
                     return Err(format!("{pc}: ja {} leaves the program", insn.k));
                 }
             }
-            c if c == JMP | JEQ | K || c == JMP | JGT | K || c == JMP | JGE | K => {
+            c if c == JMP | JEQ | K
+                || c == JMP | JGT | K
+                || c == JMP | JGE | K
+                || c == JMP | JSET | K =>
+            {
                 if insn.jt as usize >= left || insn.jf as usize >= left {
                     return Err(format!("{pc}: a jump leaves the program"));
                 }
@@ -227,6 +233,7 @@ pub fn run(prog: &[Insn], data: &Data) -> Result<u32, String> {
             c if c == JMP | JEQ | K => a == insn.k,
             c if c == JMP | JGT | K => a > insn.k,
             c if c == JMP | JGE | K => a >= insn.k,
+            c if c == JMP | JSET | K => a & insn.k != 0,
             code => return Err(format!("opcode {code:#x}")),
         };
         pc += if cond { insn.jt } else { insn.jf } as usize;
@@ -249,6 +256,7 @@ pub fn disassemble(prog: &[Insn]) -> String {
                     c if c == JMP | JEQ | K => "jeq",
                     c if c == JMP | JGT | K => "jgt",
                     c if c == JMP | JGE | K => "jge",
+                    c if c == JMP | JSET | K => "jset",
                     _ => "???",
                 };
                 format!(

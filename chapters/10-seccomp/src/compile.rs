@@ -22,7 +22,9 @@
 //! argument is compared as 64 bits, upper word first (classic BPF has only
 //! 32-bit registers), unsigned.
 
-use crate::bpf::{self, jump, stmt, Insn, ABS, ALU, AND, JA, JEQ, JGE, JGT, JMP, K, LD, RET, W};
+use crate::bpf::{
+    self, jump, stmt, Insn, ABS, ALU, AND, JA, JEQ, JGE, JGT, JMP, JSET, K, LD, RET, W,
+};
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompFilterFlag as Flag,
     LinuxSeccompOperator as Op,
@@ -281,14 +283,13 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, String> {
             // The bit itself, not `nr >= X32_SYSCALL_BIT`: a number with
             // bit 31 set and bit 30 clear is no x32 call (the kernel
             // answers ENOSYS) and gets the profile's verdict.
+            // (`jset`: jump if A & k is not zero; A keeps the number.)
             let x32 = asm.label();
             let native = asm.label();
-            asm.stmt(stmt(ALU | AND | K, bpf::X32_SYSCALL_BIT));
-            asm.jump(JEQ, 0, native, x32);
+            asm.jump(JSET, bpf::X32_SYSCALL_BIT, x32, native);
             asm.mark(x32);
             asm.stmt(stmt(RET | K, bpf::RET_KILL_PROCESS));
             asm.mark(native);
-            asm.stmt(stmt(LD | W | ABS, bpf::NR));
         }
         let calls: Vec<(u32, Vec<Rule>)> = by_nr.into_iter().collect();
         search(&mut asm, &calls, default);
