@@ -192,7 +192,7 @@ fn split(text: &str) -> (Vec<(usize, &str)>, Vec<Block<'_>>) {
         let t = line.trim_start();
         let marker: String = t.chars().take_while(|&c| c == '`' || c == '~').collect();
         let marker =
-            Some(marker).filter(|m| m.len() >= 3 && m.chars().all(|c| Some(c) == t.chars().next()));
+            Some(marker).filter(|m| m.len() >= 3 && m.chars().all(|c| t.starts_with(c)));
         match (&fence, marker) {
             (None, Some(m)) => {
                 blocks.push(Block {

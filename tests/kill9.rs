@@ -545,6 +545,7 @@ fn ch03_veth_killed_while_the_command_runs() {
         return;
     };
     let sb = Sandbox::new("kill9");
+    let inode = regex::Regex::new(r#"": [0-9]+"#).unwrap();
     for how in SWEEPS {
         let id = sb.id();
         let veth = format!("sb{id}");
@@ -563,7 +564,6 @@ fn ch03_veth_killed_while_the_command_runs() {
         assert!(ns.has_link(&veth), "{how:?}: {veth} died with the runtime");
         assert_eq!(sb.recorded(&id), ["link"]);
         let record = sb.run_dir().join(format!("containers/{id}.json"));
-        let inode = regex::Regex::new(r#"": [0-9]+"#).unwrap();
         let shown = |text: &str| {
             inode
                 .replace_all(&text.replace(&id, "ID"), r#"": N"#)

@@ -579,8 +579,7 @@ fn test_device() -> TestDevice {
     let root = mountinfo
         .lines()
         .map(|l| l.split(' ').collect::<Vec<_>>())
-        .filter(|f| f.get(4) == Some(&"/"))
-        .last()
+        .rfind(|f| f.get(4) == Some(&"/"))
         .map(|f| f[2].to_owned());
     let any = common::names(std::path::Path::new("/sys/dev/block"));
     root.iter()
