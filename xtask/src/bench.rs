@@ -75,6 +75,8 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
     crate::step("building the chapters (release)");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--quiet", "--workspace", "--bins"])
+        // chapter 10's measurements of seccomp itself
+        .args(["--example", "filter_cost"])
         .current_dir(&root)
         .status()?;
     if !status.success() {
@@ -158,6 +160,11 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         ));
     }
     table.push_str(&layer_table(&release, &image, runs)?);
+    if release.join("ch10-seccomp").exists() {
+        let mut args = vec!["--state-dir".to_string(), state.display().to_string()];
+        args.extend(chapter_args(10, &rootfs, &image));
+        table.push_str(&seccomp_table(&release, &args, runs)?);
+    }
     let _ = std::fs::remove_dir_all(&state);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -266,6 +273,115 @@ fn layer_table(release: &Path, image: &[PathBuf], runs: usize) -> Result<String>
     Ok(out)
 }
 
+/// Chapter 10's costs: compiling and loading a filter, a system call
+/// under one (the `filter_cost` example measures them: a filter cannot be
+/// taken off a process, and this one has a benchmark to finish), and a
+/// start with docker's profile against one without a filter.
+fn seccomp_table(release: &Path, args: &[String], runs: usize) -> Result<String> {
+    let example = release.join("examples/filter_cost");
+    let out = Command::new(&example)
+        .args(["--runs", &runs.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", example.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", example.display(), out.status);
+    }
+    let costs = parse_costs(&String::from_utf8_lossy(&out.stdout));
+    let cost = |key: &str| {
+        costs
+            .get(key)
+            .copied()
+            .with_context(|| format!("filter_cost printed no {key}"))
+    };
+
+    // The same start with and without the filter, in turns that swap
+    // their order every other round (run_order), after warm-up rounds.
+    let ch10 = release.join("ch10-seccomp").display().to_string();
+    let mut docker = vec![ch10.clone()];
+    docker.extend(args.iter().cloned());
+    let mut unconfined = vec![ch10, "--security-opt".into(), "seccomp=unconfined".into()];
+    unconfined.extend(args.iter().cloned());
+    let mut cases = vec![
+        Case::new("docker's profile", docker),
+        Case::new("unconfined", unconfined),
+    ];
+    cases[1].twin = true;
+    for round in 0..runs + 3 {
+        for i in run_order(&cases, round) {
+            let (wall, cpu) = measure(&cases[i].argv)?;
+            if round >= 3 {
+                cases[i].wall.push(wall);
+                cases[i].cpu.push(cpu);
+            }
+        }
+    }
+    let [(dw, dc), (uw, uc)] = [0, 1].map(|i| {
+        let case = &mut cases[i];
+        (median(&mut case.wall), median(&mut case.cpu))
+    });
+
+    let mut t = String::from("\n| chapter 10, seccomp | median |\n|---|---:|\n");
+    t.push_str(&format!(
+        "| compile docker's default profile ({} instructions) | {:.0} µs |\n",
+        cost("insns")?,
+        cost("compile_us")?
+    ));
+    t.push_str(&format!(
+        "| load it (seccomp(2)) | {:.0} µs |\n",
+        cost("load_default_us")?
+    ));
+    t.push_str(&format!(
+        "| load the tiny filter ({} instructions) | {:.0} µs |\n",
+        cost("tiny_insns")?,
+        cost("load_tiny_us")?
+    ));
+    for (call, key) in [
+        ("getppid(2)", "getppid"),
+        ("personality(0xffffffff)", "personality"),
+    ] {
+        for (under, filter) in [
+            ("without a filter", "none"),
+            ("under the tiny filter", "tiny"),
+            ("under docker's profile", "default"),
+        ] {
+            t.push_str(&format!(
+                "| {call} {under} | {:.0} ns |\n",
+                cost(&format!("{key}_{filter}_ns"))?
+            ));
+        }
+    }
+    t.push_str(&format!(
+        "| `ch10-seccomp` (docker's profile) | {:.1} ms wall, {:.1} ms CPU |\n",
+        ms(dw),
+        ms(dc)
+    ));
+    t.push_str(&format!(
+        "| `ch10-seccomp --security-opt seccomp=unconfined` | {:.1} ms wall, {:.1} ms CPU |\n",
+        ms(uw),
+        ms(uc)
+    ));
+    // The kernel's mitigation of speculative store bypass, which a filter
+    // can turn on for its process (the book's benchmark page).
+    let ssb = std::fs::read_to_string("/sys/devices/system/cpu/vulnerabilities/spec_store_bypass")
+        .unwrap_or_else(|_| "unknown".into());
+    t.push_str(&format!(
+        "\nSpeculative store bypass (`/sys/devices/system/cpu/vulnerabilities/spec_store_bypass`): {}.\n",
+        ssb.trim()
+    ));
+    Ok(t)
+}
+
+/// `key value` lines, as the `filter_cost` example prints them.
+fn parse_costs(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            Some((key.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -326,6 +442,18 @@ fn measure(argv: &[String]) -> Result<(Duration, Duration)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_cost_lines_are_keys_and_numbers() {
+        let costs = parse_costs("insns 1838\nflags 0x0\ncompile_us 361.0\n\nbad\n");
+        assert_eq!(costs.get("insns"), Some(&1838.0));
+        assert_eq!(costs.get("compile_us"), Some(&361.0));
+        assert_eq!(
+            costs.len(),
+            2,
+            "0x0 and a line without a value are no numbers"
+        );
+    }
 
     #[test]
     fn twins_swap_places_every_other_round() {
