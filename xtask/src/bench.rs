@@ -191,8 +191,8 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
 fn run_order(cases: &[Case], round: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cases.len()).collect();
     if round % 2 == 1 {
-        for i in 1..cases.len() {
-            if cases[i].twin {
+        for (i, case) in cases.iter().enumerate().skip(1) {
+            if case.twin {
                 order.swap(i - 1, i);
             }
         }
@@ -422,12 +422,15 @@ fn measure(argv: &[String]) -> Result<(Duration, Duration)> {
     // A watchdog: a hung case must not hang the benchmark.
     let watchdog = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(10));
+        // SAFETY: kill(2) takes integers only; at worst the pid is gone.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     });
     drop(watchdog); // detached; harmless once the pid is reaped and the run is over
     let mut status = 0;
+    // SAFETY: rusage is plain old data; all zeros is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // wait4(2) returns the child's resource usage, including its reaped descendants.
+    // SAFETY: `status` and `usage` are valid for writing for the call.
     if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
         bail!("wait4: {}", std::io::Error::last_os_error());
     }
