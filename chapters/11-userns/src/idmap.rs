@@ -163,15 +163,41 @@ impl Caller {
     }
 }
 
-/// docker's default for `--userns-remap`: 65536 ids from 100000.
-pub const DEFAULT_REMAP: IdRange = IdRange {
-    inside: 0,
-    outside: 100_000,
-    count: 65_536,
-};
+/// Root's default: 65536 ids, from the first multiple of 65536 (from
+/// 100000 on, as useradd(8) hands them out) that no entry of /etc/subuid
+/// or /etc/subgid holds: no user's own containers share them. (docker's
+/// `--userns-remap default` also writes its choice into those files, for
+/// a user `dockremap`; this runtime leaves the host's files alone, so a
+/// user added later may get the same range: a dedicated user and
+/// `--userns-remap USER` is the lasting setup.)
+pub fn default_remap(subuid: &str, subgid: &str) -> IdRange {
+    const COUNT: u32 = 65_536;
+    let taken: Vec<(u64, u64)> = [subuid, subgid]
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter_map(|line| {
+            let mut f = line.trim().split(':').skip(1);
+            let start: u64 = f.next()?.parse().ok()?;
+            let count: u64 = f.next()?.parse().ok()?;
+            Some((start, start + count))
+        })
+        .collect();
+    let mut start: u64 = 100_000;
+    while taken
+        .iter()
+        .any(|&(s, e)| start < e && s < start + u64::from(COUNT))
+    {
+        start += u64::from(COUNT);
+    }
+    IdRange {
+        inside: 0,
+        outside: u32::try_from(start).unwrap_or(u32::MAX - COUNT),
+        count: COUNT,
+    }
+}
 
 /// The maps for the flags: `uids`/`gids` given, or `remap` (a user whose
-/// subordinate ids to use), or neither (root: [`DEFAULT_REMAP`], or
+/// subordinate ids to use), or neither (root: [`default_remap`], or
 /// root's own subordinate ids; anyone else: their own id as root, plus
 /// their subordinate ids as 1... when they have some and newuidmap(1)).
 pub fn plan(
@@ -229,8 +255,9 @@ pub fn plan(
         Plan { owners, writer }
     } else if caller.is_root() {
         let root_range = |text: &str| subordinate(text, "root", 0).first().copied();
-        let uids = root_range(&caller.subuid).map_or(DEFAULT_REMAP, |(s, c)| range(s, c));
-        let gids = root_range(&caller.subgid).map_or(DEFAULT_REMAP, |(s, c)| range(s, c));
+        let free = default_remap(&caller.subuid, &caller.subgid);
+        let uids = root_range(&caller.subuid).map_or(free, |(s, c)| range(s, c));
+        let gids = root_range(&caller.subgid).map_or(free, |(s, c)| range(s, c));
         Plan {
             owners: Owners {
                 uids: vec![uids],
@@ -421,8 +448,11 @@ mod tests {
 
     #[test]
     fn root_remaps_by_default_and_users_map_themselves() {
+        // 100000.. and 200000.. are ann's and bob's: the first block of
+        // 65536 that overlaps neither starts at 100000 + 3 × 65536.
         let root = plan(&caller(0), &[], &[], None, true).unwrap();
-        assert_eq!(root.owners.uids, [DEFAULT_REMAP]);
+        assert_eq!(root.owners.uids, [r(0, 296_608, 65_536)]);
+        assert_eq!(default_remap("", ""), r(0, 100_000, 65_536));
         assert_eq!(root.writer, Writer::Direct);
         let bob = plan(&caller(0), &[], &[], Some("bob"), true).unwrap();
         assert_eq!(bob.owners.uids, [r(0, 200_000, 65_536)]);
