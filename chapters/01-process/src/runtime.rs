@@ -145,8 +145,7 @@ impl Container {
             .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
         // Anyone may create a user namespace, and in it the others
         // (chapter 11); without one, namespaces need CAP_SYS_ADMIN.
-        if !flags.is_empty() && !flags.contains(CloneFlags::CLONE_NEWUSER) && !geteuid().is_root()
-        {
+        if !flags.is_empty() && !flags.contains(CloneFlags::CLONE_NEWUSER) && !geteuid().is_root() {
             return Err(Error::runtime(format!(
                 "creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo {} ...",
                 ctx.prog
