@@ -90,6 +90,18 @@ pub fn unpack_as(
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
     let root = open_root(dest)?;
+    // The layer's root directory is the runtime's making, owned by root;
+    // with shifted owners it must be the container's root's, as the tar
+    // would say if it had a `./` entry (which then sets it again).
+    if !owners.is_identity() && nix::unistd::geteuid().is_root() {
+        let (uid, gid) = owners.host(0, 0).map_err(Error::runtime)?;
+        nix::unistd::fchown(
+            root.as_raw_fd(),
+            Some((uid as u32).into()),
+            Some((gid as u32).into()),
+        )
+        .context("fchown(2) the layer's root directory")?;
+    }
     let headers = HeaderBudget::default();
     let mut archive = tar::Archive::new(Metered {
         inner: src,
