@@ -371,6 +371,56 @@ fn rootless_writer(caller: &Caller, owners: &Owners, helpers: bool) -> Result<Wr
     Ok(Writer::Helper)
 }
 
+/// The settings that keep an ordinary user from making a user namespace,
+/// as `(file, value)` read from /proc/sys (a missing file is None).
+pub struct Sysctls {
+    pub max_user_namespaces: Option<String>,
+    /// Debian's and Ubuntu's older kernels (before Debian 11).
+    pub unprivileged_userns_clone: Option<String>,
+    /// Ubuntu 23.10 on: AppArmor decides, per program.
+    pub apparmor_restrict: Option<String>,
+}
+
+impl Sysctls {
+    pub fn here() -> Sysctls {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        Sysctls {
+            max_user_namespaces: read("/proc/sys/user/max_user_namespaces"),
+            unprivileged_userns_clone: read("/proc/sys/kernel/unprivileged_userns_clone"),
+            apparmor_restrict: read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+        }
+    }
+}
+
+/// Why an ordinary user could not make a user namespace here, if a
+/// setting says so: a line that names the setting, said before clone(2)
+/// would answer a bare EPERM (or ENOSPC).
+pub fn forbidden(s: &Sysctls) -> Option<String> {
+    if s.max_user_namespaces.as_deref() == Some("0") {
+        return Some(
+            "user namespaces are turned off: user.max_user_namespaces is 0              (sysctl -w user.max_user_namespaces=15000, as root)"
+                .into(),
+        );
+    }
+    if s.unprivileged_userns_clone.as_deref() == Some("0") {
+        return Some(
+            "this kernel lets only root make user namespaces:              kernel.unprivileged_userns_clone is 0 (sysctl -w kernel.unprivileged_userns_clone=1, as root)"
+                .into(),
+        );
+    }
+    if s.apparmor_restrict.as_deref() == Some("1") {
+        return Some(
+            "AppArmor restricts unprivileged user namespaces              (kernel.apparmor_restrict_unprivileged_userns is 1): give this binary an AppArmor              profile with `userns,`, or set it to 0 (as root)"
+                .into(),
+        );
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +551,39 @@ mod tests {
             render(&[r(0, 1000, 1), r(1, 100_000, 5)]),
             "0 1000 1\n1 100000 5\n"
         );
+    }
+
+    #[test]
+    fn settings_that_forbid_user_namespaces_are_named() {
+        let none = || Sysctls {
+            max_user_namespaces: Some("15000".into()),
+            unprivileged_userns_clone: None,
+            apparmor_restrict: None,
+        };
+        assert_eq!(forbidden(&none()), None);
+        let off = Sysctls {
+            max_user_namespaces: Some("0".into()),
+            ..none()
+        };
+        assert!(forbidden(&off)
+            .unwrap()
+            .contains("user.max_user_namespaces is 0"));
+        let debian = Sysctls {
+            unprivileged_userns_clone: Some("0".into()),
+            ..none()
+        };
+        assert!(forbidden(&debian)
+            .unwrap()
+            .contains("kernel.unprivileged_userns_clone"));
+        let ubuntu = Sysctls {
+            apparmor_restrict: Some("1".into()),
+            ..none()
+        };
+        assert!(forbidden(&ubuntu).unwrap().contains("AppArmor"));
+        let open = Sysctls {
+            apparmor_restrict: Some("0".into()),
+            ..none()
+        };
+        assert_eq!(forbidden(&open), None);
     }
 }

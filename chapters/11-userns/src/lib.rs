@@ -154,6 +154,12 @@ impl Step for UserNamespace {
     }
 
     fn check(&mut self, _ctx: &mut Ctx) -> Result<()> {
+        // Said before clone(2) would answer a bare EPERM or ENOSPC.
+        if !nix::unistd::geteuid().is_root() {
+            if let Some(why) = idmap::forbidden(&idmap::Sysctls::here()) {
+                return Err(Error::runtime(why));
+            }
+        }
         self.plan
             .as_ref()
             .map(|_| ())
