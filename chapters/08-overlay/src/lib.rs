@@ -12,6 +12,7 @@
 pub mod ids;
 pub mod layer;
 pub mod remove;
+pub mod rootless;
 pub mod store;
 pub mod testdata;
 
@@ -237,7 +238,7 @@ fn undo_mount(ctx: &Ctx, path: &Path) -> Result<()> {
 /// remove.rs); one already gone is success.
 fn undo_dir(ctx: &Ctx, path: &Path) -> Result<()> {
     ctx.say(format_args!("rm -r {}", path.display()));
-    remove::remove_all(path).map_err(|e| {
+    remove::remove_tree(path).map_err(|e| {
         Error::runtime(format!(
             "left {path:?} on the host: removing it failed: {e}"
         ))
@@ -373,14 +374,15 @@ impl Overlay {
             }
             self.mounted = false;
         }
-        // remove_all, not fs::remove_dir_all: the upper dir is the
+        // remove_tree, not fs::remove_dir_all: the upper dir is the
         // container's own making, and may be deeper than the runtime has
-        // file descriptors (see remove.rs).
+        // file descriptors (see remove.rs); rootless, it may hold files of
+        // the user's subordinate ids (see rootless.rs).
         if keep_upper {
             let mut left = Vec::new();
             for sub in ["merged", "work", "l"] {
                 let path = dir.join(sub);
-                if let Err(e) = remove::remove_all(&path) {
+                if let Err(e) = remove::remove_tree(&path) {
                     left.push(format!(
                         "left {path:?} on the host: removing it failed: {e}"
                     ));
@@ -395,7 +397,7 @@ impl Overlay {
             }
         } else {
             ctx.say(format_args!("rm -r {}", dir.display()));
-            remove::remove_all(&dir)
+            remove::remove_tree(&dir)
                 .map_err(|e| format!("left {dir:?} on the host: removing it failed: {e}"))?;
         }
         Ok(())
