@@ -351,6 +351,21 @@ pub(crate) mod tests {
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
     }
 
+    /// Runs the ignored test `name` of this test binary as `uid` (and gid
+    /// the same): root can only test what an ordinary user may not do as
+    /// someone else. Fails if that test did not pass.
+    pub(crate) fn run_as(name: &str, uid: u32) {
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--ignored", "--test-threads=1"])
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
     #[test]
     fn removes_a_chain_deeper_than_the_open_file_limit() {
         run_with_nofile("remove::tests::deep_chain_with_a_low_limit", 256);
