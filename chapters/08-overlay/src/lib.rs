@@ -426,6 +426,7 @@ impl Overlay {
             self.mounted = true;
         }
         ctx.rootfs = Some(dir.join("merged"));
+        ctx.layers = lowers.clone();
         Ok(())
     }
 
