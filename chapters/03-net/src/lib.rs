@@ -295,6 +295,19 @@ impl Veth {
 
 impl Step for Veth {
     fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
+        // The host end lives in the host's network namespace, where only
+        // CAP_NET_ADMIN over it (root) may make an interface: a caller in
+        // a user namespace of their own (chapter 11) has it only over the
+        // container's. What connects them instead is a program of theirs
+        // on the host that speaks TCP/IP to the container through a tap
+        // device inside and makes ordinary sockets outside.
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::runtime(
+                "--veth needs root: a veth pair has an end on the host, and only root may \
+                 make an interface there; without root, a user-space network stack \
+                 (slirp4netns, or pasta) connects a container instead",
+            ));
+        }
         // "sb" + the id (8 hex digits; up to 12 when a test sets it): at most
         // 14 bytes, within IFNAMSIZ (15 and a NUL).
         self.host_if = format!("sb{}", ctx.id);
