@@ -185,10 +185,12 @@ echo "+memory +pids" >$C/$S/cgroup.subtree_control || exit 1
 chown $U:$U $C/$D $C/$D/cgroup.procs $C/$D/cgroup.subtree_control $C/$D/cgroup.threads || exit 1
 echo "+memory +pids" >$C/$D/cgroup.subtree_control || exit 1
 mkdir $C/$D/shell.scope || exit 1
-# CGROUP COMMAND...: COMMAND as the test user, moved into CGROUP first.
+# sh -c "$user" CGROUP COMMAND...: COMMAND as the test user, moved into
+# CGROUP first; the shell execs it, so $! of "... &" is COMMAND's pid.
+user='echo $$ >"$0/cgroup.procs" && exec /usr/bin/setpriv --reuid '$U' --regid '$U' --clear-groups "$@"'
 as_user() {
   cg=$C/$1; shift
-  /bin/sh -c 'echo $$ >"$0/cgroup.procs" && exec /usr/bin/setpriv --reuid '$U' --regid '$U' --clear-groups "$@"' "$cg" "$@" 2>&1
+  /bin/sh -c "$user" "$cg" "$@" 2>&1
 }
 as_user $D/shell.scope /bin/sh -c "test -r $R/bin/probe && test -x $BIN" || { echo "the rootfs or $BIN is not the test user's to read"; exit 1; }
 show='echo cgroup: $(cat /proc/self/cgroup); echo memory.max: $(cat /sys/fs/cgroup/memory.max); echo pids.max: $(cat /sys/fs/cgroup/pids.max)'
@@ -221,6 +223,18 @@ echo "rc=$?"
 echo "== gc"
 as_user $D/shell.scope $BIN --gc
 echo "rc=$?"
+
+echo "== killed, then swept"
+/bin/sh -c "$user" $C/$D/shell.scope env STEPBOX_CONTAINER_ID=c9a2 $BIN --rootfs $R --memory 64m -- /bin/sleep 60 &
+runtime=$!
+i=0; until [ -e $C/$D/stepbox-c9a2/cgroup.procs ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
+sleep 0.5
+kill -9 $runtime; wait $runtime
+echo "left by the kill: $(ls -d $C/$D/stepbox-* 2>/dev/null)"
+as_user $D/shell.scope $BIN --gc
+rc=$?
+echo "left after --gc: $(ls -d $C/$D/stepbox-* 2>/dev/null)"
+echo "rc=$rc"
 
 rmdir $C/$D/stepbox.slice $C/$D/shell.scope $C/$D $C/$S/session-9.scope $C/$S
 sed -i "/^$N:/d" /etc/passwd /etc/group /etc/subuid /etc/subgid
@@ -312,4 +326,16 @@ fn rootless_delegated_cgroup_in_a_vm() {
 
     let c = case("gc");
     assert_eq!(c.trim_end(), "== gc\nrc=0", "{c}");
+
+    // The record of a runtime killed with its container running is the
+    // caller's, in their run directory: their --gc removes the cgroup
+    // (killing what is in it), which is theirs too.
+    let c = case("killed, then swept");
+    let lines = format!(
+        "left by the kill: {d}/stepbox-c9a2\n\
+         ch11-userns: container c9a2 (ch11-userns, no longer running): removed cgroup \
+         {d}/stepbox-c9a2\n\
+         left after --gc: \nrc=0"
+    );
+    assert!(c.contains(&lines), "no {lines:?} in:\n{c}");
 }
