@@ -2,7 +2,7 @@
 # Installs the Debian/Ubuntu packages stepbox needs, only those missing:
 # busybox-static (the default rootfs), a C linker for cargo, coreutils' chroot
 # (the chapter 5 demo), GNU time (the benchmark), iproute2 (the --veth tests), strace (the kill -9
-# tests), uidmap, nsenter and useradd (chapter 11). Run as root; `apt-get update` runs once, only if needed.
+# tests), uidmap, nsenter, useradd and slirp4netns (chapter 11). Run as root; `apt-get update` runs once, only if needed.
 set -euo pipefail
 need=()
 [ -x /bin/busybox ] && /bin/busybox --help >/dev/null 2>&1 && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
@@ -15,6 +15,7 @@ command -v strace >/dev/null || need+=(strace) # the kill -9 tests stop the runt
 command -v newuidmap >/dev/null || need+=(uidmap) # chapter 11: newuidmap, newgidmap for rootless ranges
 command -v nsenter >/dev/null || need+=(util-linux) # chapter 11's kill demo
 command -v useradd >/dev/null || need+=(passwd) # chapter 11's rootless tests make a user of their own
+command -v slirp4netns >/dev/null || need+=(slirp4netns) # chapter 3's --network slirp4netns, for rootless containers
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
