@@ -191,8 +191,7 @@ fn split(text: &str) -> (Vec<(usize, &str)>, Vec<Block<'_>>) {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
         let marker: String = t.chars().take_while(|&c| c == '`' || c == '~').collect();
-        let marker =
-            Some(marker).filter(|m| m.len() >= 3 && m.chars().all(|c| t.starts_with(c)));
+        let marker = Some(marker).filter(|m| m.len() >= 3 && m.chars().all(|c| t.starts_with(c)));
         match (&fence, marker) {
             (None, Some(m)) => {
                 blocks.push(Block {
