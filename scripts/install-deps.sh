@@ -3,8 +3,25 @@
 # busybox-static (the default rootfs), a C linker for cargo, coreutils' chroot
 # (the chapter 5 demo), GNU time (the benchmark), iproute2 (the --veth tests), strace (the kill -9
 # tests), uidmap, nsenter, useradd and slirp4netns (chapter 11). Run as root; `apt-get update` runs once, only if needed.
+#
+# With --exercises, also the host tools that the book's exercises use and a
+# minimal install may lack (book/src/setup.md lists them): ping
+# (iputils-ping), getfattr (attr), capsh (libcap2-bin), ps and pgrep (procps),
+# ipcmk, ipcs, findmnt and flock (util-linux), python3 and wget.
 set -euo pipefail
 need=()
+if [ "${1:-}" = --exercises ]; then
+  command -v ping >/dev/null || need+=(iputils-ping)
+  command -v getfattr >/dev/null || need+=(attr)
+  command -v capsh >/dev/null || need+=(libcap2-bin)
+  command -v pgrep >/dev/null || need+=(procps)
+  command -v ipcmk >/dev/null && command -v findmnt >/dev/null && command -v flock >/dev/null || need+=(util-linux)
+  command -v python3 >/dev/null || need+=(python3)
+  command -v wget >/dev/null || need+=(wget)
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--exercises]" >&2
+  exit 2
+fi
 [ -x /bin/busybox ] && /bin/busybox --help >/dev/null 2>&1 && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v chroot >/dev/null || need+=(coreutils)
