@@ -44,7 +44,8 @@ pub struct Opts {
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
     /// `no-new-privileges`: setuid programs and file capabilities no longer
-    /// raise privileges (prctl PR_SET_NO_NEW_PRIVS).
+    /// raise privileges (prctl PR_SET_NO_NEW_PRIVS). From chapter 10 on,
+    /// also `seccomp=unconfined` or `seccomp=FILE`. Repeatable.
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
     /// Run the command as UID[:GID] or NAME[:GROUP], looked up in the
