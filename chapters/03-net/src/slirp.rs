@@ -132,9 +132,9 @@ impl Step for Slirp {
             // A process group of its own: Ctrl-C at a terminal is for the
             // container (the runtime forwards it), not for its network.
             .process_group(0);
-        // SAFETY: the closure runs in the forked child before execve(2) and
-        // calls only fcntl(2), which is async-signal-safe, on two
+        // The closure runs in the forked child before execve(2), on two
         // descriptors that this process keeps open until spawn() returns.
+        // SAFETY: it calls only fcntl(2), which is async-signal-safe.
         unsafe {
             command.pre_exec(move || {
                 for fd in [ready, exit] {

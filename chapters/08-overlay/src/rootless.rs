@@ -166,11 +166,11 @@ pub fn in_own_user_namespace(work: impl FnOnce() -> Result<(), String>) -> Resul
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string());
     let (from_child, to_parent) = pipe()?;
     let (from_parent, to_child) = pipe()?;
-    // SAFETY: the child calls only unshare(2), read(2), write(2), _exit(2)
-    // and `work`, and never returns into the caller's code. `work` allocates:
-    // glibc's malloc takes care of its own locks across fork(2) (its atfork
-    // handlers), and nothing here takes another lock that a thread of the
-    // parent could have held at the fork.
+    // The child runs only unshare(2), read(2), write(2), _exit(2) and
+    // `work`, which allocates: glibc's malloc keeps its locks consistent
+    // across fork(2) (its atfork handlers), and nothing else here takes a
+    // lock that a thread of the parent could hold at the fork.
+    // SAFETY: so the child is sound, and it never returns into the caller.
     match unsafe { fork() }.map_err(|e| format!("fork(2): {e}"))? {
         ForkResult::Child => {
             drop((from_child, to_child));

@@ -133,26 +133,9 @@ fn docker_filter() -> Result<compile::Filter, String> {
     compile::compile(&oci)
 }
 
-/// seccomp(2) SECCOMP_SET_MODE_FILTER, as chapter 10's `load`.
+/// seccomp(2) SECCOMP_SET_MODE_FILTER, as chapter 10 loads it.
 fn load(filter: &compile::Filter) -> Result<(), String> {
-    let prog = libc::sock_fprog {
-        len: filter.insns.len() as u16,
-        filter: filter.insns.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `prog` points at `filter.insns`, which outlives the call;
-    // the kernel copies the program and only reads it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            filter.flags,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    match ret {
-        0 => Ok(()),
-        _ => Err(format!("seccomp(2): {}", std::io::Error::last_os_error())),
-    }
+    filter.load().map_err(|e| format!("seccomp(2): {e}"))
 }
 
 /// The time of the seccomp(2) call alone: no_new_privs first, so that

@@ -40,6 +40,34 @@ pub struct Filter {
     pub flags: u32,
 }
 
+// ANCHOR: seccomp
+impl Filter {
+    /// seccomp(2) `SECCOMP_SET_MODE_FILTER`: from now on the kernel runs
+    /// the program at every system call of this thread (and of the
+    /// processes it starts), for good.
+    pub fn load(&self) -> nix::Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.insns.len() as u16,
+            filter: self.insns.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `self.insns`, which outlives the call;
+        // the kernel copies the program and only reads it.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        match ret {
+            0 => Ok(()),
+            _ => Err(nix::errno::Errno::last()),
+        }
+    }
+}
+// ANCHOR_END: seccomp
+
 /// A numbering the kernel can hand a filter: one architecture's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {

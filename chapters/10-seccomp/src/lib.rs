@@ -206,22 +206,7 @@ impl Filter {
             "seccomp(2) SECCOMP_SET_MODE_FILTER: {what}, {} instructions",
             filter.insns.len()
         ));
-        let prog = libc::sock_fprog {
-            len: filter.insns.len() as u16,
-            filter: filter.insns.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at `filter.insns`, which outlives the call;
-        // the kernel copies the program and only reads it.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                filter.flags,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if ret != 0 {
-            let errno = nix::errno::Errno::last();
+        if let Err(errno) = filter.load() {
             let why = match errno {
                 nix::errno::Errno::EACCES => {
                     "no_new_privs is off and CAP_SYS_ADMIN is gone (EACCES)".to_string()

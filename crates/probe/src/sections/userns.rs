@@ -32,27 +32,33 @@ pub fn run(r: &mut Report) {
     }
 }
 
+/// The lines of a uid_map or gid_map: `(inside, outside, count)`.
+fn lines(text: &str) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+    text.lines().filter_map(|line| {
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        match f[..] {
+            [inside, outside, count] => Some((inside, outside, count)),
+            _ => None,
+        }
+    })
+}
+
 /// `0-65535 -> 100000-165535`, ranges joined by `, `; the host's own map
 /// as `all -> all`.
 pub fn ranges(text: &str) -> String {
-    let lines: Vec<String> = text
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<u64> = line
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let [inside, outside, count] = f[..] else {
-                return None;
-            };
+    let lines: Vec<String> = lines(text)
+        .map(|(inside, outside, count)| {
             if inside == 0 && outside == 0 && count == 4_294_967_295 {
-                return Some("all -> all (the host's own)".to_string());
+                return "all -> all (the host's own)".to_string();
             }
             let span = |start: u64| match count {
                 1 => start.to_string(),
                 _ => format!("{start}-{}", start + count - 1),
             };
-            Some(format!("{} -> {}", span(inside), span(outside)))
+            format!("{} -> {}", span(inside), span(outside))
         })
         .collect();
     match lines.is_empty() {
@@ -63,16 +69,9 @@ pub fn ranges(text: &str) -> String {
 
 /// What uid 0 (or this process's uid) is on the outside.
 pub fn root(uid_map: &str, uid: u32) -> String {
-    let outside = uid_map.lines().find_map(|line| {
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let [inside, outside, count] = f[..] else {
-            return None;
-        };
-        let uid = u64::from(uid);
-        (uid >= inside && uid < inside + count).then(|| outside + uid - inside)
+    let id = u64::from(uid);
+    let outside = lines(uid_map).find_map(|(inside, outside, count)| {
+        (id >= inside && id < inside + count).then(|| outside + id - inside)
     });
     let host_map = uid_map.split_whitespace().eq(["0", "0", "4294967295"]);
     match (host_map, uid, outside) {
