@@ -80,8 +80,55 @@ pub fn unpack(
     unpack_as(src, dest, limits, &Owners::default(), cancel)
 }
 
+/// What the unpacking process may do that takes privilege.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    /// Give each entry the tar's owner (through the [`Owners`]): chown(2)
+    /// to another id takes CAP_CHOWN over it, which root has, and so does
+    /// root of a user namespace over the ids mapped in it. Root's
+    /// permission checks then pass whatever a directory's mode (see
+    /// [`Later`]). Without it every file is the caller's.
+    pub chown: bool,
+    /// Mark opaque directories with `trusted.overlay.opaque`, which takes
+    /// CAP_SYS_ADMIN in the host's user namespace, or else with
+    /// `user.overlay.opaque` (see [`opaque_xattr`]).
+    pub trusted_xattrs: bool,
+}
+
+impl Rights {
+    /// Root on the host.
+    pub const ROOT: Rights = Rights {
+        chown: true,
+        trusted_xattrs: true,
+    };
+    /// An ordinary user (tar does the same: it keeps the owner only when
+    /// run as root).
+    pub const USER: Rights = Rights {
+        chown: false,
+        trusted_xattrs: false,
+    };
+    /// Root of a user namespace with the container's maps, in which an
+    /// ordinary user unpacks (see rootless.rs): it gives files away to the
+    /// ids mapped in, but its xattrs are the user's.
+    pub const USERNS_ROOT: Rights = Rights {
+        chown: true,
+        trusted_xattrs: false,
+    };
+
+    /// The calling process's, by its effective uid: [`Rights::ROOT`] or
+    /// [`Rights::USER`]. A process that is root in a user namespace of its
+    /// own must say so ([`Rights::USERNS_ROOT`]): its euid is 0 too.
+    pub fn of_caller() -> Rights {
+        match nix::unistd::geteuid().is_root() {
+            true => Rights::ROOT,
+            false => Rights::USER,
+        }
+    }
+}
+
 /// [`unpack`], with each entry's owner shifted through `owners` (chapter
-/// 11's id maps): an owner they do not map is an error.
+/// 11's id maps): an owner they do not map is an error. As root on the
+/// host or as an ordinary user, by the caller's euid (see [`unpack_with`]).
 pub fn unpack_as(
     src: impl Read,
     dest: &Path,
@@ -89,27 +136,23 @@ pub fn unpack_as(
     owners: &Owners,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
-    // Ownership can be given away only by root (tar does the same: it
-    // keeps the owner only when run as root).
-    let privileged = nix::unistd::geteuid().is_root();
-    unpack_with(src, dest, limits, owners, privileged, cancel)
+    unpack_with(src, dest, limits, owners, Rights::of_caller(), cancel)
 }
 
-/// [`unpack_as`], as root (`privileged`: owners set, `trusted.` xattrs)
-/// or not (see [`Later`] and [`opaque_xattr`]).
-fn unpack_with(
+/// [`unpack_as`], with the caller's `rights` given (see [`Rights`]).
+pub fn unpack_with(
     src: impl Read,
     dest: &Path,
     limits: &Limits,
     owners: &Owners,
-    privileged: bool,
+    rights: Rights,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
     let root = open_root(dest)?;
     // The layer's root directory is the runtime's making, owned by root;
     // with shifted owners it must be the container's root's, as the tar
     // would say if it had a `./` entry (which then sets it again).
-    if !owners.is_identity() && nix::unistd::geteuid().is_root() {
+    if !owners.is_identity() && rights.chown {
         let (uid, gid) = owners.host(0, 0).map_err(Error::runtime)?;
         nix::unistd::fchown(
             root.as_raw_fd(),
@@ -179,7 +222,8 @@ fn unpack_with(
             dest,
             &mut entry,
             &raw_path,
-            privileged.then_some(owners),
+            rights.chown.then_some(owners),
+            rights.trusted_xattrs,
             &mut later,
             &mut data,
         )
@@ -318,10 +362,13 @@ fn extract<R: Read>(
     raw_path: &[u8],
     // None: the owners are not set (only root can give a file away).
     owners: Option<&Owners>,
+    trusted_xattrs: bool,
     later: &mut Vec<Later>,
     data: &mut Data,
 ) -> Result<u64> {
     let chown = owners.is_some();
+    // Root, of the host or of a user namespace in which every owner is
+    // mapped: its permission checks pass whatever a directory's mode.
     let privileged = chown;
     let header = entry.header();
     let mut kind = header.entry_type();
@@ -367,7 +414,7 @@ fn extract<R: Read>(
     if name.starts_with(WH_PREFIX) {
         let marker = marker(name)?; // checked before anything is made or removed
         let parent = open_dir(root, parents, true)?;
-        whiteout(&parent, marker, privileged)?;
+        whiteout(&parent, marker, trusted_xattrs)?;
         return Ok(0);
     }
 
@@ -676,18 +723,18 @@ fn marker(file_name: &[u8]) -> Result<Marker<'_>> {
 /// `trusted.overlay.*`, which only CAP_SYS_ADMIN (on the host) may set;
 /// mounted with `userxattr`, as a rootless overlay must be, it reads
 /// `user.overlay.*` instead (Linux 5.11), which a file's owner may set.
-pub fn opaque_xattr(privileged: bool) -> &'static CStr {
-    match privileged {
+pub fn opaque_xattr(trusted: bool) -> &'static CStr {
+    match trusted {
         true => c"trusted.overlay.opaque",
         false => c"user.overlay.opaque",
     }
 }
 
-fn whiteout(parent: &OwnedFd, marker: Marker, privileged: bool) -> Result<()> {
+fn whiteout(parent: &OwnedFd, marker: Marker, trusted: bool) -> Result<()> {
     match marker {
         Marker::Ignore => Ok(()),
         Marker::Opaque => {
-            let (name, value) = (opaque_xattr(privileged), b"y");
+            let (name, value) = (opaque_xattr(trusted), b"y");
             // SAFETY: `name` is NUL-terminated, `value` is 1 byte long, and
             // the descriptor is open while `parent` lives.
             let rc = unsafe {
@@ -702,7 +749,7 @@ fn whiteout(parent: &OwnedFd, marker: Marker, privileged: bool) -> Result<()> {
             cvt(rc).map(drop).context(format!(
                 "setxattr(2) {}=y (on a file system with {} xattrs)",
                 name.to_string_lossy(),
-                if privileged { "trusted" } else { "user" }
+                if trusted { "trusted" } else { "user" }
             ))
         }
         Marker::Delete(name) => {
