@@ -1037,6 +1037,77 @@ pub(crate) mod tests {
         assert_eq!(dir_mode(0o2000, false), (0o2700, Some(0o2000)));
     }
 
+    /// Root of a user namespace with the container's maps (what a rootless
+    /// unpack is, see store.rs) gives each file the tar's owner, refuses an
+    /// owner the maps do not map, and marks opaque directories with user
+    /// xattrs. Run as root on the host: the same system calls, unshifted.
+    #[test]
+    fn root_of_a_user_namespace_keeps_the_tars_owners_and_writes_user_xattrs() {
+        if !root() {
+            return;
+        }
+        let owned = |uid: u64, entries: &[(&str, tar::EntryType)]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for &(path, kind) in entries {
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(kind);
+                h.set_uid(uid);
+                h.set_gid(uid);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let maps = crate::ids::Owners {
+            uids: crate::rootless::own_and_subordinate(1001, &[(100_000, 65_536)]),
+            gids: crate::rootless::own_and_subordinate(1001, &[(100_000, 65_536)]),
+        };
+        let scratch = tempfile::tempdir().unwrap();
+        let dest = scratch.path().join("layer");
+        std::fs::create_dir(&dest).unwrap();
+        let tar = owned(
+            1000,
+            &[
+                ("home/u", tar::EntryType::Directory),
+                ("home/u/f", tar::EntryType::Regular),
+                ("home/u/.wh..wh..opq", tar::EntryType::Regular),
+            ],
+        );
+        let inside = maps.inside();
+        unpack_with(
+            &tar[..],
+            &dest,
+            &Limits::default(),
+            &inside,
+            Rights::USERNS_ROOT,
+            &never,
+        )
+        .unwrap();
+        use std::os::unix::fs::MetadataExt;
+        for path in ["home/u", "home/u/f"] {
+            let meta = std::fs::symlink_metadata(dest.join(path)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "{path}");
+        }
+        let u = dest.join("home/u");
+        assert_eq!(xattr(&u, c"user.overlay.opaque"), Some(b"y".to_vec()));
+        assert_eq!(xattr(&u, c"trusted.overlay.opaque"), None);
+
+        let unmapped = owned(70_000, &[("f", tar::EntryType::Regular)]);
+        let dest = scratch.path().join("unmapped");
+        std::fs::create_dir(&dest).unwrap();
+        let e = unpack_with(
+            &unmapped[..],
+            &dest,
+            &Limits::default(),
+            &inside,
+            Rights::USERNS_ROOT,
+            &never,
+        )
+        .unwrap_err();
+        assert!(e.msg.contains("uid 70000"), "{}", e.msg);
+    }
+
     /// The value of the xattr `name` of `path`, if it has one.
     fn xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {
         let c = cstring(path.as_os_str().as_encoded_bytes()).unwrap();

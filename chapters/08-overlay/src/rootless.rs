@@ -12,6 +12,11 @@
 //!   rights ([`in_own_user_namespace`]): what the container chowned to its
 //!   other ids belongs to the user's subordinate ids on the host, and
 //!   overlayfs leaves `work/work` mode 0.
+//! - With maps of more ids than the user's own (its subordinate ids), a
+//!   layer is unpacked by root of a user namespace with the container's
+//!   maps ([`in_user_namespace`], see store.rs), so that its files get the
+//!   owners the tar gives them, as the container sees them; with the
+//!   user's own id alone, every file is the user's (root's, inside).
 
 use crate::ids::{IdRange, Owners};
 use nix::unistd::{getegid, geteuid};
@@ -293,10 +298,16 @@ fn child(
             _ => return 1, // the parent could not map us: it says why
         }
     }
-    match work() {
-        Ok(()) => 0,
-        Err(e) => {
+    // A panic must not unwind out of here: above is the caller's code, in
+    // a copy of the caller.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
             say(e.as_bytes());
+            1
+        }
+        Err(_) => {
+            say(b"the work in the user namespace panicked");
             1
         }
     }
@@ -390,6 +401,25 @@ mod tests {
             map_args(1000, &ranges),
             [0, 1000, 1, 1, 100_000, 65_536, 65_537, 300_000, 10]
         );
+        // A container's maps, as chapter 11 plans them, line by line.
+        let map = own_and_subordinate(1001, &[(100_000, 65_536)]);
+        assert_eq!(
+            map,
+            [
+                IdRange {
+                    inside: 0,
+                    outside: 1001,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 100_000,
+                    count: 65_536
+                }
+            ]
+        );
+        assert_eq!(helper_args(&map), [0, 1001, 1, 1, 100_000, 65_536]);
+        assert_eq!(helper_args(&[]), Vec::<u32>::new());
         let many = vec![(1, 1); 500];
         assert_eq!(map_args(1000, &many).len(), 340 * 3);
     }
