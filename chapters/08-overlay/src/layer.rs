@@ -222,8 +222,7 @@ pub fn unpack_with(
             dest,
             &mut entry,
             &raw_path,
-            rights.chown.then_some(owners),
-            rights.trusted_xattrs,
+            (owners, rights),
             &mut later,
             &mut data,
         )
@@ -360,13 +359,11 @@ fn extract<R: Read>(
     dest: &Path,
     entry: &mut tar::Entry<R>,
     raw_path: &[u8],
-    // None: the owners are not set (only root can give a file away).
-    owners: Option<&Owners>,
-    trusted_xattrs: bool,
+    (owners, rights): (&Owners, Rights),
     later: &mut Vec<Later>,
     data: &mut Data,
 ) -> Result<u64> {
-    let chown = owners.is_some();
+    let chown = rights.chown;
     // Root, of the host or of a user namespace in which every owner is
     // mapped: its permission checks pass whatever a directory's mode.
     let privileged = chown;
@@ -377,9 +374,10 @@ fn extract<R: Read>(
     let bad =
         |what: &'static str| move |_| Error::runtime(format!("bad {what} field in its header"));
     let mode = header.mode().map_err(bad("mode"))? & 0o7777;
+    // Without the right to give files away, the owners are not set at all.
     let identity = Owners::default();
+    let owners = if chown { owners } else { &identity };
     let (uid, gid) = owners
-        .unwrap_or(&identity)
         .host(
             header.uid().map_err(bad("uid"))?,
             header.gid().map_err(bad("gid"))?,
@@ -414,7 +412,7 @@ fn extract<R: Read>(
     if name.starts_with(WH_PREFIX) {
         let marker = marker(name)?; // checked before anything is made or removed
         let parent = open_dir(root, parents, true)?;
-        whiteout(&parent, marker, trusted_xattrs)?;
+        whiteout(&parent, marker, rights.trusted_xattrs)?;
         return Ok(0);
     }
 
