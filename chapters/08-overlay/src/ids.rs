@@ -41,6 +41,34 @@ impl Owners {
         self.uids.is_empty() && self.gids.is_empty()
     }
 
+    /// Whether these maps map one host id each, `uid` and `gid` (a
+    /// caller's own): the maps an ordinary user may write itself, without
+    /// newuidmap(1) (user_namespaces(7)).
+    pub fn own_only(&self, uid: u32, gid: u32) -> bool {
+        let one =
+            |ranges: &[IdRange], id: u32| matches!(ranges, [r] if r.outside == id && r.count == 1);
+        one(&self.uids, uid) && one(&self.gids, gid)
+    }
+
+    /// The same maps as seen from inside the namespace: each mapped id is
+    /// itself, an unmapped one is not mapped. What a process in the
+    /// container's user namespace chowns to: the kernel does the shifting.
+    pub fn inside(&self) -> Owners {
+        let same = |ranges: &[IdRange]| {
+            ranges
+                .iter()
+                .map(|r| IdRange {
+                    outside: r.inside,
+                    ..*r
+                })
+                .collect()
+        };
+        Owners {
+            uids: same(&self.uids),
+            gids: same(&self.gids),
+        }
+    }
+
     /// The host's owner of a file the container sees owned by `uid:gid`.
     pub fn host(&self, uid: u64, gid: u64) -> Result<(u64, u64), String> {
         if self.is_identity() {
@@ -120,5 +148,23 @@ mod tests {
         assert_eq!(to_host(&ranges, 1), Some(100_000));
         assert_eq!(to_host(&ranges, 65_536), Some(165_535));
         assert_eq!(to_host(&ranges, 65_537), None);
+        let owners = Owners {
+            uids: ranges.to_vec(),
+            gids: ranges[..1].to_vec(),
+        };
+        // In the namespace: mapped ids are themselves, the others refused.
+        let inside = owners.inside();
+        assert_eq!(inside.host(1000, 0), Ok((1000, 0)));
+        assert_eq!(inside.host(65_536, 0), Ok((65_536, 0)));
+        assert!(inside.host(65_537, 0).unwrap_err().contains("uid 65537"));
+        assert!(inside.host(0, 1).unwrap_err().contains("gid 1"));
+        assert!(!owners.own_only(1000, 1000));
+        let alone = Owners {
+            uids: ranges[..1].to_vec(),
+            gids: ranges[..1].to_vec(),
+        };
+        assert!(alone.own_only(1000, 1000));
+        assert!(!alone.own_only(1000, 1001));
+        assert!(!Owners::default().own_only(1000, 1000));
     }
 }

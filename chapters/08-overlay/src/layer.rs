@@ -80,8 +80,55 @@ pub fn unpack(
     unpack_as(src, dest, limits, &Owners::default(), cancel)
 }
 
+/// What the unpacking process may do that takes privilege.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    /// Give each entry the tar's owner (through the [`Owners`]): chown(2)
+    /// to another id takes CAP_CHOWN over it, which root has, and so does
+    /// root of a user namespace over the ids mapped in it. Root's
+    /// permission checks then pass whatever a directory's mode (see
+    /// [`Later`]). Without it every file is the caller's.
+    pub chown: bool,
+    /// Mark opaque directories with `trusted.overlay.opaque`, which takes
+    /// CAP_SYS_ADMIN in the host's user namespace, or else with
+    /// `user.overlay.opaque` (see [`opaque_xattr`]).
+    pub trusted_xattrs: bool,
+}
+
+impl Rights {
+    /// Root on the host.
+    pub const ROOT: Rights = Rights {
+        chown: true,
+        trusted_xattrs: true,
+    };
+    /// An ordinary user (tar does the same: it keeps the owner only when
+    /// run as root).
+    pub const USER: Rights = Rights {
+        chown: false,
+        trusted_xattrs: false,
+    };
+    /// Root of a user namespace with the container's maps, in which an
+    /// ordinary user unpacks (see rootless.rs): it gives files away to the
+    /// ids mapped in, but its xattrs are the user's.
+    pub const USERNS_ROOT: Rights = Rights {
+        chown: true,
+        trusted_xattrs: false,
+    };
+
+    /// The calling process's, by its effective uid: [`Rights::ROOT`] or
+    /// [`Rights::USER`]. A process that is root in a user namespace of its
+    /// own must say so ([`Rights::USERNS_ROOT`]): its euid is 0 too.
+    pub fn of_caller() -> Rights {
+        match nix::unistd::geteuid().is_root() {
+            true => Rights::ROOT,
+            false => Rights::USER,
+        }
+    }
+}
+
 /// [`unpack`], with each entry's owner shifted through `owners` (chapter
-/// 11's id maps): an owner they do not map is an error.
+/// 11's id maps): an owner they do not map is an error. As root on the
+/// host or as an ordinary user, by the caller's euid (see [`unpack_with`]).
 pub fn unpack_as(
     src: impl Read,
     dest: &Path,
@@ -89,27 +136,23 @@ pub fn unpack_as(
     owners: &Owners,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
-    // Ownership can be given away only by root (tar does the same: it
-    // keeps the owner only when run as root).
-    let privileged = nix::unistd::geteuid().is_root();
-    unpack_with(src, dest, limits, owners, privileged, cancel)
+    unpack_with(src, dest, limits, owners, Rights::of_caller(), cancel)
 }
 
-/// [`unpack_as`], as root (`privileged`: owners set, `trusted.` xattrs)
-/// or not (see [`Later`] and [`opaque_xattr`]).
-fn unpack_with(
+/// [`unpack_as`], with the caller's `rights` given (see [`Rights`]).
+pub fn unpack_with(
     src: impl Read,
     dest: &Path,
     limits: &Limits,
     owners: &Owners,
-    privileged: bool,
+    rights: Rights,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
     let root = open_root(dest)?;
     // The layer's root directory is the runtime's making, owned by root;
     // with shifted owners it must be the container's root's, as the tar
     // would say if it had a `./` entry (which then sets it again).
-    if !owners.is_identity() && nix::unistd::geteuid().is_root() {
+    if !owners.is_identity() && rights.chown {
         let (uid, gid) = owners.host(0, 0).map_err(Error::runtime)?;
         nix::unistd::fchown(
             root.as_raw_fd(),
@@ -179,7 +222,7 @@ fn unpack_with(
             dest,
             &mut entry,
             &raw_path,
-            privileged.then_some(owners),
+            (owners, rights),
             &mut later,
             &mut data,
         )
@@ -316,12 +359,13 @@ fn extract<R: Read>(
     dest: &Path,
     entry: &mut tar::Entry<R>,
     raw_path: &[u8],
-    // None: the owners are not set (only root can give a file away).
-    owners: Option<&Owners>,
+    (owners, rights): (&Owners, Rights),
     later: &mut Vec<Later>,
     data: &mut Data,
 ) -> Result<u64> {
-    let chown = owners.is_some();
+    let chown = rights.chown;
+    // Root, of the host or of a user namespace in which every owner is
+    // mapped: its permission checks pass whatever a directory's mode.
     let privileged = chown;
     let header = entry.header();
     let mut kind = header.entry_type();
@@ -330,9 +374,10 @@ fn extract<R: Read>(
     let bad =
         |what: &'static str| move |_| Error::runtime(format!("bad {what} field in its header"));
     let mode = header.mode().map_err(bad("mode"))? & 0o7777;
+    // Without the right to give files away, the owners are not set at all.
     let identity = Owners::default();
+    let owners = if chown { owners } else { &identity };
     let (uid, gid) = owners
-        .unwrap_or(&identity)
         .host(
             header.uid().map_err(bad("uid"))?,
             header.gid().map_err(bad("gid"))?,
@@ -367,7 +412,7 @@ fn extract<R: Read>(
     if name.starts_with(WH_PREFIX) {
         let marker = marker(name)?; // checked before anything is made or removed
         let parent = open_dir(root, parents, true)?;
-        whiteout(&parent, marker, privileged)?;
+        whiteout(&parent, marker, rights.trusted_xattrs)?;
         return Ok(0);
     }
 
@@ -676,18 +721,18 @@ fn marker(file_name: &[u8]) -> Result<Marker<'_>> {
 /// `trusted.overlay.*`, which only CAP_SYS_ADMIN (on the host) may set;
 /// mounted with `userxattr`, as a rootless overlay must be, it reads
 /// `user.overlay.*` instead (Linux 5.11), which a file's owner may set.
-pub fn opaque_xattr(privileged: bool) -> &'static CStr {
-    match privileged {
+pub fn opaque_xattr(trusted: bool) -> &'static CStr {
+    match trusted {
         true => c"trusted.overlay.opaque",
         false => c"user.overlay.opaque",
     }
 }
 
-fn whiteout(parent: &OwnedFd, marker: Marker, privileged: bool) -> Result<()> {
+fn whiteout(parent: &OwnedFd, marker: Marker, trusted: bool) -> Result<()> {
     match marker {
         Marker::Ignore => Ok(()),
         Marker::Opaque => {
-            let (name, value) = (opaque_xattr(privileged), b"y");
+            let (name, value) = (opaque_xattr(trusted), b"y");
             // SAFETY: `name` is NUL-terminated, `value` is 1 byte long, and
             // the descriptor is open while `parent` lives.
             let rc = unsafe {
@@ -702,7 +747,7 @@ fn whiteout(parent: &OwnedFd, marker: Marker, privileged: bool) -> Result<()> {
             cvt(rc).map(drop).context(format!(
                 "setxattr(2) {}=y (on a file system with {} xattrs)",
                 name.to_string_lossy(),
-                if privileged { "trusted" } else { "user" }
+                if trusted { "trusted" } else { "user" }
             ))
         }
         Marker::Delete(name) => {
@@ -988,6 +1033,77 @@ pub(crate) mod tests {
         assert_eq!(dir_mode(0o555, true), (0o555, None));
         assert_eq!(dir_mode(0o555, false), (0o755, Some(0o555)));
         assert_eq!(dir_mode(0o2000, false), (0o2700, Some(0o2000)));
+    }
+
+    /// Root of a user namespace with the container's maps (what a rootless
+    /// unpack is, see store.rs) gives each file the tar's owner, refuses an
+    /// owner the maps do not map, and marks opaque directories with user
+    /// xattrs. Run as root on the host: the same system calls, unshifted.
+    #[test]
+    fn root_of_a_user_namespace_keeps_the_tars_owners_and_writes_user_xattrs() {
+        if !root() {
+            return;
+        }
+        let owned = |uid: u64, entries: &[(&str, tar::EntryType)]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for &(path, kind) in entries {
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(kind);
+                h.set_uid(uid);
+                h.set_gid(uid);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let maps = crate::ids::Owners {
+            uids: crate::rootless::own_and_subordinate(1001, &[(100_000, 65_536)]),
+            gids: crate::rootless::own_and_subordinate(1001, &[(100_000, 65_536)]),
+        };
+        let scratch = tempfile::tempdir().unwrap();
+        let dest = scratch.path().join("layer");
+        std::fs::create_dir(&dest).unwrap();
+        let tar = owned(
+            1000,
+            &[
+                ("home/u", tar::EntryType::Directory),
+                ("home/u/f", tar::EntryType::Regular),
+                ("home/u/.wh..wh..opq", tar::EntryType::Regular),
+            ],
+        );
+        let inside = maps.inside();
+        unpack_with(
+            &tar[..],
+            &dest,
+            &Limits::default(),
+            &inside,
+            Rights::USERNS_ROOT,
+            &never,
+        )
+        .unwrap();
+        use std::os::unix::fs::MetadataExt;
+        for path in ["home/u", "home/u/f"] {
+            let meta = std::fs::symlink_metadata(dest.join(path)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "{path}");
+        }
+        let u = dest.join("home/u");
+        assert_eq!(xattr(&u, c"user.overlay.opaque"), Some(b"y".to_vec()));
+        assert_eq!(xattr(&u, c"trusted.overlay.opaque"), None);
+
+        let unmapped = owned(70_000, &[("f", tar::EntryType::Regular)]);
+        let dest = scratch.path().join("unmapped");
+        std::fs::create_dir(&dest).unwrap();
+        let e = unpack_with(
+            &unmapped[..],
+            &dest,
+            &Limits::default(),
+            &inside,
+            Rights::USERNS_ROOT,
+            &never,
+        )
+        .unwrap_err();
+        assert!(e.msg.contains("uid 70000"), "{}", e.msg);
     }
 
     /// The value of the xattr `name` of `path`, if it has one.

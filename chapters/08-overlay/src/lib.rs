@@ -356,6 +356,12 @@ impl Overlay {
         }
         store.limits = self.config.limits;
         store.owners = self.config.owners.clone();
+        // Rootless, maps of more ids than the user's own: only root of a
+        // user namespace with those maps can give the files their owners.
+        let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+        store.in_userns = self.rootless
+            && !store.owners.is_identity()
+            && !store.owners.own_only(uid.as_raw(), gid.as_raw());
         let lowers = self
             .config
             .layers

@@ -12,7 +12,14 @@
 //!   rights ([`in_own_user_namespace`]): what the container chowned to its
 //!   other ids belongs to the user's subordinate ids on the host, and
 //!   overlayfs leaves `work/work` mode 0.
+//! - With maps of more ids than the user's own (its subordinate ids), a
+//!   layer is unpacked by root of a user namespace with the container's
+//!   maps ([`in_user_namespace`], see store.rs), so that its files get the
+//!   owners the tar gives them, as the container sees them; with the
+//!   user's own id alone, every file is the user's (root's, inside).
 
+use crate::ids::{IdRange, Owners};
+use nix::unistd::{getegid, geteuid};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -79,21 +86,42 @@ pub fn subordinate(text: &str, name: &str, id: u32) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// `newuidmap PID` arguments: the caller's own id as 0, then each of its
-/// subordinate ranges, one after the other, from 1 (chapter 11's default
-/// map is the first two of these lines). At most 340 lines, the kernel's
-/// limit.
-pub fn map_args(own: u32, ranges: &[(u32, u32)]) -> Vec<u32> {
-    let mut args = vec![0, own, 1];
+/// The caller's own id as 0, then each of its subordinate ranges, one
+/// after the other, from 1 (chapter 11's default map is the first two of
+/// these lines). At most 340 lines, the kernel's limit.
+pub fn own_and_subordinate(own: u32, ranges: &[(u32, u32)]) -> Vec<IdRange> {
+    let mut map = vec![IdRange {
+        inside: 0,
+        outside: own,
+        count: 1,
+    }];
     let mut inside: u64 = 1;
     for &(start, count) in ranges.iter().take(339) {
         if inside + u64::from(count) > u64::from(u32::MAX) {
             break;
         }
-        args.extend([inside as u32, start, count]);
+        map.push(IdRange {
+            inside: inside as u32,
+            outside: start,
+            count,
+        });
         inside += u64::from(count);
     }
-    args
+    map
+}
+
+/// `newuidmap PID` (or `newgidmap`) arguments for `map`: `inside outside
+/// count`, a line at a time.
+pub fn helper_args(map: &[IdRange]) -> Vec<u32> {
+    map.iter()
+        .flat_map(|r| [r.inside, r.outside, r.count])
+        .collect()
+}
+
+/// `newuidmap PID` arguments: the caller's own id as 0, then each of its
+/// subordinate ranges (see [`own_and_subordinate`]).
+pub fn map_args(own: u32, ranges: &[(u32, u32)]) -> Vec<u32> {
+    helper_args(&own_and_subordinate(own, ranges))
 }
 
 /// `newuidmap` or `newgidmap` where chapter 11 looks for them.
@@ -138,14 +166,10 @@ pub fn is_mount_point(path: &Path) -> io::Result<bool> {
 /// over every file whose owner and group are mapped in (capabilities(7)):
 /// over the files the container's root made (the caller's own, even those
 /// of mode 0) and over those it gave to its other ids (the caller's
-/// subordinate ids on the host). Only newuidmap(1) and newgidmap(1) may map
-/// subordinate ids, from outside and after the unshare(2): so the child
-/// unshares, says so on a pipe, and waits on another one until the parent
-/// has written its maps. Without the helpers or an /etc/subuid entry, the
-/// caller's own ids alone are mapped (written directly, as chapter 11 does).
+/// subordinate ids on the host). Without the helpers or an /etc/subuid
+/// entry, the caller's own ids alone are mapped.
 /// Err: why `work` could not run, or its own error.
 pub fn in_own_user_namespace(work: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
-    use nix::unistd::{fork, getegid, geteuid, ForkResult};
     let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
     let name = nix::unistd::User::from_uid(geteuid())
         .ok()
@@ -155,12 +179,41 @@ pub fn in_own_user_namespace(work: impl FnOnce() -> Result<(), String>) -> Resul
     let read = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
     let sub_u = subordinate(&read("/etc/subuid"), &name, uid);
     let sub_g = subordinate(&read("/etc/subgid"), &name, uid);
-    let helpers = helper("newuidmap").zip(helper("newgidmap"));
-    let maps = match helpers {
-        Some(helpers) if !sub_u.is_empty() && !sub_g.is_empty() => {
-            Some((helpers, map_args(uid, &sub_u), map_args(gid, &sub_g)))
-        }
-        _ => None,
+    let helpers = helper("newuidmap").is_some() && helper("newgidmap").is_some();
+    let maps = match helpers && !sub_u.is_empty() && !sub_g.is_empty() {
+        true => Owners {
+            uids: own_and_subordinate(uid, &sub_u),
+            gids: own_and_subordinate(gid, &sub_g),
+        },
+        false => Owners {
+            uids: own_and_subordinate(uid, &[]),
+            gids: own_and_subordinate(gid, &[]),
+        },
+    };
+    in_user_namespace(&maps, work)
+}
+
+/// Runs `work` in a child process inside a new user namespace with the
+/// id maps `maps`, as root there (uid 0 must be mapped for that). Only
+/// newuidmap(1) and newgidmap(1) may map other ids than the caller's own,
+/// from outside and after the unshare(2): so the child unshares, says so
+/// on a pipe, and waits on another one until the parent has written its
+/// maps. The caller's own ids alone are written directly (as chapter 11
+/// does). Err: why `work` could not run, or its own error (what it wrote
+/// on the pipe).
+pub fn in_user_namespace(
+    maps: &Owners,
+    work: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    use nix::unistd::{fork, ForkResult};
+    let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
+    let helpers = match maps.own_only(uid, gid) {
+        true => None,
+        false => Some(
+            helper("newuidmap")
+                .zip(helper("newgidmap"))
+                .ok_or("mapping other ids than your own needs newuidmap and newgidmap")?,
+        ),
     };
 
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string());
@@ -168,8 +221,9 @@ pub fn in_own_user_namespace(work: impl FnOnce() -> Result<(), String>) -> Resul
     let (from_parent, to_child) = pipe()?;
     // The child runs only unshare(2), read(2), write(2), _exit(2) and
     // `work`, which allocates: glibc's malloc keeps its locks consistent
-    // across fork(2) (its atfork handlers), and nothing else here takes a
-    // lock that a thread of the parent could hold at the fork.
+    // across fork(2) (its atfork handlers). Whatever else `work` does must
+    // not take a lock that a thread of the parent could have held at the
+    // fork (std's stdout and stderr locks among them: see its callers).
     // SAFETY: so the child is sound, and it never returns into the caller.
     match unsafe { fork() }.map_err(|e| format!("fork(2): {e}"))? {
         ForkResult::Child => {
@@ -189,12 +243,12 @@ pub fn in_own_user_namespace(work: impl FnOnce() -> Result<(), String>) -> Resul
                     read_all(&from_child)
                 )),
             };
-            let mapped = unshared.and_then(|()| match &maps {
-                Some(((newuidmap, newgidmap), uids, gids)) => {
-                    run_helper(newuidmap, child, uids)?;
-                    run_helper(newgidmap, child, gids)
+            let mapped = unshared.and_then(|()| match &helpers {
+                Some((newuidmap, newgidmap)) => {
+                    run_helper(newuidmap, child, &helper_args(&maps.uids))?;
+                    run_helper(newgidmap, child, &helper_args(&maps.gids))
                 }
-                None => write_own_maps(child, uid, gid),
+                None => write_own_maps(child, maps),
             });
             // Go, or (dropping the pipe unwritten) stop.
             let go = mapped.and_then(|()| {
@@ -244,10 +298,16 @@ fn child(
             _ => return 1, // the parent could not map us: it says why
         }
     }
-    match work() {
-        Ok(()) => 0,
-        Err(e) => {
+    // A panic must not unwind out of here: above is the caller's code, in
+    // a copy of the caller.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
             say(e.as_bytes());
+            1
+        }
+        Err(_) => {
+            say(b"the work in the user namespace panicked");
             1
         }
     }
@@ -272,13 +332,15 @@ fn run_helper(path: &Path, child: nix::unistd::Pid, args: &[u32]) -> Result<(), 
     Ok(())
 }
 
-/// The caller's own ids as 0: the one map an ordinary user may write
-/// (setgroups(2) denied first, for the gid map, user_namespaces(7)).
-fn write_own_maps(child: nix::unistd::Pid, uid: u32, gid: u32) -> Result<(), String> {
+/// The caller's own ids (see [`Owners::own_only`]): the one map an
+/// ordinary user may write (setgroups(2) denied first, for the gid map,
+/// user_namespaces(7)).
+fn write_own_maps(child: nix::unistd::Pid, maps: &Owners) -> Result<(), String> {
+    let line = |r: &IdRange| format!("{} {} {}\n", r.inside, r.outside, r.count);
     for (file, text) in [
         ("setgroups", "deny".to_string()),
-        ("uid_map", format!("0 {uid} 1\n")),
-        ("gid_map", format!("0 {gid} 1\n")),
+        ("uid_map", maps.uids.iter().map(line).collect()),
+        ("gid_map", maps.gids.iter().map(line).collect()),
     ] {
         let path = format!("/proc/{child}/{file}");
         std::fs::write(&path, text).map_err(|e| format!("writing {path}: {e}"))?;
@@ -339,6 +401,25 @@ mod tests {
             map_args(1000, &ranges),
             [0, 1000, 1, 1, 100_000, 65_536, 65_537, 300_000, 10]
         );
+        // A container's maps, as chapter 11 plans them, line by line.
+        let map = own_and_subordinate(1001, &[(100_000, 65_536)]);
+        assert_eq!(
+            map,
+            [
+                IdRange {
+                    inside: 0,
+                    outside: 1001,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 100_000,
+                    count: 65_536
+                }
+            ]
+        );
+        assert_eq!(helper_args(&map), [0, 1001, 1, 1, 100_000, 65_536]);
+        assert_eq!(helper_args(&[]), Vec::<u32>::new());
         let many = vec![(1, 1); 500];
         assert_eq!(map_args(1000, &many).len(), 340 * 3);
     }

@@ -34,6 +34,11 @@ pub struct Store {
     /// Who owns the files on the host (chapter 11's id maps): a store holds
     /// layers unpacked for one set of maps only (see ids.rs).
     pub owners: crate::ids::Owners,
+    /// Unpack each new layer as root of a user namespace with `owners` as
+    /// its maps (see [`Store::layer`]): for an ordinary user whose maps
+    /// hold more ids than its own, which only the namespace's root may
+    /// give files to. False: by this process, with [`layer::Rights::of_caller`].
+    pub in_userns: bool,
     /// What [`Store::open`] found left by killed runs and could not
     /// remove, one line each (saying what is left, and where).
     pub stale: Vec<String>,
@@ -64,6 +69,7 @@ impl Store {
             root,
             limits: layer::Limits::default(),
             owners: crate::ids::Owners::default(),
+            in_userns: false,
             stale: Vec::new(),
         };
         store.stale = store.reclaim()?;
@@ -95,7 +101,82 @@ impl Store {
             ));
             return Ok(dir);
         }
+        if !self.in_userns {
+            let rights = layer::Rights::of_caller();
+            return self.unpack_new(ctx, tar, file, &digest, &self.owners, rights);
+        }
+        self.unpack_in_userns(ctx, tar, file, &digest)?;
+        Ok(dir)
+    }
 
+    // ANCHOR: in_userns
+    /// Unpacks a layer for an ordinary user whose maps hold more ids than
+    /// its own, as podman does: in a child process, root of a user
+    /// namespace with the container's own maps (see
+    /// [`crate::rootless::in_user_namespace`]), which chown(2)s each file to
+    /// the owner the tar gives it, and the kernel shifts that owner through
+    /// the maps (uid 1000 in the tar is uid 1000 in the container, and the
+    /// user's subordinate id 100999 on the host). The child does the whole
+    /// work of [`Store::unpack_new`], down to the rename into the store,
+    /// and says only why it failed.
+    ///
+    /// The child of fork(2) in a process that may have other threads (a
+    /// program that embeds the runtime; the runtime itself has none at
+    /// check() time) may take no lock that one of them held. The unpack's
+    /// locks are flock(2)s of files, its lines for `-v` single write(2)s
+    /// (see [`Ctx::say`]), its memory glibc's malloc, which resets its
+    /// locks in the child; it never writes through std's stdout or stderr
+    /// handles, nor reads the environment.
+    ///
+    /// A Ctrl-C from the terminal reaches the whole process group, the
+    /// child too, whose unpack stops (see layer.rs), and then the
+    /// runtime's own pending signal is its error.
+    fn unpack_in_userns(&self, ctx: &Ctx, tar: &Path, file: File, digest: &str) -> Result<()> {
+        let inside = self.owners.inside();
+        let rights = layer::Rights::USERNS_ROOT;
+        let args = |map: &[crate::ids::IdRange]| {
+            let args = crate::rootless::helper_args(map);
+            args.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        ctx.say(format_args!(
+            "fork(2), unshare(2) CLONE_NEWUSER, newuidmap PID {}, newgidmap PID {}: \
+             unpack {} as root of the user namespace",
+            args(&self.owners.uids),
+            args(&self.owners.gids),
+            tar.display()
+        ));
+        crate::rootless::in_user_namespace(&self.owners, || {
+            self.unpack_new(ctx, tar, file, digest, &inside, rights)
+                .map(drop)
+                .map_err(|e| e.msg)
+        })
+        .map_err(|msg| match ch01_process::runtime::interrupted() {
+            Err(e) => e,
+            Ok(()) if msg.starts_with("layer ") => Error::runtime(msg),
+            Ok(()) => Error::runtime(format!(
+                "layer {}: unpacking it in a user namespace with the container's maps: {msg}",
+                tar.display()
+            )),
+        })
+    }
+    // ANCHOR_END: in_userns
+
+    /// Unpacks the layer `file` (of sha256 `digest`) into a temp dir, with
+    /// `owners` and `rights`, and renames it into the store.
+    fn unpack_new(
+        &self,
+        ctx: &Ctx,
+        tar: &Path,
+        mut file: File,
+        digest: &str,
+        owners: &crate::ids::Owners,
+        rights: layer::Rights,
+    ) -> Result<PathBuf> {
+        let short = &digest[..12];
+        let dir = self.layers().join(digest);
         // `_held` keeps the temp dir locked until this function returns:
         // while it is, no other run's reclaim() touches it.
         let (tmp, _held) = self.temp(&self.layers(), &format!("{digest}-"), mkdir_open)?;
@@ -103,7 +184,7 @@ impl Store {
         let unpacked = file
             .rewind()
             .context(format!("rewinding {tar:?}"))
-            .and_then(|()| unpack_verified(file, &digest, &tmp, &self.limits, &self.owners));
+            .and_then(|()| unpack_verified(file, digest, &tmp, &self.limits, owners, rights));
         let unpacked = match unpacked {
             Ok(u) => u,
             Err(e) => {
@@ -466,6 +547,7 @@ fn unpack_verified(
     dest: &Path,
     limits: &layer::Limits,
     owners: &crate::ids::Owners,
+    rights: layer::Rights,
 ) -> Result<layer::Unpacked> {
     let cancel = &ch01_process::runtime::interrupted;
     let mut hashed = Hashing {
@@ -484,7 +566,7 @@ fn unpack_verified(
         } else {
             Box::new(buf)
         };
-        layer::unpack_as(src, dest, limits, owners, cancel)?
+        layer::unpack_with(src, dest, limits, owners, rights, cancel)?
     };
     // tar stops at its end marker; the rest of the file counts too.
     drain(&mut hashed, cancel)?;
