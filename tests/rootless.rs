@@ -102,9 +102,17 @@ impl TestUser {
     /// `ch11-userns --layer ... EXTRA -- sh -c SCRIPT` as this user, with
     /// a clean environment (HOME, USER, PATH, no XDG_RUNTIME_DIR).
     fn sh(&self, extra: &[&str], script: &str) -> common::Run {
+        let mut args: Vec<String> = self.layers();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.sh_layers(&args, script)
+    }
+
+    /// [`TestUser::sh`] with the `--layer` arguments given in `args`.
+    fn sh_layers(&self, args: &[&str], script: &str) -> common::Run {
+        let extra = args;
         let mut cmd = Command::new(self.dir.join("ch11-userns"));
-        cmd.args(self.layers())
-            .args(extra)
+        cmd.args(extra)
             .args(["--", "sh", "-c", script])
             .env_clear()
             .env("HOME", &self.home)
@@ -276,6 +284,59 @@ fn chapter_8s_demo_runs_as_an_ordinary_user() {
         "{}",
         run.transcript
     );
+
+    // A layer with files of uid 1000: 1000's in the container, and on the
+    // host the user's subordinate id that the map gives 1000 (the layer is
+    // unpacked in a user namespace with the container's maps).
+    use ch08_overlay::testdata::{tar, Entry, EntryType};
+    let owned = |e: Entry<'static>| Entry {
+        owner: (1000, 1000),
+        ..e
+    };
+    let layer = tar(&[
+        Entry::new(EntryType::Directory, b"home/"),
+        owned(Entry::new(EntryType::Directory, b"home/app/")),
+        owned(Entry::file(b"home/app/notes", b"mine\n")),
+    ]);
+    let path = user.dir.join("4-owned.tar");
+    std::fs::write(&path, layer).unwrap();
+    let busybox = user.dir.join(xtask::image::LAYERS[0]);
+    let layers = [
+        "--layer",
+        &busybox.to_string_lossy(),
+        "--layer",
+        &path.to_string_lossy(),
+    ]
+    .map(str::to_owned);
+    let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
+    let run = user.sh_layers(&layers, "stat -c '%u:%g %n' /home/app /home/app/notes");
+    assert_eq!(
+        run.stdout, "1000:1000 /home/app\n1000:1000 /home/app/notes\n",
+        "{}",
+        run.transcript
+    );
+    let (sub, _) = user.subuid();
+    let on_host = find(&user.home.join(".local/share/stepbox"), "notes");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&on_host).unwrap();
+    assert_eq!(meta.uid(), sub + 999, "{}", on_host.display());
+}
+
+/// The first file called `name` below `dir`.
+fn find(dir: &Path, name: &str) -> PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if e.file_name() == name {
+                return path;
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            }
+        }
+    }
+    panic!("no {name} below {}", dir.display())
 }
 
 /// What an ordinary user cannot have is refused in one line, before

@@ -46,6 +46,8 @@ pub struct Entry<'a> {
     pub dev: (u32, u32),
     /// The size written in the header, if not the data's: a header that lies.
     pub size: Option<u64>,
+    /// uid and gid (0:0 unless said).
+    pub owner: (u64, u64),
 }
 
 impl<'a> Entry<'a> {
@@ -63,6 +65,7 @@ impl<'a> Entry<'a> {
             mode,
             dev: (0, 0),
             size: None,
+            owner: (0, 0),
         }
     }
     pub fn file(path: &'a [u8], data: &'a [u8]) -> Self {
@@ -108,8 +111,8 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
         h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
         h.set_entry_type(e.kind);
         h.set_mode(e.mode);
-        h.set_uid(0);
-        h.set_gid(0);
+        h.set_uid(e.owner.0);
+        h.set_gid(e.owner.1);
         h.set_mtime(1_000_000_000);
         h.set_size(e.size.unwrap_or(e.data.len() as u64));
         h.set_device_major(e.dev.0).unwrap();
