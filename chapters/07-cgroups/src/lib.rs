@@ -66,7 +66,12 @@ pub struct Opts {
     /// the cgroup root (a leading / is allowed; v1: in every hierarchy). It is
     /// created if missing and kept, like docker's /docker. With cgroup v2 no
     /// cgroup on that path may hold processes.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_PARENT, value_parser = parse_cgroup_parent)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = DEFAULT_PARENT,
+        value_parser = parse_cgroup_parent
+    )]
     pub cgroup_parent: PathBuf,
 }
 
@@ -800,7 +805,10 @@ fn parse_cgroup_parent(s: &str) -> std::result::Result<PathBuf, String> {
         ));
     }
     let bad = |why: String| {
-        format!("{s:?} is not a cgroup path: {why} (expected names separated by /, e.g. stepbox or /ci/stepbox)")
+        format!(
+            "{s:?} is not a cgroup path: {why} \
+             (expected names separated by /, e.g. stepbox or /ci/stepbox)"
+        )
     };
     if s.chars().any(char::is_control) {
         return Err(bad("it holds a control character".into()));
