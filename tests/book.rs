@@ -452,7 +452,7 @@ fn check_width() -> Result<(), String> {
     match problems.is_empty() {
         true => Ok(()),
         false => Err(format!(
-            "{} place(s) in the book scroll sideways in a {}x{} window:\n{}\n",
+            "{} place(s) in the book do not fit a {}x{} window:\n{}\n",
             problems.len(),
             WINDOW.0,
             WINDOW.1,
