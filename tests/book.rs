@@ -550,7 +550,6 @@ fn run_chromium(chromium: &str, dir: &Path, page: &Path) -> Result<String, Strin
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--hide-scrollbars",
         ])
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg(format!("--window-size={w},{h}"))
@@ -601,6 +600,14 @@ fn width_problems(report: &serde_json::Value) -> Vec<String> {
         return vec![format!("{page}: the check failed in the page: {error}")];
     }
     let mut found = Vec::new();
+    // mdBook's code font: measured in a fallback one, lines would be
+    // counted otherwise than a reader sees them.
+    let fonts = report["fonts"].as_array().cloned().unwrap_or_default();
+    if report["blocks"].as_u64() > Some(0) && !fonts.iter().any(|f| f == "Source Code Pro") {
+        found.push(format!(
+            "{page}: the code font did not load (loaded: {fonts:?})"
+        ));
+    }
     for p in report["problems"].as_array().into_iter().flatten() {
         let mut msg = format!(
             "{page}: {} {} (under \"{}\"): {}",

@@ -7,7 +7,9 @@
 // A code block scrolls when its <code> (mdBook gives it overflow-x: auto)
 // or its <pre> is wider inside than its box: scrollWidth > clientWidth. For
 // each such block the lines that do not fit are found by measuring them in
-// the block's own font, so that a failure names the line to shorten.
+// the block's own font, so that a failure names the line to shorten. A
+// transcript does not scroll (its output wraps, book/theme/stepbox.css),
+// but a command line of it that would wrap counts as one that scrolls.
 (function () {
   "use strict";
 
