@@ -367,13 +367,13 @@ fn ch05_mnt_namespace() {
     crate::snapshot!("ch05_after", &after.transcript);
 
     // -v: every kernel step, in order: private propagation before any mount,
-    // pivot_root before the new /proc.
+    // the new /proc in the rootfs, then pivot_root and the old root gone.
     let steps = run("ch05-mnt", &["-v", "--rootfs", &r, "--", "true"]);
     let order: Vec<usize> = [
         "MS_REC|MS_PRIVATE",
+        "mount(2) proc",
         "pivot_root(2)",
         "umount2(2)",
-        "mount(2) proc",
     ]
     .iter()
     .map(|step| {

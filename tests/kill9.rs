@@ -11,11 +11,10 @@
 
 mod common;
 
-use common::{bin_dir, find_cgroups, mounts_under, names, root, rootfs, Sandbox};
-use std::io::{BufRead, BufReader, Write};
+use common::{bin_dir, find_cgroups, mounts_under, names, root, rootfs, Runtime, Sandbox};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 /// How the killed run's leftovers are swept.
 #[derive(Debug, Clone, Copy)]
@@ -64,77 +63,6 @@ impl Sandbox {
             .into_iter()
             .filter(|n| n.starts_with(".tmp-"))
             .collect()
-    }
-}
-
-/// A runtime started by the test, killed and reaped if the test ends early.
-struct Runtime {
-    child: Child,
-    stdout: Option<BufReader<ChildStdout>>,
-}
-
-impl Runtime {
-    fn start(mut cmd: Command) -> Runtime {
-        let mut child = cmd.spawn().expect("starting the runtime");
-        let stdout = child.stdout.take().map(BufReader::new);
-        Runtime { child, stdout }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Waits until `cond` holds, polling: a handshake on something the
-    /// runtime makes, not a guess of how long it takes. Panics if the
-    /// runtime exits first.
-    fn wait_until(&mut self, what: &str, cond: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !cond() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                let _ =
-                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
-                panic!("the runtime exited ({status}) before {what}:\n{err}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "no {what} in 120 s"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Waits for the container's "ready" line on stdout.
-    fn wait_ready(&mut self) {
-        let mut line = String::new();
-        self.stdout.as_mut().unwrap().read_line(&mut line).unwrap();
-        if line != "ready\n" {
-            let mut err = String::new();
-            let _ = std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
-            panic!("expected \"ready\", got {line:?}:\n{err}");
-        }
-    }
-
-    /// kill -9, and reap it: it was killed, it did not exit.
-    fn kill9(mut self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid()),
-            nix::sys::signal::SIGKILL,
-        )
-        .unwrap();
-        let status = self.child.wait().unwrap();
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9),
-            "{status}"
-        );
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

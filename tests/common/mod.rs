@@ -497,13 +497,15 @@ impl HostState {
     /// The host's mount points, network links and cgroups named after `id`,
     /// and the hostname: what a container with that id could leak. Mounts
     /// that other tests running in parallel make in their own scratch dirs
-    /// are left out.
+    /// are left out, and so are other containers' overlays (anyone's, with
+    /// any state dir: `.../containers/ID/merged`).
     pub fn capture(id: &str) -> HostState {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let mounts = mountinfo
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
             .filter(|m| !m.starts_with(SCRATCH) || m.contains(id))
+            .filter(|m| other_containers_overlay(m, id).is_none())
             .map(str::to_owned)
             .collect();
         let links = std::fs::read_dir("/sys/class/net")
@@ -518,6 +520,16 @@ impl HostState {
             hostname: hostname(),
         }
     }
+}
+
+/// The id of the container whose overlay is mounted at `mount`, if that
+/// is a stepbox overlay (`.../containers/ID/merged`) of another container
+/// than `id`'s.
+fn other_containers_overlay<'a>(mount: &'a str, id: &str) -> Option<&'a str> {
+    let rest = mount.strip_suffix("/merged")?;
+    let (dirs, other) = rest.rsplit_once('/')?;
+    let hex = !other.is_empty() && other.bytes().all(|b| b.is_ascii_hexdigit());
+    (dirs.ends_with("/containers") && hex && other != id).then_some(other)
 }
 
 pub fn hostname() -> String {
@@ -810,4 +822,75 @@ pub fn image_args() -> Vec<String> {
         .iter()
         .flat_map(|l| ["--layer".to_string(), l.to_string_lossy().into_owned()])
         .collect()
+}
+
+/// A runtime started by the test, killed and reaped if the test ends early.
+pub struct Runtime {
+    pub child: std::process::Child,
+    pub stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Runtime {
+    pub fn start(mut cmd: std::process::Command) -> Runtime {
+        let mut child = cmd.spawn().expect("starting the runtime");
+        let stdout = child.stdout.take().map(std::io::BufReader::new);
+        Runtime { child, stdout }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits until `cond` holds, polling: a handshake on something the
+    /// runtime makes, not a guess of how long it takes. Panics if the
+    /// runtime exits first.
+    pub fn wait_until(&mut self, what: &str, cond: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ =
+                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
+                panic!("the runtime exited ({status}) before {what}:\n{err}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no {what} in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the container's "ready" line on stdout.
+    pub fn wait_ready(&mut self) {
+        let mut line = String::new();
+        std::io::BufRead::read_line(self.stdout.as_mut().unwrap(), &mut line).unwrap();
+        if line != "ready\n" {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err);
+            panic!("expected \"ready\", got {line:?}:\n{err}");
+        }
+    }
+
+    /// kill -9, and reap it: it was killed, it did not exit.
+    pub fn kill9(mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status}"
+        );
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -85,12 +85,17 @@ pub fn one_line(msg: &str) -> String {
 /// Turns an errno into one line that says what failed, on what, and why,
 /// with a hint for the errors students meet most.
 pub fn describe(errno: nix::errno::Errno) -> String {
+    describe_as(errno, nix::unistd::geteuid().is_root())
+}
+
+/// [`describe`], for a caller who is root or not.
+pub fn describe_as(errno: nix::errno::Errno, root: bool) -> String {
     use nix::errno::Errno::*;
     let why = errno.desc().to_lowercase();
     match errno {
         // Root meets EPERM too (a capability it dropped, a seccomp
         // filter): the hint is only for whom it can help.
-        EPERM if !nix::unistd::geteuid().is_root() => format!("{why} (are you root? try sudo)"),
+        EPERM if !root => format!("{why} (are you root? try sudo)"),
         _ => why,
     }
 }
@@ -161,11 +166,12 @@ mod tests {
     #[test]
     fn only_eperm_hints_at_root() {
         assert_eq!(
-            describe(Errno::EPERM),
+            describe_as(Errno::EPERM, false),
             "operation not permitted (are you root? try sudo)"
         );
+        assert_eq!(describe_as(Errno::EPERM, true), "operation not permitted");
         // EACCES is a file's permissions, not a missing capability.
-        assert!(!describe(Errno::EACCES).contains("sudo"));
+        assert!(!describe_as(Errno::EACCES, false).contains("sudo"));
     }
 
     #[test]
@@ -188,10 +194,7 @@ mod tests {
         let e = Err::<(), _>(Errno::EPERM)
             .context(format_args!("mount(2) {}", "proc"))
             .unwrap_err();
-        assert_eq!(
-            e.msg,
-            "mount(2) proc: operation not permitted (are you root? try sudo)"
-        );
+        assert_eq!(e.msg, format!("mount(2) proc: {}", describe(Errno::EPERM)));
         assert_eq!(Ok::<_, Errno>(7).context("unused").unwrap(), 7);
     }
 
@@ -204,10 +207,7 @@ mod tests {
         assert_eq!(e.msg, "opening \"/x\": no such file or directory");
         let os = std::io::Error::from_raw_os_error(libc::EPERM);
         let e = Err::<(), _>(os).context("write").unwrap_err();
-        assert_eq!(
-            e.msg,
-            "write: operation not permitted (are you root? try sudo)"
-        );
+        assert_eq!(e.msg, format!("write: {}", describe(Errno::EPERM)));
         // Not an OS error: its own message, after what failed.
         let other = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad header");
         let e = Err::<(), _>(other)

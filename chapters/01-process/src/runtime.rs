@@ -143,7 +143,9 @@ impl Container {
         let flags = steps
             .iter()
             .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
-        if !flags.is_empty() && !geteuid().is_root() {
+        // Anyone may create a user namespace, and in it the others
+        // (chapter 11); without one, namespaces need CAP_SYS_ADMIN.
+        if !flags.is_empty() && !flags.contains(CloneFlags::CLONE_NEWUSER) && !geteuid().is_root() {
             return Err(Error::runtime(format!(
                 "creating namespaces needs root (CAP_SYS_ADMIN); run it as root: sudo {} ...",
                 ctx.prog

@@ -83,6 +83,21 @@ pub struct Ctx {
     pub(crate) record: Mutex<Option<Record>>,
 }
 
+/// Where the state records of live containers go: `/run/stepbox` for
+/// root; for anyone else (chapter 11's rootless containers) their own
+/// runtime directory, `$XDG_RUNTIME_DIR/stepbox` (systemd makes it, mode
+/// 0700), or `/tmp/stepbox-UID` without one.
+pub fn default_run_dir() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/stepbox");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("stepbox"),
+        _ => PathBuf::from(format!("/tmp/stepbox-{uid}")),
+    }
+}
+
 /// docker's `PATH` for a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -97,7 +112,7 @@ impl Ctx {
             outcome: None,
             command: Vec::new(),
             env: default_env(),
-            run_dir: PathBuf::from("/run/stepbox"),
+            run_dir: default_run_dir(),
             undo: Undo::default(),
             record: Mutex::new(None),
         }

@@ -120,6 +120,25 @@ impl Step for MountNamespace {
             None::<&str>,
         )
         .context(format!("bind-mounting the rootfs {}", root.display()))?;
+
+        // 3. The container's own /proc, /sys and /dev, mounted in the
+        // rootfs before pivot_root(2), as runc does: in a user namespace
+        // (chapter 11) the kernel lets proc and sysfs be mounted only where
+        // a full one is already in view (mount_too_revealing()), which the
+        // host's is until the old root goes; and it refuses mknod(2), so
+        // the device nodes are bound from the host's /dev, still in view.
+        let at = |dir: &str| root.join(dir).to_string_lossy().into_owned();
+        let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount_fs(ctx, "proc", &at("proc"), nosuid_nodev_noexec, None)?;
+        mount_fs(
+            ctx,
+            "sysfs",
+            &at("sys"),
+            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            None,
+        )?;
+        dev::populate(ctx, root)?;
+
         chdir(root).context(format!("chdir(2) {}", root.display()))?;
         // pivot_root(".", ".") stacks the old root on top of the new one, at
         // the same place; it needs no directory for the old root inside the
@@ -132,19 +151,7 @@ impl Step for MountNamespace {
         ))?;
         ctx.say(format_args!("umount2(2) the old root, MNT_DETACH"));
         umount2(".", MntFlags::MNT_DETACH).context("detaching the old root (umount2(2))")?;
-        chdir("/").context("chdir(2) /")?;
-
-        // 3. The container's own /proc, /sys and /dev.
-        let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount_fs(ctx, "proc", "/proc", nosuid_nodev_noexec, None)?;
-        mount_fs(
-            ctx,
-            "sysfs",
-            "/sys",
-            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-            None,
-        )?;
-        dev::populate(ctx)
+        chdir("/").context("chdir(2) /")
     }
     // ANCHOR_END: setup
 }

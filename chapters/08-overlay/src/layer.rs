@@ -18,6 +18,7 @@
 //! bytes are written, and `cancel` (Ctrl-C) is honoured between entries and
 //! within large files.
 
+use crate::ids::Owners;
 use ch01_process::{Context, Error, Result};
 use std::cell::Cell;
 use std::ffi::CString;
@@ -76,7 +77,31 @@ pub fn unpack(
     limits: &Limits,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
+    unpack_as(src, dest, limits, &Owners::default(), cancel)
+}
+
+/// [`unpack`], with each entry's owner shifted through `owners` (chapter
+/// 11's id maps): an owner they do not map is an error.
+pub fn unpack_as(
+    src: impl Read,
+    dest: &Path,
+    limits: &Limits,
+    owners: &Owners,
+    cancel: &dyn Fn() -> Result<()>,
+) -> Result<Unpacked> {
     let root = open_root(dest)?;
+    // The layer's root directory is the runtime's making, owned by root;
+    // with shifted owners it must be the container's root's, as the tar
+    // would say if it had a `./` entry (which then sets it again).
+    if !owners.is_identity() && nix::unistd::geteuid().is_root() {
+        let (uid, gid) = owners.host(0, 0).map_err(Error::runtime)?;
+        nix::unistd::fchown(
+            root.as_raw_fd(),
+            Some((uid as u32).into()),
+            Some((gid as u32).into()),
+        )
+        .context("fchown(2) the layer's root directory")?;
+    }
     let headers = HeaderBudget::default();
     let mut archive = tar::Archive::new(Metered {
         inner: src,
@@ -143,7 +168,7 @@ pub fn unpack(
             dest,
             &mut entry,
             &raw_path,
-            chown,
+            chown.then_some(owners),
             &mut dir_times,
             &mut data,
         )
@@ -240,10 +265,12 @@ fn extract<R: Read>(
     dest: &Path,
     entry: &mut tar::Entry<R>,
     raw_path: &[u8],
-    chown: bool,
+    // None: the owners are not set (only root can give a file away).
+    owners: Option<&Owners>,
     dir_times: &mut Vec<(Vec<Vec<u8>>, u64)>,
     data: &mut Data,
 ) -> Result<u64> {
+    let chown = owners.is_some();
     let header = entry.header();
     let mut kind = header.entry_type();
     // The tar crate's message quotes the field's bytes and the entry's path
@@ -251,10 +278,14 @@ fn extract<R: Read>(
     let bad =
         |what: &'static str| move |_| Error::runtime(format!("bad {what} field in its header"));
     let mode = header.mode().map_err(bad("mode"))? & 0o7777;
-    let (uid, gid) = (
-        header.uid().map_err(bad("uid"))?,
-        header.gid().map_err(bad("gid"))?,
-    );
+    let identity = Owners::default();
+    let (uid, gid) = owners
+        .unwrap_or(&identity)
+        .host(
+            header.uid().map_err(bad("uid"))?,
+            header.gid().map_err(bad("gid"))?,
+        )
+        .map_err(Error::runtime)?;
     let mtime = header.mtime().map_err(bad("mtime"))?;
     if kind == tar::EntryType::XGlobalHeader {
         return Ok(0); // pax global header: nothing to create

@@ -9,6 +9,7 @@
 //! writes; and removing `upper` removes all trace of a container.
 //! Chapter 5 then pivot_root(2)s into `merged`.
 
+pub mod ids;
 pub mod layer;
 pub mod remove;
 pub mod store;
@@ -69,6 +70,7 @@ impl Chapter for Opts {
                 max_bytes: self.max_layer_size.0,
                 max_entries: self.max_layer_entries,
             },
+            owners: ids::Owners::default(),
         }
     }
 }
@@ -84,6 +86,9 @@ pub struct Config {
     /// Where the layer store and the containers' directories are.
     pub state_dir: PathBuf,
     pub limits: layer::Limits,
+    /// Who owns the layers' files on the host: chapter 11's id maps
+    /// (empty: no user namespace).
+    pub owners: ids::Owners,
 }
 
 impl Default for Config {
@@ -94,6 +99,7 @@ impl Default for Config {
             keep: false,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             limits: layer::Limits::default(),
+            owners: ids::Owners::default(),
         }
     }
 }
@@ -124,6 +130,7 @@ impl Config {
             keep: self.keep,
             state_dir: self.state_dir.clone(),
             limits: self.limits,
+            owners: self.owners.clone(),
         }
     }
 }
@@ -133,6 +140,7 @@ struct Own {
     keep: bool,
     state_dir: PathBuf,
     limits: layer::Limits,
+    owners: ids::Owners,
 }
 
 struct Overlay {
@@ -188,16 +196,27 @@ impl Step for Overlay {
     /// The layer store's temp dirs of runs killed while unpacking are the
     /// store's, in no container's record: opening the store reclaims them
     /// (see store.rs), as every start does.
+    /// Every store: the state dir's own, and chapter 11's `userns-*` ones.
     fn gc(&self, ctx: &Ctx) -> Result<Vec<String>> {
         let state_dir = &self.config.state_dir;
-        if !state_dir.join("layers").is_dir() {
-            return Ok(Vec::new());
+        let mut stores = vec![state_dir.clone()];
+        if let Ok(entries) = fs::read_dir(state_dir) {
+            stores.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("userns-"))
+                    .map(|e| e.path()),
+            );
         }
-        ctx.say(format_args!(
-            "reclaim the stale temp dirs in {}",
-            state_dir.join("layers").display()
-        ));
-        Ok(Store::open(state_dir)?.stale)
+        let mut left = Vec::new();
+        for store in stores.iter().filter(|s| s.join("layers").is_dir()) {
+            ctx.say(format_args!(
+                "reclaim the stale temp dirs in {}",
+                store.join("layers").display()
+            ));
+            left.extend(Store::open(store)?.stale);
+        }
+        Ok(left)
     }
 }
 
@@ -227,16 +246,43 @@ fn undo_dir(ctx: &Ctx, path: &Path) -> Result<()> {
 // ANCHOR_END: undo
 
 impl Overlay {
+    /// The store for the container's id maps: the state dir itself, or
+    /// with chapter 11's maps `STATE/userns-MAPS/`, whose layers belong to
+    /// the container's ids on the host. The container's root (say uid
+    /// 100000) must get through the state dir to its own directory, for
+    /// pivot_root(2): the state dir and the store's containers/ become
+    /// 0711 (no listing; layers/ stays 0700) and the container's directory
+    /// is its root's (see make()).
+    fn store_dir(&self) -> Result<PathBuf> {
+        let owners = &self.config.owners;
+        let state = &self.config.state_dir;
+        if owners.is_identity() {
+            return Ok(state.clone());
+        }
+        let dir = state.join(format!("userns-{}", owners.key()));
+        for d in [state.clone(), dir.clone(), dir.join("containers")] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(&d)
+                .context(format!("mkdir {}", d.display()))?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o711))
+                .context(format!("chmod 0711 {}", d.display()))?;
+        }
+        Ok(dir)
+    }
+
     /// Unpacks the layers into the store, or finds them there: the check
     /// stage, before anything of the container exists (not even a
     /// cgroup), because unpacking is how a bad layer is found out. A
     /// refused layer leaves the store as it was.
     fn unpack(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let mut store = Store::open(&self.config.state_dir)?;
+        let mut store = Store::open(&self.store_dir()?)?;
         for stale in &store.stale {
             warn(ctx, format_args!("{stale}"));
         }
         store.limits = self.config.limits;
+        store.owners = self.config.owners.clone();
         let lowers = self
             .config
             .layers
@@ -274,6 +320,12 @@ impl Overlay {
         ));
         mkdir(&dir, 0o700)?;
         self.dir = Some(dir.clone());
+        if let Ok((uid, gid)) = self.config.owners.host(0, 0) {
+            if !self.config.owners.is_identity() {
+                std::os::unix::fs::chown(&dir, Some(uid as u32), Some(gid as u32))
+                    .context(format!("chown(2) {}", dir.display()))?;
+            }
+        }
         // upper is the root directory of the merged tree: give it the top
         // layer's mode and owner (usually 0755 root:root).
         let top = fs::metadata(lowers.last().expect("at least one layer"))

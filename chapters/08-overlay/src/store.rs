@@ -31,6 +31,9 @@ pub struct Store {
     /// How much one layer may hold once unpacked (`--max-layer-size`,
     /// `--max-layer-entries`); a layer beyond them is refused.
     pub limits: layer::Limits,
+    /// Who owns the files on the host (chapter 11's id maps): a store holds
+    /// layers unpacked for one set of maps only (see ids.rs).
+    pub owners: crate::ids::Owners,
     /// What [`Store::open`] found left by killed runs and could not
     /// remove, one line each (saying what is left, and where).
     pub stale: Vec<String>,
@@ -60,6 +63,7 @@ impl Store {
         let mut store = Store {
             root,
             limits: layer::Limits::default(),
+            owners: crate::ids::Owners::default(),
             stale: Vec::new(),
         };
         store.stale = store.reclaim()?;
@@ -99,7 +103,7 @@ impl Store {
         let unpacked = file
             .rewind()
             .context(format!("rewinding {tar:?}"))
-            .and_then(|()| unpack_verified(file, &digest, &tmp, &self.limits));
+            .and_then(|()| unpack_verified(file, &digest, &tmp, &self.limits, &self.owners));
         let unpacked = match unpacked {
             Ok(u) => u,
             Err(e) => {
@@ -461,6 +465,7 @@ fn unpack_verified(
     digest: &str,
     dest: &Path,
     limits: &layer::Limits,
+    owners: &crate::ids::Owners,
 ) -> Result<layer::Unpacked> {
     let cancel = &ch01_process::runtime::interrupted;
     let mut hashed = Hashing {
@@ -479,7 +484,7 @@ fn unpack_verified(
         } else {
             Box::new(buf)
         };
-        layer::unpack(src, dest, limits, cancel)?
+        layer::unpack_as(src, dest, limits, owners, cancel)?
     };
     // tar stops at its end marker; the rest of the file counts too.
     drain(&mut hashed, cancel)?;

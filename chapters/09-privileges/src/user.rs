@@ -322,8 +322,19 @@ fn parse_group(text: &str) -> Vec<GroupEntry<'_>> {
 pub fn switch(ctx: &Ctx, ids: &Ids) -> Result<()> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     let groups: Vec<Gid> = ids.groups.iter().copied().map(Gid::from_raw).collect();
-    ctx.say(format_args!("setgroups(2) {:?}", ids.groups));
-    setgroups(&groups).context(format_args!("setgroups(2) {:?}", ids.groups))?;
+    // In a user namespace whose gid map an ordinary user wrote (chapter
+    // 11), setgroups(2) is off for good: the process keeps the groups it
+    // had, which the namespace does not map (they show as 65534).
+    let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if denied {
+        ctx.say(format_args!(
+            "setgroups(2) {:?}: not allowed in this user namespace, skipped",
+            ids.groups
+        ));
+    } else {
+        ctx.say(format_args!("setgroups(2) {:?}", ids.groups));
+        setgroups(&groups).context(format_args!("setgroups(2) {:?}", ids.groups))?;
+    }
     let (gid, uid) = (Gid::from_raw(ids.gid), Uid::from_raw(ids.uid));
     ctx.say(format_args!("setresgid(2) {gid} {gid} {gid}"));
     setresgid(gid, gid, gid).context(format_args!("setresgid(2) {gid} {gid} {gid}"))?;

@@ -10,6 +10,7 @@ pub mod ipc;
 pub mod net;
 pub mod ns;
 pub mod procs;
+pub mod userns;
 
 /// A section as named on the command line.
 pub struct Section {
@@ -50,6 +51,10 @@ pub const ALL: &[Section] = &[
     Section {
         name: "caps",
         run: caps::run,
+    },
+    Section {
+        name: "userns",
+        run: userns::run,
     },
 ];
 

@@ -1,0 +1,3 @@
+fn main() {
+    ch01_process::main::<ch11_userns::Opts>()
+}
