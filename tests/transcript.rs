@@ -144,3 +144,18 @@ fn a_folded_line_passes_the_same_arguments() {
         assert_eq!(args(&shown), args(line), "{shown}");
     }
 }
+
+#[test]
+fn a_comment_stays_whole_at_the_end_of_the_command() {
+    let line = "$ ch11-userns --uidmap 0:100000:65536 -- sh -c 'kill -9 PID'   # PID: a process of the host's root\n";
+    assert_eq!(
+        for_the_book(line),
+        "$ ch11-userns --uidmap 0:100000:65536 -- sh -c \\\n    \
+         'kill -9 PID'   # PID: a process of the host's root\n"
+    );
+    let short = "$ grep Uid: /proc/CONTAINER/status   # on the host\n";
+    assert_eq!(for_the_book(short), short);
+    // A # inside a word or quotes is no comment.
+    let hash = "$ ch01-process -- sh -c 'echo a # b' x#y\n";
+    assert_eq!(for_the_book(hash), hash);
+}

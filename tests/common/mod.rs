@@ -298,7 +298,8 @@ pub fn for_the_book(text: &str) -> String {
         match body.strip_prefix("$ ") {
             Some(command) => {
                 let command = replace_words(command, &layers, LAYERS);
-                out.push_str(&fold_command(&command, COMMAND_WIDTH));
+                let (command, comment) = split_comment(&command);
+                out.push_str(&fold_command_with(command, comment, COMMAND_WIDTH));
             }
             None => out.push_str(body),
         }
@@ -313,8 +314,30 @@ fn replace_words(text: &str, from: &str, to: &str) -> String {
     padded[1..padded.len() - 1].to_owned()
 }
 
+/// A command line and its `# comment` (a word that starts with `#`,
+/// outside quotes, to the end of the line), with the blanks before it.
+fn split_comment(line: &str) -> (&str, &str) {
+    let (inside, _) = quoted(line);
+    let mut prev = ' ';
+    for ((i, c), inside) in line.char_indices().zip(inside) {
+        if c == '#' && prev == ' ' && !inside {
+            let command = line[..i].trim_end();
+            return (command, &line[command.len()..]);
+        }
+        prev = c;
+    }
+    (line, "")
+}
+
 /// `$ COMMAND` folded to `width` columns (see [`for_the_book`]).
 pub fn fold_command(command: &str, width: usize) -> String {
+    fold_command_with(command, "", width)
+}
+
+/// [`fold_command`], with a comment that ends the last line, as it was
+/// written: a ` \` inside it would be part of the comment, so the command's
+/// last argument moves to a line of its own where that leaves it room.
+fn fold_command_with(command: &str, comment: &str, width: usize) -> String {
     // Room on a line for its ` \` continuation.
     let room = width - 2;
     let mut lines = vec![String::from("$")];
@@ -327,6 +350,7 @@ pub fn fold_command(command: &str, width: usize) -> String {
             lines.push(format!("    {unit}"));
         }
     };
+    let mut last_unit = String::new();
     for unit in units(&shell_words(command)) {
         if 4 + unit.chars().count() > room && !is_quoted(&unit) {
             // An option and a value too wide for one line: a line each.
@@ -336,7 +360,17 @@ pub fn fold_command(command: &str, width: usize) -> String {
         } else {
             place(&mut lines, &unit);
         }
+        last_unit = unit;
     }
+    let last = lines.last_mut().unwrap();
+    let too_wide = last.chars().count() + comment.chars().count() > width;
+    if let Some(rest) = last.strip_suffix(&format!(" {last_unit}")) {
+        if too_wide && rest != "$" && rest.trim() != "" {
+            *last = rest.to_owned();
+            lines.push(format!("    {last_unit}"));
+        }
+    }
+    lines.last_mut().unwrap().push_str(comment);
     let mut out = String::new();
     for line in lines.iter().flat_map(|l| break_script(l, width)) {
         if !out.is_empty() {
