@@ -2,11 +2,28 @@
 # Installs the Debian/Ubuntu packages stepbox needs, only those missing:
 # busybox-static (the default rootfs), a C linker for cargo, coreutils' chroot
 # (the chapter 5 demo), GNU time (the benchmark), iproute2 (the --veth tests), strace (the kill -9
-# tests), uidmap, nsenter and useradd (chapter 11), Chromium and a font for the glyphs the book's
-# fonts lack (tests/book.rs renders the book in it). Run as root; `apt-get update` runs once, only
-# if needed.
+# tests), uidmap, nsenter, useradd and slirp4netns (chapter 11), Chromium and a font for the glyphs
+# the book's fonts lack (tests/book.rs renders the book in it). Run as root; `apt-get update` runs
+# once, only if needed.
+#
+# With --exercises, also the host tools that the book's exercises use and a
+# minimal install may lack (book/src/setup.md lists them): ping
+# (iputils-ping), getfattr (attr), capsh (libcap2-bin), ps and pgrep (procps),
+# ipcmk, ipcs, findmnt and flock (util-linux), python3 and wget.
 set -euo pipefail
 need=()
+if [ "${1:-}" = --exercises ]; then
+  command -v ping >/dev/null || need+=(iputils-ping)
+  command -v getfattr >/dev/null || need+=(attr)
+  command -v capsh >/dev/null || need+=(libcap2-bin)
+  command -v pgrep >/dev/null || need+=(procps)
+  command -v ipcmk >/dev/null && command -v findmnt >/dev/null && command -v flock >/dev/null || need+=(util-linux)
+  command -v python3 >/dev/null || need+=(python3)
+  command -v wget >/dev/null || need+=(wget)
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--exercises]" >&2
+  exit 2
+fi
 [ -x /bin/busybox ] && /bin/busybox --help >/dev/null 2>&1 && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v chroot >/dev/null || need+=(coreutils)
@@ -17,6 +34,7 @@ command -v strace >/dev/null || need+=(strace) # the kill -9 tests stop the runt
 command -v newuidmap >/dev/null || need+=(uidmap) # chapter 11: newuidmap, newgidmap for rootless ranges
 command -v nsenter >/dev/null || need+=(util-linux) # chapter 11's kill demo
 command -v useradd >/dev/null || need+=(passwd) # chapter 11's rootless tests make a user of their own
+command -v slirp4netns >/dev/null || need+=(slirp4netns) # chapter 3's --network slirp4netns, for rootless containers
 command -v chromium >/dev/null || need+=(chromium) # the book's width check, headless
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

@@ -383,4 +383,5 @@ fn a_small_profile_compiled() {
 
 /// Allow getpid(2), and personality(2) with PER_LINUX only; EPERM for
 /// the rest (the book shows it).
+#[cfg(target_arch = "x86_64")]
 const SMALL: &str = include_str!("data/small-seccomp-profile.json");

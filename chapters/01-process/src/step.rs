@@ -58,6 +58,10 @@ pub struct Ctx {
     pub verbose: bool,
     /// The directory the child will pivot_root(2) into (chapter 5 on).
     pub rootfs: Option<PathBuf>,
+    /// The image's layers, lowest first (chapter 8), for steps that read
+    /// the image's files on the host before the rootfs is mounted: a
+    /// rootless overlay is mounted by the container's process only.
+    pub layers: Vec<PathBuf>,
     /// In the child: its end of the channel to the runtime (see
     /// protocol.rs). A step that forks in the child (chapter 2's init) must
     /// close it in the process that does not exec, or the runtime would
@@ -108,6 +112,7 @@ impl Ctx {
             id: random_id(),
             verbose,
             rootfs: None,
+            layers: Vec::new(),
             report_fd: -1,
             outcome: None,
             command: Vec::new(),
@@ -168,24 +173,30 @@ impl Ctx {
 /// home from the password database), and `TERM` only when there is a
 /// terminal. A secret exported in the caller's shell stays there.
 fn default_env() -> Vec<(String, String)> {
-    let uid = nix::unistd::geteuid();
-    let home = match uid.is_root() {
-        true => "/root".to_owned(),
-        false => nix::unistd::User::from_uid(uid)
-            .ok()
-            .flatten()
-            .map(|u| u.dir.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".to_owned()),
-    };
     let mut env = vec![
         ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
-        ("HOME".to_owned(), home),
+        ("HOME".to_owned(), default_home()),
     ];
     if nix::unistd::isatty(0).unwrap_or(false) {
         let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned());
         env.push(("TERM".to_owned(), term));
     }
     env
+}
+
+/// `HOME` unless `-e HOME=...` says otherwise: root's, or the caller's
+/// own from the password database. A later chapter that knows the
+/// container's user (chapter 9) replaces it while it is still this.
+pub fn default_home() -> String {
+    let uid = nix::unistd::geteuid();
+    match uid.is_root() {
+        true => "/root".to_owned(),
+        false => nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.dir.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".to_owned()),
+    }
 }
 
 fn random_id() -> String {

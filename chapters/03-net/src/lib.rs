@@ -6,9 +6,11 @@
 //! With `--veth` the container also gets a cable to the host: a veth pair,
 //! two interfaces joined back to back, one end on the host and the other
 //! (`eth0`) in the container, made and configured with rtnetlink messages
-//! (see [`netlink`]).
+//! (see [`netlink`]). That needs root; `--network slirp4netns` does not
+//! (see [`slirp`]).
 
 pub mod netlink;
+pub mod slirp;
 
 use ch01_process::state::{Resource, Undo};
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
@@ -35,6 +37,13 @@ pub struct Opts {
     /// on the host. Without CIDR: the first free /30 in 10.200.0.0/16.
     #[arg(long, value_name = "CIDR")]
     pub veth: Option<Option<Cidr>>,
+    /// `slirp4netns`: connect the container through slirp4netns(1), a
+    /// TCP/IP stack in user space on the host, as the caller: it needs no
+    /// root. The container's tap0 is 10.0.2.100/24, with a default route
+    /// via 10.0.2.2 and DNS at 10.0.2.3; the host's 127.0.0.1 is not
+    /// reachable.
+    #[arg(long, value_name = "MODE", value_parser = ["slirp4netns"], conflicts_with = "veth")]
+    pub network: Option<String>,
 }
 
 impl Chapter for Opts {
@@ -50,6 +59,7 @@ impl Chapter for Opts {
             veth: self
                 .veth
                 .map(|cidr| cidr.map_or(Subnet::FirstFree, Subnet::Given)),
+            slirp4netns: self.network.is_some(),
         }
     }
 }
@@ -60,6 +70,8 @@ pub struct Config {
     pub prev: ch02_pid::Config,
     /// A veth pair to the host, in this subnet; None: only `lo`.
     pub veth: Option<Subnet>,
+    /// A tap device served by slirp4netns on the host (`--network slirp4netns`).
+    pub slirp4netns: bool,
 }
 
 /// Where a veth pair's addresses come from.
@@ -77,6 +89,9 @@ impl Steps for Config {
         steps.push(Box::new(NetNamespace));
         if let Some(subnet) = self.veth {
             steps.push(Box::new(Veth::new(subnet)));
+        }
+        if self.slirp4netns {
+            steps.push(Box::new(slirp::Slirp::default()));
         }
         steps
     }
@@ -295,6 +310,19 @@ impl Veth {
 
 impl Step for Veth {
     fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
+        // The host end lives in the host's network namespace, where only
+        // CAP_NET_ADMIN over it (root) may make an interface: a caller in
+        // a user namespace of their own (chapter 11) has it only over the
+        // container's. What connects them instead is a program of theirs
+        // on the host that speaks TCP/IP to the container through a tap
+        // device inside and makes ordinary sockets outside.
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::runtime(
+                "--veth needs root: a veth pair has an end on the host, and only root may \
+                 make an interface there; without root, a network stack in user space \
+                 connects a container instead (slirp4netns, or pasta): use --network slirp4netns",
+            ));
+        }
         // "sb" + the id (8 hex digits; up to 12 when a test sets it): at most
         // 14 bytes, within IFNAMSIZ (15 and a NUL).
         self.host_if = format!("sb{}", ctx.id);

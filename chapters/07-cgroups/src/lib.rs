@@ -7,7 +7,9 @@
 //! `stepbox-<id>`, under a parent cgroup that belongs to stepbox, reached
 //! from the cgroup root (`/sys/fs/cgroup/stepbox/stepbox-<id>`, or
 //! `--cgroup-parent`), not under the runtime's own cgroup: see
-//! `make_parent` for why.
+//! `make_parent` for why. A runtime that is not root (chapter 11) makes it
+//! only where a cgroup v2 subtree was delegated to its caller, or runs the
+//! container without one (see `rootless.rs`).
 //!
 //! ```text
 //!  check()       find the cgroup version and the controllers the limits need
@@ -25,6 +27,7 @@
 
 #[cfg(test)]
 mod proptests;
+mod rootless;
 pub mod size;
 mod v1;
 mod v2;
@@ -65,14 +68,11 @@ pub struct Opts {
     /// The cgroup under which the container's cgroup is made, as a path from
     /// the cgroup root (a leading / is allowed; v1: in every hierarchy). It is
     /// created if missing and kept, like docker's /docker. With cgroup v2 no
-    /// cgroup on that path may hold processes.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = DEFAULT_PARENT,
-        value_parser = parse_cgroup_parent
-    )]
-    pub cgroup_parent: PathBuf,
+    /// cgroup on that path may hold processes. Default: stepbox; for a
+    /// caller who is not root, the cgroup that holds the caller's own, if
+    /// it is theirs.
+    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_parent)]
+    pub cgroup_parent: Option<PathBuf>,
 }
 
 impl Chapter for Opts {
@@ -99,22 +99,13 @@ impl Chapter for Opts {
 }
 
 /// Chapter 7's part of the configuration: the resources.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub prev: ch06_uts::Config,
     pub limits: Limits,
-    /// Relative to the cgroup root (see [`parse_cgroup_parent`]).
-    pub cgroup_parent: PathBuf,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            prev: Default::default(),
-            limits: Limits::default(),
-            cgroup_parent: PathBuf::from(DEFAULT_PARENT),
-        }
-    }
+    /// Relative to the cgroup root (see [`parse_cgroup_parent`]); None:
+    /// [`DEFAULT_PARENT`] (root), beside the caller's cgroup (anyone else).
+    pub cgroup_parent: Option<PathBuf>,
 }
 
 impl Steps for Config {
@@ -125,6 +116,9 @@ impl Steps for Config {
             parent: self.cgroup_parent.clone(),
             cgroup: None,
             created: false,
+            rootless: false,
+            own: false,
+            without: None,
         }));
         steps
     }
@@ -204,6 +198,20 @@ impl Limits {
             _ => false,
         }
     }
+
+    /// The flags that set a limit, for messages (the device policy is no
+    /// flag of this chapter's).
+    fn flags(&self) -> Vec<&'static str> {
+        [
+            (self.memory.is_some(), "--memory"),
+            (self.pids.is_some(), "--pids-limit"),
+            (self.cpu_quota.is_some(), "--cpus"),
+            (self.cpu_shares.is_some(), "--cpu-shares"),
+        ]
+        .into_iter()
+        .filter_map(|(set, flag)| set.then_some(flag))
+        .collect()
+    }
 }
 
 /// What needs `controller`, for messages: "so --memory cannot be applied".
@@ -247,10 +255,79 @@ pub trait Cgroup: Send {
 struct Cgroups {
     limits: Limits,
     /// `--cgroup-parent`, relative to the cgroup root.
-    parent: PathBuf,
-    /// Found in check(), made in prepare().
+    parent: Option<PathBuf>,
+    /// Found in check(), made in prepare(). Without a cgroup of the
+    /// container's own (`own` false), only what setup() mounts.
     cgroup: Option<Box<dyn Cgroup>>,
     created: bool,
+    /// The runtime's caller is not root (chapter 11): found in check(),
+    /// in the parent, and so known to the child too.
+    rootless: bool,
+    /// The container gets a cgroup of its own. Only a rootless runtime
+    /// goes without: the container then stays in the runtime's cgroup.
+    own: bool,
+    /// Why it goes without, for the warning in prepare().
+    without: Option<String>,
+}
+
+impl Cgroups {
+    /// check() for a caller who is not root: a cgroup where one was
+    /// delegated to them, else none (a warning in prepare()) or, if a limit
+    /// was asked for, a refusal.
+    fn check_rootless(&mut self, name: &str) -> Result<()> {
+        // No device policy: the devices cgroup (v1) and a device program
+        // (v2: bpf(2), which needs CAP_SYS_ADMIN on the host) are root's
+        // alone. Nor is one needed: in a user namespace mknod(2) of a
+        // device node is refused whatever the capabilities, and chapter 5
+        // binds only the standard nodes (null, zero, full, random, urandom,
+        // tty), which the caller may open anyway. So chapter 9's allow list
+        // (which it always hands over, unless --privileged) asks for no
+        // cgroup here.
+        self.limits.devices = None;
+        let mut asked = self.limits.flags();
+        if self.parent.is_some() {
+            asked.push("--cgroup-parent");
+        }
+        let unified = v2::is_unified();
+        let place = unified.then(|| {
+            let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+            let own = rootless::own_cgroup(&text)
+                .ok_or("/proc/self/cgroup has no cgroup v2 line for the runtime")?;
+            rootless::find_place(&own, self.parent.as_deref(), &v2::access)
+        });
+        match rootless::decide(&asked, place) {
+            rootless::Decision::Own(place) => {
+                let cgroup = v2::Unified::new(&place.base, &place.parent, name, &self.limits)?;
+                self.cgroup = Some(Box::new(cgroup));
+                self.own = true;
+            }
+            rootless::Decision::Without(why) => {
+                self.cgroup = Some(view(unified, name)?);
+                self.own = false;
+                self.without = Some(why);
+            }
+            rootless::Decision::Refuse(e) => return Err(Error::runtime(e)),
+        }
+        Ok(())
+    }
+}
+
+/// The one line a rootless start without a cgroup prints.
+fn warn_without(ctx: &Ctx, why: &str) {
+    ctx.tell(format_args!(
+        "warning: no cgroup: {why} ({})",
+        rootless::HINT
+    ));
+}
+
+/// Only for setup() to mount, made nowhere: the cgroup filesystem as the
+/// host has it (v1: the hierarchies of memory, pids and cpu).
+fn view(unified: bool, name: &str) -> Result<Box<dyn Cgroup>> {
+    let none = Limits::default();
+    Ok(match unified {
+        true => Box::new(v2::Unified::new(Path::new(""), Path::new(""), name, &none)?),
+        false => Box::new(v1::Hierarchies::new(Path::new(""), name, &none)?),
+    })
 }
 
 impl Step for Cgroups {
@@ -258,22 +335,31 @@ impl Step for Cgroups {
         if let Some(quota) = self.limits.cpu_quota {
             check_cpus(quota)?;
         }
-        if !nix::unistd::geteuid().is_root() {
-            return Err(Error::runtime(format!(
-                "creating a cgroup needs root; run it as root: sudo {} ...",
-                ctx.prog
-            )));
-        }
         let name = format!("stepbox-{}", ctx.id);
+        self.rootless = !nix::unistd::geteuid().is_root();
+        if self.rootless {
+            return self.check_rootless(&name);
+        }
+        let parent = self.parent.as_deref().unwrap_or(Path::new(DEFAULT_PARENT));
         self.cgroup = Some(if v2::is_unified() {
-            Box::new(v2::Unified::new(&self.parent, &name, &self.limits)?)
+            Box::new(v2::Unified::new(
+                Path::new(""),
+                parent,
+                &name,
+                &self.limits,
+            )?)
         } else {
-            Box::new(v1::Hierarchies::new(&self.parent, &name, &self.limits)?)
+            Box::new(v1::Hierarchies::new(parent, &name, &self.limits)?)
         });
+        self.own = true;
         Ok(())
     }
 
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
+        if !self.own {
+            warn_without(ctx, self.without.as_deref().unwrap_or(""));
+            return Ok(());
+        }
         let mut cgroup = self.cgroup.take().expect("found by check()");
         // Created before clone(2): a limit the kernel refuses stops the start
         // before any process exists. Cleanup runs only for steps whose prepare
@@ -286,7 +372,17 @@ impl Step for Cgroups {
             }
         });
         if let Err(e) = made {
-            return Err(match cgroup.remove(ctx) {
+            let removed = cgroup.remove(ctx);
+            // A rootless start that asked for no limit needs no cgroup: if
+            // the delegated subtree would not take one (a controller it
+            // lacks, a cgroup that holds processes), it runs without.
+            if self.rootless && self.limits.flags().is_empty() && removed.is_ok() {
+                warn_without(ctx, &e.msg);
+                self.cgroup = Some(cgroup);
+                self.own = false;
+                return Ok(());
+            }
+            return Err(match removed {
                 Ok(()) => e,
                 Err(left) => Error::with_code(e.code, format!("{}; then {}", e.msg, left.msg)),
             });
@@ -304,8 +400,8 @@ impl Step for Cgroups {
         // execve(2) instead, the command would run unlimited for a while, and
         // whatever it forked by then would stay outside for good.
         match &self.cgroup {
-            Some(cgroup) => cgroup.add(ctx, child),
-            None => Ok(()),
+            Some(cgroup) if self.own => cgroup.add(ctx, child),
+            _ => Ok(()),
         }
     }
 
@@ -321,6 +417,18 @@ impl Step for Cgroups {
         // and the cgroup filesystem mounted below shows only the container's
         // subtree, not the host's. That is also why CLONE_NEWCGROUP is not a
         // clone(2) flag: at clone(2) the child is still in the runtime's cgroup.
+        //
+        // A rootless container without a cgroup of its own (`own` false) is
+        // still in the runtime's: the namespace is rooted there and the
+        // mount shows that cgroup, the one whose limits and counts (shared
+        // with the caller's other processes) do apply to it. The kernel
+        // lets the user namespace's root make both: the cgroup namespace is
+        // then its own, and cgroup and cgroup2 may be mounted by whoever has
+        // CAP_SYS_ADMIN over the cgroup namespace's user namespace
+        // (cgroup_get_tree(), cgroup1_get_tree() in kernel/cgroup/). Nothing
+        // in it is writable: the files are root's, or the caller's for a
+        // delegated cgroup (then the container has one of its own), and
+        // the mount is read-only anyway.
         ctx.say(format_args!("unshare(2) CLONE_NEWCGROUP"));
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context("unshare(2) CLONE_NEWCGROUP")?;
@@ -348,8 +456,12 @@ impl Step for Cgroups {
     /// rmdir(2) refuses a cgroup that has children (EBUSY), so a parent in
     /// use stays. A parent given with --cgroup-parent may be someone else's:
     /// it is left alone.
+    ///
+    /// A caller who is not root has no default parent to remove: theirs is
+    /// the cgroup that holds their own, and root's `stepbox` is root's.
     fn gc(&self, ctx: &Ctx) -> Result<Vec<String>> {
-        if self.parent != Path::new(DEFAULT_PARENT) {
+        let parent = self.parent.as_deref().unwrap_or(Path::new(DEFAULT_PARENT));
+        if parent != Path::new(DEFAULT_PARENT) || !nix::unistd::geteuid().is_root() {
             return Ok(Vec::new());
         }
         let mut roots = Vec::new();
@@ -361,7 +473,7 @@ impl Step for Cgroups {
             }
         }
         let mut left = Vec::new();
-        for dir in roots.iter().map(|r| r.join(&self.parent)) {
+        for dir in roots.iter().map(|r| r.join(parent)) {
             if !dir.is_dir() {
                 continue;
             }

@@ -28,12 +28,30 @@ pub fn is_unified() -> bool {
     Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
+/// What the caller may do with the cgroup `rel` (a path from the root),
+/// as access(2) answers with the caller's ids: for a caller who is not
+/// root, whether it is theirs (rootless.rs).
+pub fn access(rel: &Path) -> crate::rootless::Access {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::{faccessat, AccessFlags};
+    let dir = Path::new(ROOT).join(rel);
+    let writable = |p: &Path| faccessat(None, p, AccessFlags::W_OK, AtFlags::AT_EACCESS).is_ok();
+    crate::rootless::Access {
+        exists: dir.join("cgroup.procs").exists(),
+        dir: writable(&dir),
+        procs: writable(&dir.join("cgroup.procs")),
+    }
+}
+
 pub struct Unified {
     /// Where the cgroup2 filesystem is mounted: the cgroup root.
     root: PathBuf,
-    /// `--cgroup-parent`, relative to the root.
+    /// Relative to the root: where making cgroups starts. The root itself
+    /// for root; for anyone else, a cgroup delegated to them (rootless.rs).
+    base: PathBuf,
+    /// `--cgroup-parent`, relative to `base`.
     parent: PathBuf,
-    /// /sys/fs/cgroup/PARENT/stepbox-<id>
+    /// /sys/fs/cgroup/BASE/PARENT/stepbox-<id>
     dir: PathBuf,
     limits: Limits,
     created: bool,
@@ -44,7 +62,7 @@ pub struct Unified {
 const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 
 impl Unified {
-    pub fn new(parent: &Path, name: &str, limits: &Limits) -> Result<Self> {
+    pub fn new(base: &Path, parent: &Path, name: &str, limits: &Limits) -> Result<Self> {
         let mounts = crate::mountinfo()?;
         mounts
             .iter()
@@ -53,8 +71,15 @@ impl Unified {
             .ok_or_else(|| Error::runtime(format!("no cgroup2 filesystem is mounted on {ROOT}")))?;
         let root = PathBuf::from(ROOT);
         Ok(Unified {
-            dir: root.join(parent).join(name),
+            // Component by component: join("") would add a trailing "/".
+            dir: root
+                .iter()
+                .chain(base)
+                .chain(parent)
+                .chain([name.as_ref()])
+                .collect(),
             root,
+            base: base.to_path_buf(),
             parent: parent.to_path_buf(),
             limits: limits.clone(),
             created: false,
@@ -68,7 +93,7 @@ impl Unified {
     /// session scope given as --cgroup-parent is the typical case.
     fn check_no_processes(&self) -> Result<()> {
         let mut dir = self.root.clone();
-        for part in self.parent.components() {
+        for part in self.base.components().chain(self.parent.components()) {
             dir.push(part);
             // A cgroup that does not exist yet holds nothing: made below.
             let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
@@ -93,9 +118,15 @@ impl Unified {
             if available.split_whitespace().any(|a| a == c) {
                 missing.push(format!("+{c}"));
             } else if self.limits.needs(c) {
+                // In a delegated subtree: whoever owns the cgroups above
+                // did not hand this controller down.
+                let hint = match self.base.as_os_str().is_empty() {
+                    true => "",
+                    false => " (it must be in cgroup.subtree_control of every cgroup above)",
+                };
                 return Err(Error::runtime(format!(
                     "the {c} controller is not available in {dir:?} (its cgroup.controllers \
-                     lists: {}), so {} cannot be applied",
+                     lists: {}), so {} cannot be applied{hint}",
                     available.trim(),
                     flag_for(c)
                 )));
@@ -114,6 +145,22 @@ impl Unified {
             Ok(()) => Ok(()),
             // A process moved in since check_no_processes().
             Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) => Err(holds_processes(dir)),
+            // Not the caller's (rootless.rs): fine for the controllers
+            // that only count, not for one that a flag needs.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let needed: Vec<&str> = CONTROLLERS
+                    .into_iter()
+                    .filter(|c| self.limits.needs(c) && missing.contains(&format!("+{c}")))
+                    .collect();
+                match needed.first() {
+                    None => Ok(()),
+                    Some(c) => Err(Error::runtime(format!(
+                        "the {c} controller is not enabled in {file:?}, which is not yours, \
+                         so {} cannot be applied; its owner can enable it (+{c})",
+                        flag_for(c)
+                    ))),
+                }
+            }
             Err(e) => Err(e).context(format!("writing {value:?} to {file:?}")),
         }
     }
@@ -141,7 +188,8 @@ impl Cgroup for Unified {
         ctx.record(Resource::Cgroup {
             path: self.dir.clone(),
         })?;
-        crate::make_in_parent(ctx, &self.root, &self.parent, &self.dir, &mut |dir| {
+        let base: PathBuf = self.root.iter().chain(&self.base).collect();
+        crate::make_in_parent(ctx, &base, &self.parent, &self.dir, &mut |dir| {
             self.enable_controllers(ctx, dir)
         })?;
         self.created = true;

@@ -21,7 +21,7 @@
 use crate::ids::Owners;
 use ch01_process::{Context, Error, Result};
 use std::cell::Cell;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -89,6 +89,22 @@ pub fn unpack_as(
     owners: &Owners,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<Unpacked> {
+    // Ownership can be given away only by root (tar does the same: it
+    // keeps the owner only when run as root).
+    let privileged = nix::unistd::geteuid().is_root();
+    unpack_with(src, dest, limits, owners, privileged, cancel)
+}
+
+/// [`unpack_as`], as root (`privileged`: owners set, `trusted.` xattrs)
+/// or not (see [`Later`] and [`opaque_xattr`]).
+fn unpack_with(
+    src: impl Read,
+    dest: &Path,
+    limits: &Limits,
+    owners: &Owners,
+    privileged: bool,
+    cancel: &dyn Fn() -> Result<()>,
+) -> Result<Unpacked> {
     let root = open_root(dest)?;
     // The layer's root directory is the runtime's making, owned by root;
     // with shifted owners it must be the container's root's, as the tar
@@ -118,12 +134,7 @@ pub fn unpack_as(
         buf: vec![0; 1 << 17],
     };
     let mut stats = Unpacked::default();
-    // Directory mtimes are set at the end: creating an entry in a directory
-    // changes the directory's mtime.
-    let mut dir_times: Vec<(Vec<Vec<u8>>, u64)> = Vec::new();
-    // Ownership can be given away only by root (tar does the same: it
-    // keeps the owner only when run as root).
-    let chown = nix::unistd::geteuid().is_root();
+    let mut later: Vec<Later> = Vec::new();
 
     let mut entries = archive
         .entries()
@@ -168,8 +179,8 @@ pub fn unpack_as(
             dest,
             &mut entry,
             &raw_path,
-            chown.then_some(owners),
-            &mut dir_times,
+            privileged.then_some(owners),
+            &mut later,
             &mut data,
         )
         .map_err(in_entry)?;
@@ -179,16 +190,30 @@ pub fn unpack_as(
         stats.bytes += n;
     }
 
-    // Deepest first, so that setting a child's time does not touch its parent's.
-    dir_times.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
-    for (i, (path, mtime)) in dir_times.into_iter().enumerate() {
+    // Deepest first, so that setting a child's time does not touch its
+    // parent's, and a mode set on a child does not bar the way to another;
+    // a directory that several entries made gets the last one's.
+    later.sort_by(|a, b| {
+        (b.path.len().cmp(&a.path.len()))
+            .then_with(|| a.path.cmp(&b.path))
+            .then(b.seq.cmp(&a.seq))
+    });
+    later.dedup_by(|a, b| a.path == b.path);
+    for (i, dir) in later.into_iter().enumerate() {
         if i % 1024 == 1023 {
             cancel()?; // a million directories take a while
         }
-        let names: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
+        let names: Vec<&[u8]> = dir.path.iter().map(Vec::as_slice).collect();
         // The directory may have been replaced by a later entry: then its time does not matter.
-        if let Ok(dir) = open_dir(&root, &names, false) {
-            let _ = set_times(dir.as_raw_fd(), None, mtime, 0);
+        if let Ok(fd) = open_dir(&root, &names, false) {
+            let _ = set_times(fd.as_raw_fd(), None, dir.mtime, 0);
+            if let Some(mode) = dir.mode {
+                // SAFETY: a plain syscall on a descriptor we own.
+                cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).context(format!(
+                    "fchmod(2) {:?}",
+                    String::from_utf8_lossy(&dir.path.join(&b'/'))
+                ))?;
+            }
         }
     }
     Ok(stats)
@@ -259,6 +284,32 @@ const OPAQUE: &[u8] = b".wh..wh..opq";
 /// The prefix of OCI whiteout files: `.wh.NAME` deletes NAME.
 const WH_PREFIX: &[u8] = b".wh.";
 
+// ANCHOR: later
+/// What is set on a directory once the whole layer is in: its mtime
+/// (creating an entry in a directory changes the directory's), and for a
+/// caller who is not root its mode. Root's permission checks pass whatever
+/// a directory's mode; an ordinary user's do not, and a directory of mode
+/// 0555 (Fedora's /usr/bin) would refuse the entries after it. So while
+/// the layer is unpacked the user's directories are u+rwx, and get their
+/// own mode at the end, as GNU tar does when not run by root.
+struct Later {
+    path: Vec<Vec<u8>>,
+    /// The order of the entries, for the last one's mode to win.
+    seq: usize,
+    mtime: u64,
+    /// None: set already (root).
+    mode: Option<u32>,
+}
+
+/// The mode to give a new directory now, and the one left for the end.
+fn dir_mode(mode: u32, privileged: bool) -> (u32, Option<u32>) {
+    match privileged {
+        true => (mode, None),
+        false => (mode | 0o700, Some(mode)),
+    }
+}
+// ANCHOR_END: later
+
 /// Creates one entry; returns the number of bytes of file data written.
 fn extract<R: Read>(
     root: &OwnedFd,
@@ -267,10 +318,11 @@ fn extract<R: Read>(
     raw_path: &[u8],
     // None: the owners are not set (only root can give a file away).
     owners: Option<&Owners>,
-    dir_times: &mut Vec<(Vec<Vec<u8>>, u64)>,
+    later: &mut Vec<Later>,
     data: &mut Data,
 ) -> Result<u64> {
     let chown = owners.is_some();
+    let privileged = chown;
     let header = entry.header();
     let mut kind = header.entry_type();
     // The tar crate's message quotes the field's bytes and the entry's path
@@ -301,15 +353,21 @@ fn extract<R: Read>(
         if !kind.is_dir() {
             return Err(Error::runtime("the layer's root must be a directory"));
         }
-        set_owner_mode(root.as_raw_fd(), None, uid, gid, mode, chown)?;
-        dir_times.push((Vec::new(), mtime));
+        let (now, mode) = dir_mode(mode, privileged);
+        set_owner_mode(root.as_raw_fd(), None, uid, gid, now, chown)?;
+        later.push(Later {
+            path: Vec::new(),
+            seq: later.len(),
+            mtime,
+            mode,
+        });
         return Ok(0);
     };
 
     if name.starts_with(WH_PREFIX) {
         let marker = marker(name)?; // checked before anything is made or removed
         let parent = open_dir(root, parents, true)?;
-        whiteout(&parent, marker)?;
+        whiteout(&parent, marker, privileged)?;
         return Ok(0);
     }
 
@@ -329,10 +387,16 @@ fn extract<R: Read>(
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             )
             .context("opening the new directory")?;
-            set_owner_mode(dir.as_raw_fd(), None, uid, gid, mode, chown)?;
-            let mut full: Vec<Vec<u8>> = parents.iter().map(|p| p.to_vec()).collect();
-            full.push(name.to_vec());
-            dir_times.push((full, mtime));
+            let (now, mode) = dir_mode(mode, privileged);
+            set_owner_mode(dir.as_raw_fd(), None, uid, gid, now, chown)?;
+            let mut path: Vec<Vec<u8>> = parents.iter().map(|p| p.to_vec()).collect();
+            path.push(name.to_vec());
+            later.push(Later {
+                path,
+                seq: later.len(),
+                mtime,
+                mode,
+            });
             return Ok(0);
         }
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -609,11 +673,22 @@ fn marker(file_name: &[u8]) -> Result<Marker<'_>> {
     }
 }
 
-fn whiteout(parent: &OwnedFd, marker: Marker) -> Result<()> {
+/// The xattr that marks an opaque directory: overlayfs reads
+/// `trusted.overlay.*`, which only CAP_SYS_ADMIN (on the host) may set;
+/// mounted with `userxattr`, as a rootless overlay must be, it reads
+/// `user.overlay.*` instead (Linux 5.11), which a file's owner may set.
+pub fn opaque_xattr(privileged: bool) -> &'static CStr {
+    match privileged {
+        true => c"trusted.overlay.opaque",
+        false => c"user.overlay.opaque",
+    }
+}
+
+fn whiteout(parent: &OwnedFd, marker: Marker, privileged: bool) -> Result<()> {
     match marker {
         Marker::Ignore => Ok(()),
         Marker::Opaque => {
-            let (name, value) = (c"trusted.overlay.opaque", b"y");
+            let (name, value) = (opaque_xattr(privileged), b"y");
             // SAFETY: `name` is NUL-terminated, `value` is 1 byte long, and
             // the descriptor is open while `parent` lives.
             let rc = unsafe {
@@ -625,9 +700,11 @@ fn whiteout(parent: &OwnedFd, marker: Marker) -> Result<()> {
                     0,
                 )
             };
-            cvt(rc).map(drop).context(
-                "setxattr(2) trusted.overlay.opaque=y (needs root, on a file system with xattrs)",
-            )
+            cvt(rc).map(drop).context(format!(
+                "setxattr(2) {}=y (on a file system with {} xattrs)",
+                name.to_string_lossy(),
+                if privileged { "trusted" } else { "user" }
+            ))
         }
         Marker::Delete(name) => {
             remove_existing(parent.as_raw_fd(), name, false)?;
@@ -639,9 +716,10 @@ fn whiteout(parent: &OwnedFd, marker: Marker) -> Result<()> {
 fn mknod_whiteout(dir: RawFd, name: &CString) -> Result<()> {
     // SAFETY: `name` is NUL-terminated; `dir` is an open directory descriptor.
     let rc = unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
+    // Not root: allowed for 0:0 alone, since Linux 5.8 (vfs_mknod()).
     cvt(rc)
         .map(drop)
-        .context("mknodat(2) a whiteout (character device 0:0)")
+        .context("mknodat(2) a whiteout (character device 0:0; not root: Linux 5.8 or later)")
 }
 // ANCHOR_END: whiteout
 
@@ -902,6 +980,90 @@ pub(crate) mod tests {
         let file = std::fs::symlink_metadata(cache.new_layer().join("keep/file"));
         assert!(file.unwrap().file_type().is_char_device());
         assert!(cache.other_is_intact());
+    }
+
+    #[test]
+    fn root_and_an_ordinary_user_mark_opaque_directories_and_set_modes_differently() {
+        assert_eq!(opaque_xattr(true), c"trusted.overlay.opaque");
+        assert_eq!(opaque_xattr(false), c"user.overlay.opaque");
+        assert_eq!(dir_mode(0o555, true), (0o555, None));
+        assert_eq!(dir_mode(0o555, false), (0o755, Some(0o555)));
+        assert_eq!(dir_mode(0o2000, false), (0o2700, Some(0o2000)));
+    }
+
+    /// The value of the xattr `name` of `path`, if it has one.
+    fn xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {
+        let c = cstring(path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        // SAFETY: both strings are NUL-terminated, `buf` is valid for its length.
+        let n = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        (n >= 0).then(|| buf[..n as usize].to_vec())
+    }
+
+    /// What an ordinary user's unpack makes, for real: run by
+    /// [`an_ordinary_user_unpacks_read_only_directories_whiteouts_and_opaque_ones`]
+    /// as nobody.
+    #[test]
+    #[ignore = "run as nobody by an_ordinary_user_unpacks_read_only_directories_whiteouts_and_opaque_ones"]
+    fn unpack_as_nobody() {
+        assert!(!nix::unistd::geteuid().is_root());
+        let scratch = tempfile::tempdir().unwrap();
+        let dest = scratch.path().join("layer");
+        std::fs::create_dir(&dest).unwrap();
+        let entries = [
+            Entry {
+                mode: 0o555,
+                ..Entry::new(tar::EntryType::Directory, b"ro")
+            },
+            Entry::file(b"ro/file", b"x"),
+            Entry {
+                mode: 0o500,
+                ..Entry::new(tar::EntryType::Directory, b"ro/sub")
+            },
+            Entry::file(b"ro/sub/file", b"y"),
+            Entry::new(tar::EntryType::Directory, b"twice"),
+            Entry {
+                mode: 0o750,
+                ..Entry::new(tar::EntryType::Directory, b"twice")
+            },
+            Entry::file(b"op/.wh..wh..opq", b""),
+            Entry::file(b"ro/.wh.gone", b""),
+        ];
+        let tar = testdata::tar(&entries);
+        let limits = Limits::default();
+        unpack_as(&tar[..], &dest, &limits, &Owners::default(), &never).unwrap();
+        let mode = |p: &str| std::fs::metadata(dest.join(p)).unwrap().mode() & 0o7777;
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (mode("ro"), mode("ro/sub"), mode("twice")),
+            (0o555, 0o500, 0o750)
+        );
+        let gone = std::fs::symlink_metadata(dest.join("ro/gone")).unwrap();
+        assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
+        assert_eq!(
+            xattr(&dest.join("op"), c"user.overlay.opaque"),
+            Some(b"y".to_vec())
+        );
+        assert_eq!(xattr(&dest.join("op"), c"trusted.overlay.opaque"), None);
+        // Removing it takes u+w back (the owner's own namespace, see rootless.rs).
+        assert!(crate::remove::remove_all(&dest).is_err());
+        crate::remove::remove_tree(&dest).unwrap();
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn an_ordinary_user_unpacks_read_only_directories_whiteouts_and_opaque_ones() {
+        if !root() {
+            return;
+        }
+        crate::remove::tests::run_as("layer::tests::unpack_as_nobody", 65534);
     }
 
     #[test]

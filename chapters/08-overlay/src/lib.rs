@@ -12,6 +12,7 @@
 pub mod ids;
 pub mod layer;
 pub mod remove;
+pub mod rootless;
 pub mod store;
 pub mod testdata;
 
@@ -20,6 +21,7 @@ use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use store::Store;
@@ -38,9 +40,11 @@ pub struct Opts {
     /// and print where it is.
     #[arg(long, requires = "layers", conflicts_with = "rootfs")]
     pub keep: bool,
-    /// Where unpacked layers and the containers' directories are kept.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
+    /// Where unpacked layers and the containers' directories are kept
+    /// [default: /var/lib/stepbox; not root: $XDG_DATA_HOME/stepbox or
+    /// ~/.local/share/stepbox].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The most file data one layer may unpack to (a unit k, m, g or t
     /// allowed): a small compressed layer can expand to fill the disk.
     #[arg(long, value_name = "SIZE", value_parser = parse_layer_size,
@@ -65,7 +69,10 @@ impl Chapter for Opts {
             prev: self.prev.config(),
             layers: self.layers.clone(),
             keep: self.keep,
-            state_dir: self.state_dir.clone(),
+            state_dir: self
+                .state_dir
+                .clone()
+                .unwrap_or_else(rootless::default_state_dir),
             limits: layer::Limits {
                 max_bytes: self.max_layer_size.0,
                 max_entries: self.max_layer_entries,
@@ -83,7 +90,9 @@ pub struct Config {
     pub layers: Vec<PathBuf>,
     /// Keep the container's upper dir after it exits.
     pub keep: bool,
-    /// Where the layer store and the containers' directories are.
+    /// Where the layer store and the containers' directories are (empty:
+    /// none could be found, an error once there are layers; see
+    /// [`rootless::default_state_dir`]).
     pub state_dir: PathBuf,
     pub limits: layer::Limits,
     /// Who owns the layers' files on the host: chapter 11's id maps
@@ -97,7 +106,7 @@ impl Default for Config {
             prev: Default::default(),
             layers: Vec::new(),
             keep: false,
-            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            state_dir: rootless::default_state_dir(),
             limits: layer::Limits::default(),
             owners: ids::Owners::default(),
         }
@@ -113,13 +122,15 @@ impl Steps for Config {
             home: PathBuf::new(),
             dir: None,
             mounted: false,
+            rootless: false,
         }));
         steps
     }
 }
 // ANCHOR_END: opts
 
-/// The default `--state-dir`.
+/// The default `--state-dir` for root (for anyone else, see
+/// [`rootless::default_state_dir`]).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/stepbox";
 
 impl Config {
@@ -153,6 +164,10 @@ struct Overlay {
     /// directory, and whether `merged` is mounted.
     dir: Option<PathBuf>,
     mounted: bool,
+    /// The runtime is not root (found by check(), in the runtime, and so
+    /// known in the container's process too): the overlay is mounted by the
+    /// container's process, see identity().
+    rootless: bool,
 }
 
 impl Step for Overlay {
@@ -163,6 +178,12 @@ impl Step for Overlay {
         if ctx.rootfs.is_some() {
             return Err(Error::runtime(
                 "--layer and --rootfs cannot be used together",
+            ));
+        }
+        self.rootless = !nix::unistd::geteuid().is_root();
+        if self.config.state_dir.as_os_str().is_empty() {
+            return Err(Error::runtime(
+                "no home directory to keep the layers in: give --state-dir DIR",
             ));
         }
         self.unpack(ctx)
@@ -183,6 +204,28 @@ impl Step for Overlay {
             ),
         })
     }
+
+    // ANCHOR: identity
+    /// Rootless, the overlay is mounted here, in the container's process:
+    /// an ordinary user cannot mount on the host, but the container's root
+    /// may mount overlayfs in the mount namespace its user namespace owns
+    /// (Linux 5.11). identity() is the first child stage, and the first
+    /// moment it can: the maps are written (chapter 11's after_clone()),
+    /// and chapter 11's identity(), first of all, has made the process root
+    /// in its namespace, whose credentials overlayfs keeps as the mounter's
+    /// and creates the files of `upper` with; and chapter 5's setup(), in
+    /// the next stage, bind-mounts `merged` and pivots into it. The mount never
+    /// reaches the host: it is made before chapter 5 makes `/` private, but
+    /// a mount namespace made with a new user namespace receives the host's
+    /// mounts as slaves, which propagate nothing back; and it ends with the
+    /// container's mount namespace.
+    fn identity(&self, ctx: &Ctx) -> Result<()> {
+        if !self.rootless || self.config.layers.is_empty() {
+            return Ok(());
+        }
+        mount_overlay(ctx, &self.home, self.lowers.len(), true)
+    }
+    // ANCHOR_END: identity
 
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         self.teardown(ctx, self.config.keep).map_err(Error::runtime)
@@ -229,6 +272,22 @@ fn undo_mount(ctx: &Ctx, path: &Path) -> Result<()> {
     ctx.say(format_args!("umount2(2) {}, MNT_DETACH", path.display()));
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(()),
+        // A caller who is not root is refused before the kernel looks at
+        // the path (may_mount()). It cannot have mounted anything here: a
+        // rootless container's overlay was in the container's own mount
+        // namespace, gone with it (and is not recorded). Something mounted
+        // here all the same is someone else's, and the directory must not
+        // be removed through it.
+        Err(nix::errno::Errno::EPERM) if !nix::unistd::geteuid().is_root() => {
+            match rootless::is_mount_point(path) {
+                Ok(false) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Ok(true) => Err(Error::runtime(format!(
+                    "{path:?} is a mount point, not one this user made: unmount it as root"
+                ))),
+                Err(e) => Err(e).context(format!("statx(2) {path:?}")),
+            }
+        }
         Err(e) => Err(e).context(format!("umount2(2) {path:?}")),
     }
 }
@@ -237,7 +296,7 @@ fn undo_mount(ctx: &Ctx, path: &Path) -> Result<()> {
 /// remove.rs); one already gone is success.
 fn undo_dir(ctx: &Ctx, path: &Path) -> Result<()> {
     ctx.say(format_args!("rm -r {}", path.display()));
-    remove::remove_all(path).map_err(|e| {
+    remove::remove_tree(path).map_err(|e| {
         Error::runtime(format!(
             "left {path:?} on the host: removing it failed: {e}"
         ))
@@ -253,11 +312,25 @@ impl Overlay {
     /// pivot_root(2): the state dir and the store's containers/ become
     /// 0711 (no listing; layers/ stays 0700) and the container's directory
     /// is its root's (see make()).
+    ///
+    /// Rootless, the state dir is the user's, in their home: its missing
+    /// parents are made too (0700, as the XDG spec asks), and it stays
+    /// 0700, as the container's root is the user.
     fn store_dir(&self) -> Result<PathBuf> {
         let owners = &self.config.owners;
         let state = &self.config.state_dir;
+        if self.rootless {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state)
+                .context(format!("mkdir {}", state.display()))?;
+        }
         if owners.is_identity() {
             return Ok(state.clone());
+        }
+        if self.rootless {
+            return Ok(state.join(format!("userns-{}", owners.key())));
         }
         let dir = state.join(format!("userns-{}", owners.key()));
         for d in [state.clone(), dir.clone(), dir.join("containers")] {
@@ -343,12 +416,17 @@ impl Overlay {
                 .context(format!("symlink(2) {}", link.display()))?;
         }
 
-        ctx.record(Resource::Mount {
-            path: dir.join("merged"),
-        })?;
-        mount_overlay(ctx, &dir, lowers.len())?;
-        self.mounted = true;
+        // Rootless: the container's process mounts it (see identity()),
+        // in a mount namespace that ends with it: nothing on the host to record.
+        if !self.rootless {
+            ctx.record(Resource::Mount {
+                path: dir.join("merged"),
+            })?;
+            mount_overlay(ctx, &dir, lowers.len(), false)?;
+            self.mounted = true;
+        }
         ctx.rootfs = Some(dir.join("merged"));
+        ctx.layers = lowers.clone();
         Ok(())
     }
 
@@ -373,14 +451,15 @@ impl Overlay {
             }
             self.mounted = false;
         }
-        // remove_all, not fs::remove_dir_all: the upper dir is the
+        // remove_tree, not fs::remove_dir_all: the upper dir is the
         // container's own making, and may be deeper than the runtime has
-        // file descriptors (see remove.rs).
+        // file descriptors (see remove.rs); rootless, it may hold files of
+        // the user's subordinate ids (see rootless.rs).
         if keep_upper {
             let mut left = Vec::new();
             for sub in ["merged", "work", "l"] {
                 let path = dir.join(sub);
-                if let Err(e) = remove::remove_all(&path) {
+                if let Err(e) = remove::remove_tree(&path) {
                     left.push(format!(
                         "left {path:?} on the host: removing it failed: {e}"
                     ));
@@ -395,7 +474,7 @@ impl Overlay {
             }
         } else {
             ctx.say(format_args!("rm -r {}", dir.display()));
-            remove::remove_all(&dir)
+            remove::remove_tree(&dir)
                 .map_err(|e| format!("left {dir:?} on the host: removing it failed: {e}"))?;
         }
         Ok(())
@@ -421,57 +500,69 @@ fn dedup_keep_top(lowers: Vec<PathBuf>) -> Vec<PathBuf> {
 
 // ANCHOR: mount
 /// mount(2) an overlay of the layers `dir/l/0` (bottom) … `dir/l/N-1` (top),
-/// with `dir/upper` for writes, on `dir/merged`.
-fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize) -> Result<()> {
-    // lowerdir lists the layers TOP FIRST: a file in a layer hides the same
-    // path in every layer after it in the list. --layer is bottom first.
-    let lowerdir: Vec<String> = (0..layers).rev().map(|i| format!("l/{i}")).collect();
-    let data = format!(
-        "lowerdir={},upperdir=upper,workdir=work",
-        lowerdir.join(":")
-    );
-    // mount(2) copies at most one page (4096 bytes) of options: with
-    // absolute paths, /var/lib/stepbox/layers/<64 hex digits> is 88 bytes a
-    // layer, and 50 layers would not fit. So the paths are relative to the
-    // container's directory, through the
-    // short symlinks l/0, l/1, … (docker's overlay2 does the same with its
-    // l/ directory): about 5 bytes a layer. Relative to what: see below.
-    if data.len() >= 4096 {
-        return Err(Error::runtime(format!(
-            "{layers} layers: the overlay options exceed one page (4096 bytes)"
-        )));
-    }
+/// with `dir/upper` for writes, on `dir/merged`: by the runtime on the host,
+/// or `rootless`, by the container's process in its own namespaces.
+fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize, rootless: bool) -> Result<()> {
+    let data = overlay_options(layers, rootless)?;
     let merged = dir.join("merged");
     ctx.say(format_args!(
         "mount(2) overlay on {} ({data}) in {}",
         merged.display(),
         dir.display()
     ));
+    let mount_here = || {
+        mount(
+            Some("overlay"),
+            "merged",
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+    };
     // The relative paths need the container's directory as the current
-    // one, but the process's current directory is not ours to change (a
+    // one, but the runtime's current directory is not ours to change (a
     // program may run other work on other threads). A thread that leaves
     // the process's fs_struct with unshare(CLONE_FS) has a current
     // directory of its own: it chdir(2)s and mounts, and nobody else moves.
-    let result = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
-                    .context("unshare(2) CLONE_FS")?;
-                nix::unistd::chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
-                Ok::<_, Error>(mount(
-                    Some("overlay"),
-                    "merged",
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(data.as_str()),
-                ))
-            })
-            .join()
-            .map_err(|_| Error::runtime("the thread that mounts the overlay panicked"))
-    })??;
+    // The container's process has no other threads, and chapter 5's
+    // setup() chdir(2)s into the rootfs later: it chdir(2)s itself, and
+    // back, so that no later stage depends on where this one left it.
+    let result = if rootless {
+        let back = nix::fcntl::open(
+            ".",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("opening the current directory")?;
+        // SAFETY: `back` was just opened and nothing else owns it.
+        let back = unsafe { std::os::fd::OwnedFd::from_raw_fd(back) };
+        nix::unistd::chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
+        let result = mount_here();
+        nix::unistd::fchdir(back.as_raw_fd()).context("fchdir(2) back")?;
+        result
+    } else {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
+                        .context("unshare(2) CLONE_FS")?;
+                    nix::unistd::chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
+                    Ok::<_, Error>(mount_here())
+                })
+                .join()
+                .map_err(|_| Error::runtime("the thread that mounts the overlay panicked"))
+        })??
+    };
     result.map_err(|e| {
         let why = match e {
             nix::errno::Errno::ENODEV => "overlayfs is not available: modprobe overlay".to_string(),
+            e if rootless => format!(
+                "{} (in a user namespace, overlayfs needs Linux 5.11 and user xattrs \
+                 on the state dir's file system)",
+                ch01_process::error::describe(e)
+            ),
             e => format!(
                 "{} (the kernel says why in dmesg)",
                 ch01_process::error::describe(e)
@@ -479,6 +570,36 @@ fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize) -> Result<()> {
         };
         Error::runtime(format!("mount(2) overlay on {}: {why}", merged.display()))
     })
+}
+
+/// The overlay's mount options for `layers` layers, relative to the
+/// container's directory. `userxattr` (rootless): overlayfs keeps its
+/// marks (opaque directories, see layer.rs) in `user.overlay.*` xattrs,
+/// which an ordinary user may set, instead of `trusted.overlay.*`.
+fn overlay_options(layers: usize, userxattr: bool) -> Result<String> {
+    // lowerdir lists the layers TOP FIRST: a file in a layer hides the same
+    // path in every layer after it in the list. --layer is bottom first.
+    let lowerdir: Vec<String> = (0..layers).rev().map(|i| format!("l/{i}")).collect();
+    let mut data = format!(
+        "lowerdir={},upperdir=upper,workdir=work",
+        lowerdir.join(":")
+    );
+    if userxattr {
+        data.push_str(",userxattr");
+    }
+    // mount(2) copies at most one page (4096 bytes) of options: with
+    // absolute paths, /var/lib/stepbox/layers/<64 hex digits> is 88 bytes a
+    // layer, and 50 layers would not fit. So the paths are relative to the
+    // container's directory, through the
+    // short symlinks l/0, l/1, … (docker's overlay2 does the same with its
+    // l/ directory): about 5 bytes a layer. Relative to what: see
+    // mount_overlay().
+    if data.len() >= 4096 {
+        return Err(Error::runtime(format!(
+            "{layers} layers: the overlay options exceed one page (4096 bytes)"
+        )));
+    }
+    Ok(data)
 }
 // ANCHOR_END: mount
 
@@ -555,6 +676,38 @@ mod tests {
         let steps = cli.opts.config().steps();
         let n = std::thread::spawn(move || steps.len()).join().unwrap();
         assert!(n >= 9, "{n} steps");
+    }
+
+    #[test]
+    fn an_explicit_state_dir_wins_over_the_callers_default() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            opts: Opts,
+        }
+        let given = Cli::parse_from(["ch08-overlay", "--state-dir", "/srv/sb"]);
+        assert_eq!(given.opts.config().state_dir, PathBuf::from("/srv/sb"));
+        let default = Cli::parse_from(["ch08-overlay"]);
+        assert_eq!(
+            default.opts.config().state_dir,
+            rootless::default_state_dir()
+        );
+    }
+
+    #[test]
+    fn a_rootless_overlay_reads_user_xattrs() {
+        assert_eq!(
+            overlay_options(3, false).unwrap(),
+            "lowerdir=l/2:l/1:l/0,upperdir=upper,workdir=work"
+        );
+        assert_eq!(
+            overlay_options(1, true).unwrap(),
+            "lowerdir=l/0,upperdir=upper,workdir=work,userxattr"
+        );
+        assert!(overlay_options(OVL_MAX_STACK, true).is_ok());
+        let e = overlay_options(2000, false).unwrap_err();
+        assert!(e.msg.contains("one page"), "{}", e.msg);
     }
 
     #[test]

@@ -45,6 +45,33 @@ pub fn remove_all(path: &Path) -> io::Result<()> {
     remove_all_at(parent.as_raw_fd(), name.as_bytes())
 }
 
+/// [`remove_all`]; and for a caller who is not root, if that is refused
+/// (EACCES or EPERM), once more as root of a user namespace of the caller's
+/// own ids (see [`crate::rootless::in_own_user_namespace`]): a rootless
+/// container's directory holds files of the user's subordinate ids, and
+/// overlayfs's `work/work`, mode 0, which its owner cannot read either.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let first = match remove_all(path) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if first.kind() != io::ErrorKind::PermissionDenied || nix::unistd::geteuid().is_root() {
+        return Err(first);
+    }
+    crate::rootless::in_own_user_namespace(|| remove_all(path).map_err(|e| e.to_string())).map_err(
+        |again| {
+            io::Error::new(
+                first.kind(),
+                format!(
+                    "{first}; then in a user namespace of your own and subordinate ids: \
+                     {again}; as root: rm -rf {}",
+                    path.display()
+                ),
+            )
+        },
+    )
+}
+
 /// Removes the entry `name` of the directory `dir`, whatever it is, and if
 /// it is a directory everything below it.
 pub fn remove_all_at(dir: RawFd, name: &[u8]) -> io::Result<()> {
@@ -320,6 +347,21 @@ pub(crate) mod tests {
             })
         };
         let out = child.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    /// Runs the ignored test `name` of this test binary as `uid` (and gid
+    /// the same): root can only test what an ordinary user may not do as
+    /// someone else. Fails if that test did not pass.
+    pub(crate) fn run_as(name: &str, uid: u32) {
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--ignored", "--test-threads=1"])
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
     }

@@ -112,7 +112,7 @@ impl Store {
                 let msg = format!("layer {}: {}", tar.display(), e.msg);
                 return Err(Error::with_code(
                     e.code,
-                    match remove::remove_all(&tmp) {
+                    match remove::remove_tree(&tmp) {
                         Ok(()) => msg,
                         Err(r) => format!(
                             "{msg}; then removing its temporary directory failed, \
@@ -131,7 +131,7 @@ impl Store {
                 unpacked.bytes / 1024,
             )),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {
-                remove::remove_all(&tmp).map_err(|r| {
+                remove::remove_tree(&tmp).map_err(|r| {
                     Error::runtime(format!(
                         "layer {}: unpacked meanwhile by another run, but removing our \
                          copy failed, left {tmp:?}: {r}",
@@ -145,7 +145,7 @@ impl Store {
             }
             Err(e) => {
                 let msg = format!("renaming {} to {}: {e}", tmp.display(), dir.display());
-                return Err(Error::runtime(match remove::remove_all(&tmp) {
+                return Err(Error::runtime(match remove::remove_tree(&tmp) {
                     Ok(()) => msg,
                     Err(r) => format!("{msg}; then removing it failed, left {tmp:?}: {r}"),
                 }));
@@ -215,7 +215,7 @@ impl Store {
             }
         }
         for (path, _locked) in stale {
-            if let Err(e) = remove::remove_all(&path) {
+            if let Err(e) = remove::remove_tree(&path) {
                 failed.push(format!(
                     "left {path:?} (from a run that was killed): removing it failed: {e}"
                 ));

@@ -207,9 +207,10 @@ impl Step for Privileges {
         )
         .map_err(Error::runtime)?;
         // The user's home, unless `-e HOME=…` chose one: chapter 1's default
-        // for root is still there only if nobody did. (`-e HOME=/root`
-        // with another user is taken for the default: a corner left.)
-        if ctx.env_var("HOME") == Some("/root") {
+        // (root's, or a rootless caller's own, a host path) is still there
+        // only if nobody did. (`-e HOME=` the same value is taken for the
+        // default: a corner left.)
+        if ctx.env_var("HOME") == Some(ch01_process::step::default_home().as_str()) {
             ctx.set_env("HOME", ids.home.clone());
         }
         self.ids = Some(ids);
@@ -278,28 +279,54 @@ pub fn no_new_privs(security_opt: &[String]) -> std::result::Result<bool, String
 
 /// The rootfs's /etc/NAME, looked up with openat2(2) `RESOLVE_IN_ROOT`,
 /// as if the rootfs were `/`: a symlink in it cannot lead to the host's
-/// files. Empty if the rootfs has none.
+/// files. Empty if the rootfs has none. A rootless overlay is not mounted
+/// yet (the container's process mounts it, chapter 8): then the file is
+/// read from the image's layers, the top one first, as overlayfs would
+/// find it.
 fn read_etc(ctx: &Ctx, name: &str) -> Result<String> {
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
-    use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
     let Some(root) = &ctx.rootfs else {
         return Err(Error::runtime(
             "--user and --group-add need a root filesystem (--rootfs or --layer)",
         ));
     };
-    let dir = std::fs::File::open(root).context(format!("opening the rootfs {root:?}"))?;
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let path = format!("etc/{name}");
-    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), path.as_str(), how) {
+    if let Some(text) = read_in(root, &path, name)? {
+        return Ok(text);
+    }
+    for layer in ctx.layers.iter().rev() {
+        match read_in(layer, &path, name)? {
+            Some(text) => return Ok(text),
+            // A whiteout of the file or of /etc, or an opaque /etc: the
+            // layers below are hidden.
+            None if hidden(layer, "etc") || hidden(layer, &path) || opaque(layer, "etc") => {
+                return Ok(String::new())
+            }
+            None => {}
+        }
+    }
+    Ok(String::new())
+}
+
+/// `dir`/`path`, read through openat2(2) `RESOLVE_IN_ROOT`: None if it is
+/// missing or is no regular file (a whiteout is a character device).
+fn read_in(dir: &std::path::Path, path: &str, name: &str) -> Result<Option<String>> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let dirfd = std::fs::File::open(dir).context(format!("opening the rootfs {dir:?}"))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&dirfd), path, how) {
         Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(String::new()),
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENXIO) => return Ok(None),
         Err(e) => return Err(e).context(format!("openat2(2) /etc/{name} in the rootfs")),
     };
     // SAFETY: openat2(2) just returned this descriptor; nothing else owns it.
     let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
     let mut text = String::new();
     // /etc/passwd is a few KiB; a rootfs's file is hostile input, so read
     // at most 1 MiB of it.
@@ -307,5 +334,35 @@ fn read_etc(ctx: &Ctx, name: &str) -> Result<String> {
         .take(1 << 20)
         .read_to_string(&mut text)
         .context(format!("reading /etc/{name} in the rootfs"))?;
-    Ok(text)
+    Ok(Some(text))
+}
+
+/// Whether `layer`/`path` is an overlayfs whiteout (a character device 0:0).
+fn hidden(layer: &std::path::Path, path: &str) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::symlink_metadata(layer.join(path))
+        .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+}
+
+/// Whether `layer`/`dir` is opaque: its lower layers' entries are hidden.
+fn opaque(layer: &std::path::Path, dir: &str) -> bool {
+    let path = layer.join(dir);
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|attr| xattr_is_y(&path, attr))
+}
+
+fn xattr_is_y(path: &std::path::Path, attr: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(p), Ok(a)) = (
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+        std::ffi::CString::new(attr),
+    ) else {
+        return false;
+    };
+    let mut buf = [0u8; 2];
+    // SAFETY: both strings are NUL-terminated and outlive the call; `buf`
+    // is valid for writing buf.len() bytes.
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), a.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    n == 1 && buf[0] == b'y'
 }

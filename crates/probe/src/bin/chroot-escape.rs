@@ -1,9 +1,9 @@
 //! `chroot-escape MARKER`: the classic way out of a plain chroot.
 //!
-//! chroot(2) changes only one thing: the directory at which `..` lookups
-//! stop for this process (its root). It does not change the working
-//! directory, and it does not check that the working directory lies inside
-//! the new root. So a root process inside a chroot can:
+//! chroot(2) changes only one thing: the process's root, the directory
+//! where absolute paths start and where `..` lookups stop. It does not
+//! change the working directory, and it does not check that the working
+//! directory lies inside the new root. So a root process inside a chroot can:
 //!
 //! 1. chroot("/tmp"): the root moves *down*, while the working directory
 //!    stays where it was, which is now *outside* the root;
