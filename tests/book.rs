@@ -439,10 +439,13 @@ fn check_width() -> Result<(), String> {
         !config.contains("additional-js"),
         "book.toml has additional-js: add it to MDBOOK_OUTPUT__HTML__ADDITIONAL_JS here"
     );
-    let dir = std::env::temp_dir().join(format!("stepbox-book-width-{}", std::process::id()));
+    // In target/: the script's path is given relative to book/ (see
+    // measure_in_chromium).
+    let name = format!("book-width-{}", std::process::id());
+    let dir = root.join("target").join(&name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    let result = measure_in_chromium(chromium, &mdbook, root, &dir);
+    let result = measure_in_chromium(chromium, &mdbook, root, &name);
     let _ = fs::remove_dir_all(&dir);
     let reports = result?;
     let mut problems = Vec::new();
@@ -461,18 +464,28 @@ fn check_width() -> Result<(), String> {
     }
 }
 
-/// The pages' reports, in SUMMARY.md's order.
+/// The pages' reports, in SUMMARY.md's order, from a build in
+/// target/NAME/book.
 fn measure_in_chromium(
     chromium: &str,
     mdbook: &Path,
     root: &Path,
-    dir: &Path,
+    name: &str,
 ) -> Result<Vec<serde_json::Value>, String> {
-    // Outside book/: mdBook writes a hashed copy beside the file it is given.
-    let js = dir.join("width-check.js");
-    fs::copy(root.join("tests/data/book-width-check.js"), &js).unwrap();
+    // mdBook reads an additional-js file at book/PATH, writes it (hashed)
+    // at DEST/PATH, and pages load it from their path to the root + PATH:
+    // with PATH relative and leading out of book/ into the scratch dir, the
+    // source stays untouched and a page in a subdirectory finds it too (an
+    // absolute PATH would be prefixed with `../` there).
+    let dir = root.join("target").join(name);
+    let rel = format!("../target/{name}/width-check.js");
+    fs::copy(
+        root.join("tests/data/book-width-check.js"),
+        dir.join("width-check.js"),
+    )
+    .unwrap();
     let book = dir.join("book");
-    let additional = serde_json::json!([js.to_str().unwrap()]).to_string();
+    let additional = serde_json::json!([rel]).to_string();
     let out = build(
         mdbook,
         root,
@@ -487,7 +500,7 @@ fn measure_in_chromium(
         .collect();
     let harness = dir.join("harness.html");
     fs::write(&harness, harness_page(&pages)).unwrap();
-    let dom = run_chromium(chromium, dir, &harness)?;
+    let dom = run_chromium(chromium, &dir, &harness)?;
     let report = dom
         .split_once("<pre id=\"report\">")
         .and_then(|(_, rest)| rest.split_once("</pre>"))
@@ -529,6 +542,7 @@ for (const page of pages) {{
   const frame = document.createElement("iframe");
   frame.width = {w};
   frame.height = {h};
+  frame.name = page;
   frame.src = "book/" + page;
   document.body.appendChild(frame);
 }}

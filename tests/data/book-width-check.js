@@ -58,6 +58,12 @@
     return found;
   }
 
+  // The harness names each frame after its page's path in the book
+  // (`instructors/ch01.html`); a page opened alone goes by its file name.
+  function pageName() {
+    return window.name || location.pathname.split("/").pop();
+  }
+
   function px(style, name) {
     return parseFloat(style.getPropertyValue(name)) || 0;
   }
@@ -146,7 +152,7 @@
       .filter(function (f) { return f.status === "loaded"; })
       .map(function (f) { return f.family.replace(/"/g, ""); });
     return {
-      page: location.pathname.split("/").pop(),
+      page: pageName(),
       window: window.innerWidth,
       blocks: blocks.length,
       fit: fit,
@@ -160,7 +166,7 @@
     try {
       result = measure();
     } catch (e) {
-      result = { page: location.pathname.split("/").pop(), error: String(e) };
+      result = { page: pageName(), error: String(e) };
     }
     if (window.parent !== window) {
       window.parent.postMessage(result, "*");
