@@ -2,7 +2,9 @@
 # Installs the Debian/Ubuntu packages stepbox needs, only those missing:
 # busybox-static (the default rootfs), a C linker for cargo, coreutils' chroot
 # (the chapter 5 demo), GNU time (the benchmark), iproute2 (the --veth tests), strace (the kill -9
-# tests), uidmap, nsenter, useradd and slirp4netns (chapter 11). Run as root; `apt-get update` runs once, only if needed.
+# tests), uidmap, nsenter, useradd and slirp4netns (chapter 11), Chromium and a font for the glyphs
+# the book's fonts lack (tests/book.rs renders the book in it). Run as root; `apt-get update` runs
+# once, only if needed.
 #
 # With --exercises, also the host tools that the book's exercises use and a
 # minimal install may lack (book/src/setup.md lists them): ping
@@ -33,6 +35,8 @@ command -v newuidmap >/dev/null || need+=(uidmap) # chapter 11: newuidmap, newgi
 command -v nsenter >/dev/null || need+=(util-linux) # chapter 11's kill demo
 command -v useradd >/dev/null || need+=(passwd) # chapter 11's rootless tests make a user of their own
 command -v slirp4netns >/dev/null || need+=(slirp4netns) # chapter 3's --network slirp4netns, for rootless containers
+command -v chromium >/dev/null || need+=(chromium) # the book's width check, headless
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,8 @@
 //! The book cannot drift from the code: every include, link and SUMMARY entry
 //! resolves, pages hold no pasted code or transcripts, and the pinned mdBook
-//! builds the book without a warning.
+//! builds the book without a warning. And a student can read it without
+//! scrolling sideways: rendered in headless Chromium at 1280 px, no code
+//! block, table or page is wider than its room.
 
 use std::collections::HashMap;
 use std::fs;
@@ -284,7 +286,9 @@ fn heading_ids(text: &str) -> Vec<String> {
 }
 
 /// Fenced blocks hold only include lines and up to 3 `$`/`sudo` command
-/// lines; ```text diagrams are allowed in introduction.md and architecture pages.
+/// lines; ```text diagrams are allowed in introduction.md and architecture
+/// pages. Elsewhere a diagram is a file of its own, kept in book/src/diagrams/
+/// and included in a ```text block.
 fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
     let name = page.file_name().unwrap().to_string_lossy();
     let diagrams = name == "introduction.md" || name.starts_with("architecture");
@@ -307,47 +311,84 @@ fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
             "```{} block with {other} line(s) that are not includes and {commands} command line(s): \
              a code block may hold only {{{{#include}}}} lines and up to 3 `$`/`sudo` lines \
              (include code from the source, transcripts from tests/snapshots; \
-             ```text diagrams only in introduction.md and architecture pages)",
+             ```text diagrams only in introduction.md and architecture pages, \
+             elsewhere included from a file in book/src/diagrams/)",
             block.info
         )));
     }
     problems
 }
 
-/// Builds the book with the pinned mdBook (installing it if needed); any
-/// warning or error it prints fails the test.
-fn build_with_mdbook(root: &Path) -> Result<(), String> {
+/// The pinned mdBook, installed by scripts/install-mdbook.sh if needed
+/// (once for both tests: they run at once). None if it cannot be had,
+/// outside CI (a skip); under `CI=true`, an error.
+fn mdbook(root: &Path) -> Result<Option<PathBuf>, String> {
+    static INSTALLED: std::sync::Mutex<Option<bool>> = std::sync::Mutex::new(None);
     let mdbook = root.join("target/tools/bin/mdbook");
-    let version = || {
-        Command::new(&mdbook)
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let ok = *installed.get_or_insert_with(|| {
+        let version = Command::new(&mdbook)
             .arg("--version")
             .output()
             .ok()
-            .map(|o| o.stdout)
-    };
-    if version().as_deref() != Some(format!("{MDBOOK}\n").as_bytes()) {
-        let installed = Command::new(root.join("scripts/install-mdbook.sh")).status();
-        if !installed.is_ok_and(|s| s.success()) {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                return Err(format!(
-                    "{MDBOOK} is missing and scripts/install-mdbook.sh failed"
-                ));
-            }
-            eprintln!(
-                "NOT building the book: {MDBOOK} is missing and scripts/install-mdbook.sh failed"
-            );
-            return Ok(());
-        }
+            .map(|o| o.stdout);
+        version.as_deref() == Some(format!("{MDBOOK}\n").as_bytes())
+            || Command::new(root.join("scripts/install-mdbook.sh"))
+                .status()
+                .is_ok_and(|s| s.success())
+    });
+    match ok {
+        true => Ok(Some(mdbook)),
+        false => skip(&format!(
+            "{MDBOOK} is missing and scripts/install-mdbook.sh failed"
+        ))
+        .map(|()| None),
     }
+}
+
+/// Under `CI=true` an error; elsewhere the reason is printed and the
+/// caller skips its check.
+fn skip(reason: &str) -> Result<(), String> {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        return Err(format!(
+            "cannot run: {reason} (under CI=true this is a failure, not a skip)"
+        ));
+    }
+    eprintln!("SKIPPED: {reason}");
+    Ok(())
+}
+
+/// Builds the book with the pinned mdBook (installing it if needed); any
+/// warning or error it prints fails the test.
+fn build_with_mdbook(root: &Path) -> Result<(), String> {
+    let Some(mdbook) = mdbook(root)? else {
+        return Ok(());
+    };
     let out_dir = std::env::temp_dir().join(format!("stepbox-book-{}", std::process::id()));
-    let out = Command::new(&mdbook)
+    let out = build(&mdbook, root, &out_dir, &[])?;
+    let _ = fs::remove_dir_all(&out_dir);
+    mdbook_log(&out)
+}
+
+/// `mdbook build book --dest-dir OUT_DIR`, with `env` added.
+fn build(
+    mdbook: &Path,
+    root: &Path,
+    out_dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<std::process::Output, String> {
+    Command::new(mdbook)
         .args(["build", "book", "--dest-dir"])
-        .arg(&out_dir)
+        .arg(out_dir)
         .current_dir(root)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
-        .map_err(|e| format!("running {}: {e}", mdbook.display()))?;
-    let _ = fs::remove_dir_all(&out_dir);
+        .map_err(|e| format!("running {}: {e}", mdbook.display()))
+}
+
+/// Whether a build went through without a warning or an error.
+fn mdbook_log(out: &std::process::Output) -> Result<(), String> {
     let log = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     // "WARN Caused By:" lines only repeat the ERROR line before them.
     let bad: Vec<&str> = log
@@ -363,4 +404,249 @@ fn build_with_mdbook(root: &Path) -> Result<(), String> {
         )),
         (false, true) => Err(format!("mdbook build book ({}):\n{log}", out.status)),
     }
+}
+
+/// The window the book must fit, a laptop's or a classroom projector's
+/// (the sidebar open, as mdBook opens it at this width).
+const WINDOW: (u32, u32) = (1280, 900);
+
+/// Every page of the book, built once more with tests/data/book-width-check.js
+/// added to it, is opened in headless Chromium at [`WINDOW`]'s size; no code
+/// block may scroll sideways (nor the page), and no table may be wider than
+/// its box. All pages load at once, each in a frame of a harness page that
+/// collects what each one measured, so that one browser does the whole book.
+#[test]
+fn book_fits_a_1280px_window() {
+    if let Err(msg) = check_width() {
+        panic!("{msg}");
+    }
+}
+
+fn check_width() -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(chromium) = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+    else {
+        return skip("no Chromium to render the book in (scripts/install-deps.sh installs it)");
+    };
+    let Some(mdbook) = mdbook(root)? else {
+        return Ok(());
+    };
+    // mdBook's additional-js set from the environment replaces book.toml's.
+    let config = fs::read_to_string(root.join("book/book.toml")).unwrap();
+    assert!(
+        !config.contains("additional-js"),
+        "book.toml has additional-js: add it to MDBOOK_OUTPUT__HTML__ADDITIONAL_JS here"
+    );
+    // In target/: the script's path is given relative to book/ (see
+    // measure_in_chromium).
+    let name = format!("book-width-{}", std::process::id());
+    let dir = root.join("target").join(&name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let result = measure_in_chromium(chromium, &mdbook, root, &name);
+    let _ = fs::remove_dir_all(&dir);
+    let reports = result?;
+    let mut problems = Vec::new();
+    for report in &reports {
+        problems.extend(width_problems(report));
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{} place(s) in the book do not fit a {}x{} window:\n{}\n",
+            problems.len(),
+            WINDOW.0,
+            WINDOW.1,
+            problems.join("\n")
+        )),
+    }
+}
+
+/// The pages' reports, in SUMMARY.md's order, from a build in
+/// target/NAME/book.
+fn measure_in_chromium(
+    chromium: &str,
+    mdbook: &Path,
+    root: &Path,
+    name: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    // mdBook reads an additional-js file at book/PATH, writes it (hashed)
+    // at DEST/PATH, and pages load it from their path to the root + PATH:
+    // with PATH relative and leading out of book/ into the scratch dir, the
+    // source stays untouched and a page in a subdirectory finds it too (an
+    // absolute PATH would be prefixed with `../` there).
+    let dir = root.join("target").join(name);
+    let rel = format!("../target/{name}/width-check.js");
+    fs::copy(
+        root.join("tests/data/book-width-check.js"),
+        dir.join("width-check.js"),
+    )
+    .unwrap();
+    let book = dir.join("book");
+    let additional = serde_json::json!([rel]).to_string();
+    let out = build(
+        mdbook,
+        root,
+        &book,
+        &[("MDBOOK_OUTPUT__HTML__ADDITIONAL_JS", &additional)],
+    )?;
+    mdbook_log(&out)?;
+    let summary = fs::read_to_string(root.join("book/src/SUMMARY.md")).unwrap();
+    let pages: Vec<String> = links(&summary)
+        .into_iter()
+        .map(|(_, page)| page.replace(".md", ".html"))
+        .collect();
+    let harness = dir.join("harness.html");
+    fs::write(&harness, harness_page(&pages)).unwrap();
+    let dom = run_chromium(chromium, &dir, &harness)?;
+    let report = dom
+        .split_once("<pre id=\"report\">")
+        .and_then(|(_, rest)| rest.split_once("</pre>"))
+        .map(|(report, _)| unescape(report))
+        .ok_or_else(|| format!("no report in the harness page:\n{dom}"))?;
+    let reports: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&report)
+        .map_err(|e| format!("the harness page's report: {e}: {report}"))?;
+    pages
+        .iter()
+        .map(|page| {
+            reports.get(page).cloned().ok_or_else(|| {
+                format!(
+                    "{page} sent no report to the harness page (did it load? \
+                     got one from: {:?})",
+                    reports.keys().collect::<Vec<_>>()
+                )
+            })
+        })
+        .collect()
+}
+
+/// A page that opens every page in a frame of [`WINDOW`]'s size and lists
+/// what each one posts to it (tests/data/book-width-check.js posts it).
+fn harness_page(pages: &[String]) -> String {
+    let (w, h) = WINDOW;
+    let pages = serde_json::to_string(pages).unwrap();
+    format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>width check</title></head>
+<body><pre id="report">{{}}</pre>
+<script>
+const pages = {pages};
+const reports = {{}};
+window.addEventListener("message", function (e) {{
+  reports[e.data.page] = e.data;
+  document.getElementById("report").textContent = JSON.stringify(reports);
+}});
+for (const page of pages) {{
+  const frame = document.createElement("iframe");
+  frame.width = {w};
+  frame.height = {h};
+  frame.name = page;
+  frame.src = "book/" + page;
+  document.body.appendChild(frame);
+}}
+</script></body></html>
+"#
+    )
+}
+
+/// Chromium's DOM of `page` once it has settled, within a minute.
+fn run_chromium(chromium: &str, dir: &Path, page: &Path) -> Result<String, String> {
+    let (w, h) = WINDOW;
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            // As root, Chromium refuses to start with its sandbox.
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--window-size={w},{h}"))
+        // Virtual time: timers and loads are not waited for in real time.
+        .arg("--virtual-time-budget=60000")
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {chromium}: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{chromium} did not finish in 60 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let dom = reader.join().unwrap().unwrap_or_default();
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
+    match status.success() {
+        true => Ok(dom),
+        false => Err(format!("{chromium} --dump-dom: {status}\n{stderr}")),
+    }
+}
+
+/// Text as Chromium serialises it inside an element.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&")
+}
+
+/// One message per place of a page's report that scrolls sideways, with
+/// the lines that do not fit.
+fn width_problems(report: &serde_json::Value) -> Vec<String> {
+    let page = report["page"].as_str().unwrap_or("?");
+    if let Some(error) = report["error"].as_str() {
+        return vec![format!("{page}: the check failed in the page: {error}")];
+    }
+    let mut found = Vec::new();
+    // mdBook's code font: measured in a fallback one, lines would be
+    // counted otherwise than a reader sees them.
+    let fonts = report["fonts"].as_array().cloned().unwrap_or_default();
+    if report["blocks"].as_u64() > Some(0) && !fonts.iter().any(|f| f == "Source Code Pro") {
+        found.push(format!(
+            "{page}: the code font did not load (loaded: {fonts:?})"
+        ));
+    }
+    for p in report["problems"].as_array().into_iter().flatten() {
+        let mut msg = format!(
+            "{page}: {} {} (under \"{}\"): {}",
+            p["kind"].as_str().unwrap_or("?"),
+            p["block"],
+            p["heading"].as_str().unwrap_or(""),
+            p["detail"].as_str().unwrap_or(""),
+        );
+        let lines = p["lines"].as_array().cloned().unwrap_or_default();
+        for line in lines.iter().take(5) {
+            let text: String = line["text"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(110)
+                .collect();
+            msg += &format!(
+                "\n    line {} ({} characters): {text}",
+                line["line"], line["chars"]
+            );
+        }
+        if lines.len() > 5 {
+            msg += &format!("\n    and {} more line(s)", lines.len() - 5);
+        }
+        found.push(msg);
+    }
+    found
 }

@@ -250,16 +250,272 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
 }
 
 /// Snapshots are stored without insta's expression line, so that every
-/// `.snap` has a 3-line header and the book can include it from line 4.
+/// `.snap` has a 3-line header and the book can include it from line 4,
+/// and with their command lines as the book shows them ([`for_the_book`]).
 /// A macro so that the file is named after the calling test file
 /// (`tests/snapshots/demos__ch02_after.snap`).
 #[macro_export]
 macro_rules! snapshot {
     ($name:expr, $text:expr) => {{
+        let text = $crate::common::for_the_book(&$text);
         let mut settings = insta::Settings::clone_current();
         settings.set_omit_expression(true);
-        settings.bind(|| insta::assert_snapshot!($name, $text));
+        settings.bind(|| insta::assert_snapshot!($name, text));
     }};
+}
+
+/// The widest a transcript's command line may be: a terminal's 80 columns,
+/// which the book's code blocks hold with room to spare (tests/book.rs
+/// checks them in a browser).
+pub const COMMAND_WIDTH: usize = 80;
+
+/// What the default image's `--layer` arguments are shown as: the book says
+/// so where they first appear, and `LAYERS='--layer IMAGE/...'` makes the
+/// line runnable as shown (the shell splits `$LAYERS` into words).
+pub const LAYERS: &str = "$LAYERS";
+
+/// A transcript as the book shows it: in every `$ ` line, the default
+/// image's three `--layer IMAGE/...` arguments become [`LAYERS`], and a
+/// line wider than [`COMMAND_WIDTH`] is broken between arguments with ` \`
+/// continuations indented by 4 spaces, an option kept with its value. A
+/// quoted `sh -c` script too wide for a line of its own is broken inside,
+/// outside its own quotes: after a `;`, `&&`, `||`, `|` or `&`, where sh
+/// reads a newline as it reads the space, else between two words with a
+/// ` \` that the script's sh reads as a continuation; so the lines shown
+/// still run as they are. Output lines are left as printed.
+pub fn for_the_book(text: &str) -> String {
+    let layers: Vec<String> = xtask::image::LAYERS
+        .iter()
+        .map(|l| format!("--layer IMAGE/{l}"))
+        .collect();
+    let layers = layers.join(" ");
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        match body.strip_prefix("$ ") {
+            Some(command) => {
+                let command = replace_words(command, &layers, LAYERS);
+                let (command, comment) = split_comment(&command);
+                out.push_str(&fold_command_with(command, comment, COMMAND_WIDTH));
+            }
+            None => out.push_str(body),
+        }
+        out.push_str(end);
+    }
+    out
+}
+
+/// `text` with `from` replaced where it stands as whole words.
+fn replace_words(text: &str, from: &str, to: &str) -> String {
+    let padded = format!(" {text} ").replace(&format!(" {from} "), &format!(" {to} "));
+    padded[1..padded.len() - 1].to_owned()
+}
+
+/// A command line and its `# comment` (a word that starts with `#`,
+/// outside quotes, to the end of the line), with the blanks before it.
+fn split_comment(line: &str) -> (&str, &str) {
+    let (inside, _) = quoted(line);
+    let mut prev = ' ';
+    for ((i, c), inside) in line.char_indices().zip(inside) {
+        if c == '#' && prev == ' ' && !inside {
+            let command = line[..i].trim_end();
+            return (command, &line[command.len()..]);
+        }
+        prev = c;
+    }
+    (line, "")
+}
+
+/// `$ COMMAND` folded to `width` columns (see [`for_the_book`]).
+pub fn fold_command(command: &str, width: usize) -> String {
+    fold_command_with(command, "", width)
+}
+
+/// [`fold_command`], with a comment that ends the last line, as it was
+/// written: a ` \` inside it would be part of the comment, so the command's
+/// last argument moves to a line of its own where that leaves it room.
+fn fold_command_with(command: &str, comment: &str, width: usize) -> String {
+    // Room on a line for its ` \` continuation.
+    let room = width - 2;
+    let mut lines = vec![String::from("$")];
+    let place = |lines: &mut Vec<String>, unit: &str| {
+        let last = lines.last_mut().unwrap();
+        if last == "$" || last.chars().count() + 1 + unit.chars().count() <= room {
+            last.push(' ');
+            last.push_str(unit);
+        } else {
+            lines.push(format!("    {unit}"));
+        }
+    };
+    let mut last_unit = String::new();
+    for unit in units(&shell_words(command)) {
+        if 4 + unit.chars().count() > room && !is_quoted(&unit) {
+            // An option and a value too wide for one line: a line each.
+            for word in shell_words(&unit) {
+                place(&mut lines, &word);
+            }
+        } else {
+            place(&mut lines, &unit);
+        }
+        last_unit = unit;
+    }
+    let last = lines.last_mut().unwrap();
+    let too_wide = last.chars().count() + comment.chars().count() > width;
+    if let Some(rest) = last.strip_suffix(&format!(" {last_unit}")) {
+        if too_wide && rest != "$" && rest.trim() != "" {
+            *last = rest.to_owned();
+            lines.push(format!("    {last_unit}"));
+        }
+    }
+    lines.last_mut().unwrap().push_str(comment);
+    let mut out = String::new();
+    for line in lines.iter().flat_map(|l| break_script(l, width)) {
+        if !out.is_empty() {
+            // A backslash inside the script's quotes is the script's own.
+            out.push_str(if in_quotes(&out) { "\n" } else { " \\\n" });
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Whether `word` is quoted whole: `'...'` or `"..."`.
+fn is_quoted(word: &str) -> bool {
+    let (inside, open) = quoted(word);
+    let n = inside.len();
+    !open && n >= 2 && word.starts_with(['\'', '"']) && inside[1..n - 1].iter().all(|&i| i)
+}
+
+/// A line of 4 spaces and a quoted script, wider than `width`, broken
+/// inside the script so that each piece fits where it can: after an
+/// operator (`;`, `&&`, `||`, `|`, `&`), where a newline does what the
+/// space did, else between words with a ` \` that the script's shell
+/// reads as a continuation; never inside the script's own quotes. Pieces
+/// after the first are indented by 4 spaces, inside the quotes (sh skips
+/// them). Other lines as they are.
+fn break_script(line: &str, width: usize) -> Vec<String> {
+    let Some(word) = line.strip_prefix("    ").filter(|w| is_quoted(w)) else {
+        return vec![line.to_owned()];
+    };
+    if line.chars().count() <= width {
+        return vec![line.to_owned()];
+    }
+    let chars: Vec<char> = word.chars().collect();
+    let script: String = chars[1..chars.len() - 1].iter().collect();
+    let (inside, _) = quoted(&script);
+    // (index in `chars` of a space, whether an operator ends before it)
+    let mut breaks = Vec::new();
+    let mut token = String::new();
+    for (i, c) in script.chars().enumerate() {
+        if c != ' ' || inside[i] {
+            token.push(c);
+            continue;
+        }
+        // `\;` is find's argument, not an operator.
+        let operator = matches!(token.as_str(), "&&" | "||" | "|" | "&")
+            || (token.ends_with(';') && !token.ends_with("\\;"));
+        if !token.is_empty() {
+            breaks.push((i + 1, operator));
+        }
+        token.clear();
+    }
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    loop {
+        // Each piece is 4 columns of indent; the last also has the closing
+        // quote and room for a ` \`, the others a ` \` if between words.
+        let len = |end: usize| 4 + end - start;
+        if len(chars.len()) + 2 <= width {
+            break;
+        }
+        let after = || breaks.iter().copied().filter(|&(b, _)| b > start);
+        let fit = |&(b, operator): &(usize, bool)| len(b) + if operator { 0 } else { 2 } <= width;
+        let best = after()
+            .filter(|b| b.1)
+            .take_while(|b| fit(b))
+            .last()
+            .or_else(|| after().take_while(|b| fit(b)).last())
+            .or_else(|| after().next());
+        let Some((end, operator)) = best else { break };
+        let piece: String = chars[start..end].iter().collect();
+        pieces.push(match operator {
+            true => format!("    {piece}"),
+            false => format!("    {piece} \\"),
+        });
+        start = end + 1;
+    }
+    pieces.push(format!("    {}", chars[start..].iter().collect::<String>()));
+    pieces
+}
+
+/// For each character of `text`, whether it stands inside shell quotes
+/// (the quotes themselves do not), and whether the text ends inside them.
+fn quoted(text: &str) -> (Vec<bool>, bool) {
+    let mut inside = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        let was = quote.is_some();
+        match (quote, c) {
+            _ if escaped => escaped = false,
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => escaped = true,
+            (Some('"'), '"') => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            _ => {}
+        }
+        inside.push(was && quote.is_some());
+    }
+    (inside, quote.is_some())
+}
+
+fn in_quotes(text: &str) -> bool {
+    quoted(text).1
+}
+
+/// The words of a command line as [`Run::new`] quoted them.
+fn shell_words(command: &str) -> Vec<String> {
+    let (inside, _) = quoted(command);
+    let mut words = vec![String::new()];
+    for (c, inside) in command.chars().zip(inside) {
+        match c {
+            ' ' if !inside && !words.last().unwrap().ends_with('\\') => words.push(String::new()),
+            c => words.last_mut().unwrap().push(c),
+        }
+    }
+    words.retain(|w| !w.is_empty());
+    words
+}
+
+/// Words grouped as they are best kept on one line: an option with its
+/// value (`--rootfs ROOTFS`), `--` with the command's name (and `sh -c`
+/// with `-c`, so that a script too long to share a line starts a new one).
+fn units(words: &[String]) -> Vec<String> {
+    let mut units: Vec<String> = Vec::new();
+    let mut words = words.iter().peekable();
+    while let Some(word) = words.next() {
+        let mut unit = word.clone();
+        match words.peek() {
+            Some(next) if word == "--" && *next == "sh" => {
+                unit = format!("-- {}", words.next().unwrap());
+                if words.peek().is_some_and(|w| *w == "-c") {
+                    unit.push_str(" -c");
+                    words.next();
+                }
+            }
+            Some(next) if word.starts_with('-') && !next.starts_with('-') => {
+                unit = format!("{word} {next}");
+                words.next();
+            }
+            _ => {}
+        }
+        units.push(unit);
+    }
+    units
 }
 
 /// What a container may leave behind on the host, for the container `id`.

@@ -866,7 +866,8 @@ pub fn wait_as_init(child: Pid) -> Result<Outcome> {
                 Err(e) => return Err(e).context("waitpid(2)"),
             }
         }
-        // A SIGCHLD that arrives between waitpid and here stays pending, so this never sleeps through an exit.
+        // A SIGCHLD that arrives between waitpid and here stays pending, so
+        // this never sleeps through an exit.
         // sigwaitinfo(2) rather than sigwait(2): it also says who sent the signal.
         // SAFETY: an all-zero siginfo_t is valid, and the kernel fills it in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };

@@ -917,7 +917,10 @@ fn parse_cgroup_parent(s: &str) -> std::result::Result<PathBuf, String> {
         ));
     }
     let bad = |why: String| {
-        format!("{s:?} is not a cgroup path: {why} (expected names separated by /, e.g. stepbox or /ci/stepbox)")
+        format!(
+            "{s:?} is not a cgroup path: {why} \
+             (expected names separated by /, e.g. stepbox or /ci/stepbox)"
+        )
     };
     if s.chars().any(char::is_control) {
         return Err(bad("it holds a control character".into()));

@@ -711,7 +711,8 @@ fn marker(file_name: &[u8]) -> Result<Marker<'_>> {
     }
     match bad_name(name) {
         Some(why) => Err(Error::runtime(format!(
-            "whiteout of {why}: not allowed in a layer (a whiteout deletes one entry of its directory)"
+            "whiteout of {why}: not allowed in a layer \
+             (a whiteout deletes one entry of its directory)"
         ))),
         None => Ok(Marker::Delete(name)),
     }
