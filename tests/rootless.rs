@@ -127,10 +127,13 @@ impl TestUser {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let code = out.status.code().unwrap_or(-1);
+        // The uid as a whole number only: 1000 is also in 100000.
+        let uid = regex::Regex::new(&format!(r"\b{}\b", self.uid)).unwrap();
         let shown = |s: &str| {
-            s.replace(&self.dir.to_string_lossy().into_owned(), "IMAGE")
-                .replace(&self.name, "USER")
-                .replace(&self.uid.to_string(), "UID")
+            let s = s
+                .replace(&self.dir.to_string_lossy().into_owned(), "IMAGE")
+                .replace(&self.name, "USER");
+            uid.replace_all(&s, "UID").into_owned()
         };
         // The warning that a cgroup v1 host (this project's machines) gives
         // every rootless run is the host's, not the demo's: a v2 host with

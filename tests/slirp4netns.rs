@@ -34,6 +34,23 @@ fn as_user(id: &str, tun_mode: u32, args: &[&str]) -> Output {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("ch11-userns");
     std::fs::copy(common::bin_dir().join("ch11-userns"), &bin).unwrap();
+    // The rootfs too, for the same reason: `--rootfs ROOTFS` is given the copy.
+    let rootfs = dir.path().join("rootfs");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(common::rootfs())
+        .arg(&rootfs)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(copied, "cp -a {}", common::rootfs().display());
+    let original = common::rootfs().to_string_lossy().into_owned();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match *a == original {
+            true => rootfs.to_string_lossy().into_owned(),
+            false => a.to_string(),
+        })
+        .collect();
     let (uid, gid) = user();
     let script = r#"dir=$1 mode=$2 uid=$3 gid=$4; shift 4
 mkdir "$dir/dev" && mount -t tmpfs -o mode=755 tmpfs "$dir/dev" &&

@@ -355,9 +355,17 @@ pub(crate) mod tests {
     /// the same): root can only test what an ordinary user may not do as
     /// someone else. Fails if that test did not pass.
     pub(crate) fn run_as(name: &str, uid: u32) {
+        use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        // A copy of this test binary where `uid` may run it: the project
+        // may be cloned where only root can read (under /root, mode 0700).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.path().join("tests");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let out = std::process::Command::new(&exe)
             .args(["--exact", name, "--ignored", "--test-threads=1"])
+            .current_dir(dir.path())
             .uid(uid)
             .gid(uid)
             .output()
