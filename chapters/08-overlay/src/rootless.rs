@@ -124,8 +124,8 @@ pub fn map_args(own: u32, ranges: &[(u32, u32)]) -> Vec<u32> {
     helper_args(&own_and_subordinate(own, ranges))
 }
 
-/// `newuidmap` or `newgidmap` where chapter 11 looks for them.
-fn helper(name: &str) -> Option<PathBuf> {
+/// `newuidmap` or `newgidmap` in the usual places (chapter 11 uses it too).
+pub fn helper(name: &str) -> Option<PathBuf> {
     ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
         .iter()
         .map(|dir| Path::new(dir).join(name))

@@ -51,20 +51,10 @@ pub fn parse_range(text: &str) -> Result<IdRange, String> {
     })
 }
 
-/// The ranges of `user` (by name, or by uid as a number) in an
-/// /etc/subuid or /etc/subgid text: `NAME:START:COUNT` lines.
-pub fn subordinate(text: &str, name: &str, id: u32) -> Vec<(u32, u32)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.trim().split(':');
-            let (who, start, count) = (f.next()?, f.next()?, f.next()?);
-            let ours = who == name || who.parse::<u32>() == Ok(id);
-            let start = start.parse().ok()?;
-            let count = count.parse().ok()?;
-            (ours && count > 0).then_some((start, count))
-        })
-        .collect()
-}
+/// The ranges of a user (by name, or by uid as a number) in an
+/// /etc/subuid or /etc/subgid text: chapter 8's reading of the files, which
+/// it needs too (to remove what a rootless container gave its other ids).
+pub use ch08_overlay::rootless::subordinate;
 
 /// What the kernel would refuse (and some of what it would take but make
 /// no sense): empty or zero-length ranges, ids past 2^32-2 (uid -1 is no

@@ -135,13 +135,8 @@ impl Config {
 }
 // ANCHOR_END: opts
 
-/// `newuidmap` or `newgidmap` in the usual places.
-fn helper(name: &str) -> Option<std::path::PathBuf> {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .map(|dir| std::path::Path::new(dir).join(name))
-        .find(|p| p.is_file())
-}
+/// `newuidmap` or `newgidmap` in the usual places (chapter 8 runs them too).
+use ch08_overlay::rootless::helper;
 
 // ANCHOR: step
 struct UserNamespace {
