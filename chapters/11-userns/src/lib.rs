@@ -23,6 +23,8 @@ pub mod idmap;
 
 use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
 use ch08_overlay::ids::{IdRange, Owners};
+// newuidmap(1) and newgidmap(1) in the usual places (chapter 8 runs them too).
+use ch08_overlay::rootless::helper;
 use clap::Args;
 use idmap::{Plan, Writer};
 use nix::sched::CloneFlags;
@@ -134,9 +136,6 @@ impl Config {
     }
 }
 // ANCHOR_END: opts
-
-/// `newuidmap` or `newgidmap` in the usual places (chapter 8 runs them too).
-use ch08_overlay::rootless::helper;
 
 // ANCHOR: step
 struct UserNamespace {
