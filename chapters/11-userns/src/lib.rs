@@ -188,7 +188,17 @@ fn write_maps(ctx: &Ctx, child: Pid, plan: &Plan) -> Result<()> {
     let write = |file: &str, text: &str| -> Result<()> {
         ctx.say(format_args!("write {} {:?}", proc(file), text.trim_end()));
         // One write(2): the kernel takes a map in one write only.
-        std::fs::write(proc(file), text).context(format!("writing {}", proc(file)))
+        std::fs::write(proc(file), text).map_err(|e| {
+            // Not "try sudo": what an ordinary user may write is the point.
+            let why = match e.raw_os_error() {
+                Some(libc::EPERM) if plan.writer == Writer::Single => {
+                    "refused: an ordinary user may map only their own id, once,                      and a gid map only after setgroups is denied"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            Error::runtime(format!("writing {} {:?}: {why}", proc(file), text.trim_end()))
+        })
     };
     match plan.writer {
         Writer::Direct => {
