@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{root, Run, Sandbox};
+use common::{attempts, root, Run, Sandbox};
 
 fn sh(sb: &Sandbox, bin: &str, extra: &[&str], script: &str) -> Run {
     sb.sh(bin, extra, script)
@@ -110,20 +110,6 @@ fn ch09_attacks() {
     let count = regex::Regex::new(r" of [0-9]+\n").unwrap();
     transcript += &count.replace_all(&after.transcript, "\n");
     crate::snapshot!("ch09_attacks", &transcript);
-}
-
-/// `probe attempt NAME...` as `NAME: answer` pairs, in order.
-fn attempts(run: &Run) -> Vec<(String, String)> {
-    assert_eq!(run.code, 0, "{}", run.transcript);
-    run.stdout
-        .lines()
-        .map(|line| {
-            let (name, answer) = line
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("not NAME: answer: {line:?}\n{}", run.transcript));
-            (name.to_owned(), answer.to_owned())
-        })
-        .collect()
 }
 
 const EPERM: &str = "EPERM (Operation not permitted)";

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{root, Run, Sandbox};
+use common::{attempts, root, Run, Sandbox};
 
 const CH09: &str = "ch09-privileges";
 const CH10: &str = "ch10-seccomp";
@@ -13,18 +13,6 @@ const EPERM: &str = "EPERM (Operation not permitted)";
 const EINVAL: &str = "EINVAL (Invalid argument)";
 const E2BIG: &str = "E2BIG (Argument list too long)";
 const ENOSYS: &str = "ENOSYS (Function not implemented)";
-
-/// `probe attempt NAME...` as `NAME: answer` pairs, in order.
-fn attempts(run: &Run) -> Vec<(String, String)> {
-    assert_eq!(run.code, 0, "{}", run.transcript);
-    run.stdout
-        .lines()
-        .map(|line| match line.split_once(": ") {
-            Some((name, answer)) => (name.to_owned(), answer.to_owned()),
-            None => panic!("not an attempt's line: {line:?}\n{}", run.transcript),
-        })
-        .collect()
-}
 
 /// What perf_event_open(2) with a bad attribute size answers without a
 /// filter: E2BIG from the kernel's first look at the attribute; but

@@ -518,6 +518,19 @@ fn units(words: &[String]) -> Vec<String> {
     units
 }
 
+/// `probe attempt NAME...`'s output as `NAME: answer` pairs, in order;
+/// the run must have succeeded.
+pub fn attempts(run: &Run) -> Vec<(String, String)> {
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    run.stdout
+        .lines()
+        .map(|line| match line.split_once(": ") {
+            Some((name, answer)) => (name.to_owned(), answer.to_owned()),
+            None => panic!("not an attempt's line: {line:?}\n{}", run.transcript),
+        })
+        .collect()
+}
+
 /// What a container may leave behind on the host, for the container `id`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostState {
