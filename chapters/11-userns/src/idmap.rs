@@ -392,19 +392,24 @@ impl Sysctls {
 pub fn forbidden(s: &Sysctls) -> Option<String> {
     if s.max_user_namespaces.as_deref() == Some("0") {
         return Some(
-            "user namespaces are turned off: user.max_user_namespaces is 0              (sysctl -w user.max_user_namespaces=15000, as root)"
+            "user namespaces are turned off: user.max_user_namespaces is 0 \
+             (sysctl -w user.max_user_namespaces=15000, as root)"
                 .into(),
         );
     }
     if s.unprivileged_userns_clone.as_deref() == Some("0") {
         return Some(
-            "this kernel lets only root make user namespaces:              kernel.unprivileged_userns_clone is 0 (sysctl -w kernel.unprivileged_userns_clone=1, as root)"
+            "this kernel lets only root make user namespaces: \
+             kernel.unprivileged_userns_clone is 0 \
+             (sysctl -w kernel.unprivileged_userns_clone=1, as root)"
                 .into(),
         );
     }
     if s.apparmor_restrict.as_deref() == Some("1") {
         return Some(
-            "AppArmor restricts unprivileged user namespaces              (kernel.apparmor_restrict_unprivileged_userns is 1): give this binary an AppArmor              profile with `userns,`, or set it to 0 (as root)"
+            "AppArmor restricts unprivileged user namespaces \
+             (kernel.apparmor_restrict_unprivileged_userns is 1): give this binary an AppArmor \
+             profile with `userns,`, or set it to 0 (as root)"
                 .into(),
         );
     }

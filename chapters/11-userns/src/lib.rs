@@ -192,12 +192,17 @@ fn write_maps(ctx: &Ctx, child: Pid, plan: &Plan) -> Result<()> {
             // Not "try sudo": what an ordinary user may write is the point.
             let why = match e.raw_os_error() {
                 Some(libc::EPERM) if plan.writer == Writer::Single => {
-                    "refused: an ordinary user may map only their own id, once,                      and a gid map only after setgroups is denied"
+                    "refused: an ordinary user may map only their own id, once, \
+                     and a gid map only after setgroups is denied"
                         .to_string()
                 }
                 _ => e.to_string(),
             };
-            Error::runtime(format!("writing {} {:?}: {why}", proc(file), text.trim_end()))
+            Error::runtime(format!(
+                "writing {} {:?}: {why}",
+                proc(file),
+                text.trim_end()
+            ))
         })
     };
     match plan.writer {
