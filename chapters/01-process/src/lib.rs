@@ -53,11 +53,19 @@ pub trait Chapter: Args + FromArgMatches {
 pub struct Config {
     /// `NAME=value` pairs, in order; a later one replaces an earlier one.
     pub env: Vec<(String, String)>,
+    /// Leave out the two `STEPBOX_HOST_*` variables (see [`HostFacts`]):
+    /// a container an engine runs (chapter 12) gets exactly its config's
+    /// environment.
+    pub no_host_facts: bool,
 }
 
 impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
-        vec![Box::new(HostFacts), Box::new(Env(self.env.clone()))]
+        let env: Box<dyn Step> = Box::new(Env(self.env.clone()));
+        match self.no_host_facts {
+            true => vec![env],
+            false => vec![Box::new(HostFacts), env],
+        }
     }
 }
 
@@ -92,6 +100,7 @@ impl Chapter for Opts {
                     EnvArg::Inherit(name) => std::env::var(name).ok().map(|v| (name.clone(), v)),
                 })
                 .collect(),
+            no_host_facts: false,
         }
     }
 }

@@ -58,6 +58,17 @@ pub fn forwarded_signals() -> SigSet {
 /// signals on, delete. The container dies with the runtime
 /// (`PR_SET_PDEATHSIG`), and the host is cleaned up whatever happens.
 pub fn run(ctx: Ctx, steps: Vec<Box<dyn Step>>, command: &[OsString]) -> Result<Outcome> {
+    run_with(ctx, steps, command, |_| Ok(()))
+}
+
+/// [`run`], calling `created` once the container waits to start (chapter
+/// 12 writes its state file there, for `state` to read during the run).
+pub fn run_with(
+    ctx: Ctx,
+    steps: Vec<Box<dyn Step>>,
+    command: &[OsString],
+    created: impl FnOnce(&Container) -> Result<()>,
+) -> Result<Outcome> {
     // Blocked before anything is created: a Ctrl-C during setup must not kill
     // the runtime half-way and leave a cgroup or a veth behind. They are
     // collected later, and passed on.
@@ -65,7 +76,8 @@ pub fn run(ctx: Ctx, steps: Vec<Box<dyn Step>>, command: &[OsString]) -> Result<
         .thread_block()
         .context("sigprocmask(2)")?;
     let mut container = Container::create_with(ctx, steps, command, true)?;
-    let result = interrupted()
+    let result = created(&container)
+        .and_then(|_| interrupted())
         .and_then(|_| container.start())
         .and_then(|_| container.wait_forwarding());
     let cleaned = container.delete();
@@ -368,6 +380,30 @@ impl Container {
         self.remove()
     }
 
+    /// Leaves the created container to live on after this process
+    /// (chapter 12's `create`, which exits and is asked to `start` it
+    /// later): nothing is cleaned up, and the state record is handed to the
+    /// container's process, so that no sweep takes its resources while it
+    /// runs. Its start must then come through `ctx.start_fifo`.
+    pub fn detach(mut self) -> Result<crate::state::Process> {
+        if self.status != Status::Created || self.ctx.start_fifo.is_none() {
+            return Err(Error::runtime(format!(
+                "container {} cannot be detached: only a created container that waits on a \
+                 start FIFO can",
+                self.ctx.id
+            )));
+        }
+        let process = crate::state::Process::of(self.pid.as_raw()).ok_or_else(|| {
+            Error::runtime(format!(
+                "the container's process {} ended before it was detached",
+                self.pid
+            ))
+        })?;
+        crate::state::detach(&self.ctx, process)?;
+        self.deleted = true;
+        Ok(process)
+    }
+
     fn remove(&mut self) -> Result<()> {
         self.deleted = true;
         let mut left = Vec::new();
@@ -603,6 +639,19 @@ fn container(
     // just ends, and the runtime says so).
     let stages = std::panic::AssertUnwindSafe(|| {
         wait_for(channel, Msg::Go);
+        // Opened now, on the host's path, before the mounts and the ids
+        // change; reopened for writing through /proc/self/fd at start.
+        let fifo = match &ctx.start_fifo {
+            Some(path) => Some(
+                nix::fcntl::open(
+                    path,
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .context(format!("opening the start FIFO {}", path.display()))?,
+            ),
+            None => None,
+        };
         for step in steps {
             step.identity(ctx)?;
         }
@@ -616,7 +665,10 @@ fn container(
         // before Ready, so that create() reports it.
         let command = Exec::resolve(ctx, argv)?;
         channel.send(&Msg::Ready, &[])?;
-        wait_for(channel, Msg::Start);
+        match fifo {
+            None => wait_for(channel, Msg::Start),
+            Some(fd) => wait_for_fifo(fd)?,
+        }
         default_signals()?;
         for step in steps {
             step.last(ctx)?;
@@ -638,6 +690,26 @@ fn container(
         )),
     };
     report_failure(ctx, &err)
+}
+
+/// Waits for `start` (chapter 12): opening the FIFO for writing blocks
+/// until `start` opens it for reading; the byte written tells it the open
+/// was ours. The O_PATH descriptor opened before pivot_root(2) is reopened
+/// through /proc/self/fd, since the FIFO's path is gone from view.
+fn wait_for_fifo(fd: std::os::fd::RawFd) -> Result<()> {
+    use nix::fcntl::OFlag;
+    let path = format!("/proc/self/fd/{fd}");
+    let file = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("opening the start FIFO for writing")?;
+    // SAFETY: open(2) just returned this descriptor; nothing else owns it.
+    let file = unsafe { OwnedFd::from_raw_fd(file) };
+    nix::unistd::write(&file, b"0").context("writing to the start FIFO")?;
+    let _ = nix::unistd::close(fd);
+    Ok(())
 }
 
 /// Waits for `msg` from the runtime; anything else (end-of-file: the
@@ -662,15 +734,22 @@ pub fn report_failure(ctx: &Ctx, err: &Error) -> ! {
     // _exit(2) rather than exit(3): this is a copy of the runtime, whose
     // stdio buffers and atexit handlers are not ours.
     // SAFETY: `msg` is valid for `msg.len()` bytes; a bad fd fails send(2).
-    unsafe {
+    let sent = unsafe {
         libc::send(
             ctx.report_fd,
             msg.as_ptr().cast(),
             msg.len(),
             libc::MSG_NOSIGNAL,
-        );
-        libc::_exit(err.code)
+        )
+    };
+    if sent < 0 {
+        // A detached container's runtime is gone (chapter 12, after
+        // start): its stderr is all that is left to tell (an engine's log).
+        let line = format!("{}: {}\n", ctx.prog, crate::error::one_line(&err.msg));
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     }
+    // SAFETY: _exit(2) ends this process at once, running nothing of ours.
+    unsafe { libc::_exit(err.code) }
 }
 
 /// Whether SIGINT, SIGTERM, SIGHUP or SIGQUIT is pending: they are blocked

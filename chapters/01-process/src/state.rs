@@ -129,6 +129,50 @@ struct Contents {
     /// by itself; `--gc` reports it every time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed: Option<String>,
+    /// A detached container's process (chapter 12's `create`, whose
+    /// runtime exits while the container lives on): while it runs, its
+    /// record's lock is free but its resources are in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    process: Option<Process>,
+}
+
+/// A process, told apart from a later one given the same pid by its start
+/// time (field 22 of `/proc/PID/stat`, in clock ticks since boot).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Process {
+    /// `pid` as it is now; None if there is no such process.
+    pub fn of(pid: i32) -> Option<Process> {
+        let (_, start) = stat(pid)?;
+        Some(Process { pid, start })
+    }
+
+    /// Whether this very process still runs: same pid, same start time,
+    /// and not a zombie (it has exited, and its parent has not reaped it).
+    pub fn alive(&self) -> bool {
+        matches!(stat(self.pid), Some((state, start)) if start == self.start && state != 'Z' && state != 'X')
+    }
+}
+
+/// The state letter and start time in `/proc/PID/stat`. The command name
+/// (field 2) is in parentheses and may hold spaces and parentheses itself:
+/// the fields are counted after its last `)`.
+fn stat(pid: i32) -> Option<(char, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<(char, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Fields 3 (state) to 22 (starttime): 19 more after the state.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
 }
 
 /// The live runtime's record: its lock, held until the record is removed
@@ -200,6 +244,7 @@ impl Record {
                 namespaces: namespaces()?,
                 resources: Vec::new(),
                 failed: None,
+                process: None,
             },
         })
     }
@@ -219,6 +264,22 @@ impl Record {
         remove_file(&self.path())?;
         remove_file(&self.dir.join(format!("{}.lock", self.contents.id)))
     }
+}
+
+/// Hands the record over to the container's `process`, which outlives
+/// this runtime (chapter 12's `create`): the record stays, and sweeps
+/// leave it alone while that process runs. Whoever deletes the container
+/// later removes its resources with [`remove_detached`].
+pub fn detach(ctx: &Ctx, process: Process) -> Result<()> {
+    let mut slot = ctx.record.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(record) = slot.as_mut() else {
+        return Ok(()); // nothing on the host to hand over
+    };
+    record.contents.process = Some(process);
+    record.write()?;
+    // Dropping the record drops its lock, not the file.
+    *slot = None;
+    Ok(())
 }
 
 /// After the cleanup: with nothing `left` on the host, the record goes; if
@@ -270,6 +331,23 @@ pub struct Swept {
 /// record. Otherwise it is the sweep at a start, which stays quiet unless
 /// something could not be removed, and then says so once.
 pub fn sweep(ctx: &Ctx, undo: &Undo, explicit: bool) -> Result<Swept> {
+    sweep_ids(ctx, undo, explicit, None)
+}
+
+/// Removes what the detached container `id` made, once its process has
+/// ended (chapter 12's `delete`): the sweep, for its record alone. Ok with
+/// nothing removed if there is no record (it made nothing, or a sweep
+/// took it already); an error if its process still runs or a runtime
+/// holds its lock.
+pub fn remove_detached(ctx: &Ctx, undo: &Undo, id: &str) -> Result<Swept> {
+    let swept = sweep_ids(ctx, undo, true, Some(id))?;
+    match swept.kept.first() {
+        Some(why) => Err(Error::runtime(why.clone())),
+        None => Ok(swept),
+    }
+}
+
+fn sweep_ids(ctx: &Ctx, undo: &Undo, explicit: bool, only: Option<&str>) -> Result<Swept> {
     let dir = records_dir(ctx);
     let mut swept = Swept::default();
     let entries = match fs::read_dir(&dir) {
@@ -289,6 +367,9 @@ pub fn sweep(ctx: &Ctx, undo: &Undo, explicit: bool) -> Result<Swept> {
         if !valid_id(id) || !(rest == "json" || rest == "lock" || rest.starts_with("tmp-")) {
             continue;
         }
+        if only.is_some_and(|only| only != id) {
+            continue;
+        }
         if rest.starts_with("tmp-") {
             temps.push((id.to_owned(), name.clone()));
         }
@@ -306,6 +387,11 @@ pub fn sweep(ctx: &Ctx, undo: &Undo, explicit: bool) -> Result<Swept> {
     let here = namespaces()?;
     for id in ids {
         let Some(_lock) = try_lock(&dir.join(format!("{id}.lock")))? else {
+            if only.is_some() {
+                swept
+                    .kept
+                    .push(format!("container {id}: a runtime holds its lock"));
+            }
             continue; // a live runtime's
         };
         let path = json_path(&dir, &id);
@@ -342,6 +428,16 @@ pub fn sweep(ctx: &Ctx, undo: &Undo, explicit: bool) -> Result<Swept> {
             }
         };
         if let Some(mut c) = contents {
+            if let Some(p) = c.process.filter(Process::alive) {
+                // Not a dead runtime's: `--gc` says nothing of it.
+                if only.is_some() {
+                    swept.kept.push(format!(
+                        "container {id} ({}) runs detached, as pid {}: kept its record",
+                        c.runtime, p.pid
+                    ));
+                }
+                continue;
+            }
             if let Some(why) = cannot_remove(&c, undo, &here, ctx.prog) {
                 if explicit {
                     swept.kept.push(format!("kept {path:?}: {why}"));
@@ -635,6 +731,24 @@ fn random_hex() -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 120 0 0 0 0 0 0 0 20 0 1 0 987654 4001792 200";
+        assert_eq!(super::parse_stat(line), Some(('S', 987654)));
+        assert_eq!(super::parse_stat("1 (init"), None);
+        assert_eq!(super::parse_stat("1 (x) Z 0 0"), None);
+        let me = super::Process::of(std::process::id() as i32).unwrap();
+        assert!(me.alive());
+        let later = super::Process {
+            start: me.start + 1,
+            ..me
+        };
+        assert!(
+            !later.alive(),
+            "same pid, another start time: another process"
+        );
+    }
+
     use super::*;
     use std::os::unix::ffi::OsStrExt;
 

@@ -83,6 +83,11 @@ pub struct Ctx {
     /// How to remove each kind of resource, from every step (set by
     /// `runtime::run`), for the sweep of what dead runtimes left.
     pub undo: Undo,
+    /// Chapter 12's detached containers: the container waits for Start not
+    /// on the channel, whose runtime end goes away when `create` exits, but
+    /// by opening this FIFO for writing, which blocks until `start` opens
+    /// it for reading (runc's `exec.fifo`). None: on the channel.
+    pub start_fifo: Option<PathBuf>,
     /// This container's state record, once a step has recorded something.
     pub(crate) record: Mutex<Option<Record>>,
 }
@@ -119,6 +124,7 @@ impl Ctx {
             env: default_env(),
             run_dir: default_run_dir(),
             undo: Undo::default(),
+            start_fifo: None,
             record: Mutex::new(None),
         }
     }

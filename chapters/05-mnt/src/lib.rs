@@ -10,6 +10,7 @@
 //!    container), a read-only /sys and a minimal /dev.
 
 mod dev;
+pub mod mounts;
 mod rootfs;
 
 pub use rootfs::{check_rootfs, mount_point, resolve_in_root};
@@ -46,6 +47,7 @@ impl Chapter for Opts {
         Config {
             prev: self.prev.config(),
             rootfs: self.rootfs.clone(),
+            ..Config::default()
         }
     }
 }
@@ -57,6 +59,12 @@ pub struct Config {
     /// The directory the container pivot_root(2)s into; None: a later
     /// chapter makes one (chapter 8's overlay), or the start is refused.
     pub rootfs: Option<PathBuf>,
+    /// Mounts after /proc, /sys and /dev (chapter 12's `config.json`).
+    pub mounts: Vec<mounts::Mount>,
+    /// The root filesystem read-only (docker's `--read-only`).
+    pub readonly: bool,
+    /// The command's working directory, made if missing; None: `/`.
+    pub workdir: Option<PathBuf>,
 }
 
 impl Steps for Config {
@@ -64,6 +72,9 @@ impl Steps for Config {
         let mut steps = self.prev.steps();
         steps.push(Box::new(MountNamespace {
             rootfs: self.rootfs.clone(),
+            mounts: self.mounts.clone(),
+            readonly: self.readonly,
+            workdir: self.workdir.clone(),
         }));
         steps
     }
@@ -72,6 +83,9 @@ impl Steps for Config {
 
 struct MountNamespace {
     rootfs: Option<PathBuf>,
+    mounts: Vec<mounts::Mount>,
+    readonly: bool,
+    workdir: Option<PathBuf>,
 }
 
 impl Step for MountNamespace {
@@ -138,6 +152,7 @@ impl Step for MountNamespace {
             None,
         )?;
         dev::populate(ctx, root)?;
+        mounts::mount_all(ctx, root, &self.mounts)?;
 
         chdir(root).context(format!("chdir(2) {}", root.display()))?;
         // pivot_root(".", ".") stacks the old root on top of the new one, at
@@ -151,9 +166,37 @@ impl Step for MountNamespace {
         ))?;
         ctx.say(format_args!("umount2(2) the old root, MNT_DETACH"));
         umount2(".", MntFlags::MNT_DETACH).context("detaching the old root (umount2(2))")?;
-        chdir("/").context("chdir(2) /")
+        if self.readonly {
+            read_only_root(ctx)?;
+        }
+        chdir("/").context("chdir(2) /")?;
+        if let Some(dir) = &self.workdir {
+            std::fs::create_dir_all(dir).context(format!("mkdir -p {}", dir.display()))?;
+            chdir(dir).context(format!("chdir(2) {}", dir.display()))?;
+        }
+        Ok(())
     }
     // ANCHOR_END: setup
+}
+
+/// `/` read-only: a remount of the rootfs's bind, keeping the flags it
+/// has (in a user namespace the kernel refuses to clear a locked nodev or
+/// nosuid that came with it).
+fn read_only_root(ctx: &Ctx) -> Result<()> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let st = statvfs("/").context("statvfs(2) /")?;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (fs, ms) in [
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if st.flags().contains(fs) {
+            flags |= ms;
+        }
+    }
+    ctx.say(format_args!("mount(2) / MS_REMOUNT|MS_BIND|MS_RDONLY"));
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context("remounting / read-only")
 }
 
 /// `mount -t FSTYPE FSTYPE TARGET -o FLAGS,DATA`, creating TARGET if needed.

@@ -92,6 +92,7 @@ impl Chapter for Opts {
             ulimits: self.ulimit.clone(),
             devices: self.device.clone(),
             privileged: self.privileged,
+            ..Config::default()
         }
     }
 }
@@ -113,6 +114,14 @@ pub struct Config {
     /// ([`devices::DOCKER_DEFAULT`]).
     pub devices: Vec<devices::Device>,
     pub privileged: bool,
+    /// Exactly these capabilities, instead of docker's default with
+    /// `cap_add` and `cap_drop` (chapter 12's `config.json`).
+    pub caps: Option<caps::CapSet>,
+    /// These paths masked and read-only, instead of docker's lists
+    /// ([`paths::MASKED`], [`paths::READONLY`]).
+    pub paths: Option<paths::Paths>,
+    /// The command's umask; None: the runtime's own.
+    pub umask: Option<u32>,
 }
 
 impl Steps for Config {
@@ -137,6 +146,9 @@ impl Steps for Config {
                 ulimits: self.ulimits.clone(),
                 devices: self.devices.clone(),
                 privileged: self.privileged,
+                caps: self.caps,
+                paths: self.paths.clone(),
+                umask: self.umask,
             },
             caps: caps::CapSet::default(),
             no_new_privs: false,
@@ -157,6 +169,9 @@ struct Own {
     ulimits: Vec<rlimit::Ulimit>,
     devices: Vec<devices::Device>,
     privileged: bool,
+    caps: Option<caps::CapSet>,
+    paths: Option<paths::Paths>,
+    umask: Option<u32>,
 }
 
 // ANCHOR: step
@@ -172,9 +187,10 @@ struct Privileges {
 
 impl Step for Privileges {
     fn check(&mut self, _ctx: &mut Ctx) -> Result<()> {
-        self.caps = match self.config.privileged {
-            true => caps::CapSet::available(),
-            false => caps::resolve(&self.config.cap_add, &self.config.cap_drop)
+        self.caps = match (self.config.caps, self.config.privileged) {
+            (Some(set), _) => set,
+            (None, true) => caps::CapSet::available(),
+            (None, false) => caps::resolve(&self.config.cap_add, &self.config.cap_drop)
                 .map_err(Error::runtime)?,
         };
         self.no_new_privs = no_new_privs(&self.config.security_opt).map_err(Error::runtime)?;
@@ -225,7 +241,10 @@ impl Step for Privileges {
         if self.config.privileged {
             return Ok(());
         }
-        paths::mask_and_protect(ctx)
+        match &self.config.paths {
+            Some(paths) => paths::mask_and_protect_these(ctx, paths),
+            None => paths::mask_and_protect(ctx),
+        }
     }
 
     fn privileges(&self, ctx: &Ctx) -> Result<()> {
@@ -236,6 +255,10 @@ impl Step for Privileges {
         if !self.config.privileged {
             ctx.say(format_args!("setsid(2)"));
             nix::unistd::setsid().context("setsid(2)")?;
+        }
+        if let Some(mask) = self.config.umask {
+            ctx.say(format_args!("umask(2) {mask:04o}"));
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
         }
         // Raising a hard limit needs CAP_SYS_RESOURCE, which goes below.
         rlimit::apply(ctx, &self.config.ulimits)?;

@@ -114,6 +114,26 @@ pub fn mask_and_protect(ctx: &Ctx) -> Result<()> {
 }
 // ANCHOR_END: mask_and_protect
 
+/// Paths to mask and to make read-only, given by a configuration
+/// (chapter 12's `maskedPaths` and `readonlyPaths`) instead of docker's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paths {
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+}
+
+/// [`mask_and_protect`] with these lists.
+pub fn mask_and_protect_these(ctx: &Ctx, paths: &Paths) -> Result<()> {
+    for path in &paths.readonly {
+        read_only(ctx, path)?;
+    }
+    check_dev_null()?;
+    for path in &paths.masked {
+        mask(ctx, path)?;
+    }
+    Ok(())
+}
+
 // ANCHOR: read_only
 /// runc's `readonlyPath`: bind the path onto itself, which makes it a
 /// mount of its own, then remount that bind read-only.
