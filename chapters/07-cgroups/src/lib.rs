@@ -94,6 +94,7 @@ impl Chapter for Opts {
                 devices: None,
             },
             cgroup_parent: self.cgroup_parent.clone(),
+            cgroup_name: None,
         }
     }
 }
@@ -106,6 +107,9 @@ pub struct Config {
     /// Relative to the cgroup root (see [`parse_cgroup_parent`]); None:
     /// [`DEFAULT_PARENT`] (root), beside the caller's cgroup (anyone else).
     pub cgroup_parent: Option<PathBuf>,
+    /// The cgroup's own name, below the parent; None: `stepbox-<id>`
+    /// (chapter 12 takes both from a `config.json`'s `cgroupsPath`).
+    pub cgroup_name: Option<String>,
 }
 
 impl Steps for Config {
@@ -114,6 +118,7 @@ impl Steps for Config {
         steps.push(Box::new(Cgroups {
             limits: self.limits.clone(),
             parent: self.cgroup_parent.clone(),
+            name: self.cgroup_name.clone(),
             cgroup: None,
             created: false,
             rootless: false,
@@ -256,6 +261,8 @@ struct Cgroups {
     limits: Limits,
     /// `--cgroup-parent`, relative to the cgroup root.
     parent: Option<PathBuf>,
+    /// The cgroup's name; None: `stepbox-<id>`.
+    name: Option<String>,
     /// Found in check(), made in prepare(). Without a cgroup of the
     /// container's own (`own` false), only what setup() mounts.
     cgroup: Option<Box<dyn Cgroup>>,
@@ -335,7 +342,10 @@ impl Step for Cgroups {
         if let Some(quota) = self.limits.cpu_quota {
             check_cpus(quota)?;
         }
-        let name = format!("stepbox-{}", ctx.id);
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stepbox-{}", ctx.id));
         self.rootless = !nix::unistd::geteuid().is_root();
         if self.rootless {
             return self.check_rootless(&name);
@@ -909,7 +919,7 @@ const MAX_PARENT_LEN: usize = 1024;
 /// control character, no cgroup interface file's name (`cgroup.procs`,
 /// `memory.max`: those exist in every cgroup, or appear when a controller
 /// is enabled).
-fn parse_cgroup_parent(s: &str) -> std::result::Result<PathBuf, String> {
+pub fn parse_cgroup_parent(s: &str) -> std::result::Result<PathBuf, String> {
     if s.len() > MAX_PARENT_LEN {
         return Err(format!(
             "is too long: {} bytes, at most {MAX_PARENT_LEN}",

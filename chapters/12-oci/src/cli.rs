@@ -1,0 +1,696 @@
+//! runc's command line, which engines call: `create`, `start`, `state`,
+//! `kill`, `delete`, and `run`, `list`, `spec`, `features` for people.
+
+use crate::container::{self, Dir, Saved, Status};
+use crate::spec;
+use ch01_process::error::{one_line, EXIT_RUNTIME};
+use ch01_process::state::Process;
+use ch01_process::{Container, Ctx, Steps};
+use clap::{Parser, Subcommand};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+const NAME: &str = "ch12-oci";
+
+#[derive(Parser, Debug)]
+#[command(name = NAME, version, about = "An OCI runtime: chapters 1 to 11 driven by a bundle's \
+                                         config.json, with runc's command line.")]
+struct Cli {
+    /// Where the containers' state is kept.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/run/ch12-oci"
+    )]
+    root: PathBuf,
+    /// Also write errors (and, with --debug, each step) to FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// `text` or `json` (one `{"level","msg","time"}` object per line, as engines read it).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Print each kernel step (chapter 1's -v).
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd (refused: this runtime writes cgroupfs).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Set up a container from a bundle; its process waits for `start`.
+    Create {
+        #[command(flatten)]
+        create: CreateArgs,
+    },
+    /// Run the command of a created container.
+    Start { id: String },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to the container's process.
+    Kill {
+        /// Every process in the container's cgroup.
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Remove a stopped (or created) container; --force also a running one.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// create, start, wait, delete: in the foreground.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// create and start, then return.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// List the containers under --root.
+    List {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a config.json for a bundle with a `rootfs` directory.
+    Spec {
+        #[arg(short, long, value_name = "DIR", default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// What this runtime supports, as JSON (the runtime spec's features).
+    Features,
+    /// Not written yet: exec, pause, resume, ps, update, events.
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    /// Refused: chapter 5 always pivots.
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted: this runtime never makes a session keyring.
+    #[arg(long)]
+    no_new_keyring: bool,
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
+/// An error: its line, and the exit status (125: the runtime's own).
+type Fail = (i32, String);
+
+fn fail(msg: impl Into<String>) -> Fail {
+    (EXIT_RUNTIME, msg.into())
+}
+
+pub fn main() -> ! {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let first = e.render().to_string();
+            let line = first
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{NAME}: {} (see {NAME} --help)",
+                one_line(line)
+            );
+            std::process::exit(EXIT_RUNTIME);
+        }
+    };
+    let log = Log {
+        file: cli.log.clone(),
+        json: cli.log_format == "json",
+    };
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err((code, msg)) => {
+            let msg = one_line(&msg);
+            let _ = writeln!(std::io::stderr(), "{NAME}: {msg}");
+            log.error(&msg);
+            code
+        }
+    };
+    std::process::exit(code)
+}
+
+struct Log {
+    file: Option<PathBuf>,
+    json: bool,
+}
+
+impl Log {
+    fn error(&self, msg: &str) {
+        let Some(path) = &self.file else { return };
+        let line = match self.json {
+            true => {
+                json!({"level": "error", "msg": msg, "time": container::now_rfc3339()}).to_string()
+            }
+            false => format!("{} error: {msg}", container::now_rfc3339()),
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32, Fail> {
+    if cli.systemd_cgroup {
+        return Err(fail(match Path::new("/run/systemd/system").exists() {
+            false => {
+                "--systemd-cgroup: this host does not run systemd; without the flag the \
+                      cgroups are made in the cgroup filesystem"
+            }
+            true => {
+                "--systemd-cgroup is not supported: chapter 7 writes the cgroup filesystem \
+                     itself (podman: --cgroup-manager cgroupfs)"
+            }
+        }));
+    }
+    let root = absolute(&cli.root)?;
+    match &cli.command {
+        Command::Create { create } => create_cmd(cli, &root, create).map(|_| 0),
+        Command::Start { id } => start(cli, &root, id).map(|_| 0),
+        Command::State { id } => state(&root, id).map(|_| 0),
+        Command::Kill { all, id, signal } => kill(&root, id, signal, *all).map(|_| 0),
+        Command::Delete { force, id } => delete(cli, &root, id, *force).map(|_| 0),
+        Command::Run { create, detach } => run(cli, &root, create, *detach),
+        Command::List { format, quiet } => list(&root, format, *quiet).map(|_| 0),
+        Command::Spec { bundle } => write_spec(bundle).map(|_| 0),
+        Command::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&features()).expect("json")
+            );
+            Ok(0)
+        }
+        Command::Other(args) => Err(fail(format!(
+            "{}: not supported yet by chapter 12",
+            args.first().map(String::as_str).unwrap_or("?")
+        ))),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, Fail> {
+    std::path::absolute(p).map_err(|e| fail(format!("{}: {e}", p.display())))
+}
+
+/// The context chapter 1's runtime gets for container `record`.
+fn context(cli: &Cli, root: &Path) -> Ctx {
+    let mut ctx = Ctx::new(NAME, cli.debug);
+    ctx.run_dir = root.to_owned();
+    // Exactly the config's environment (plus HOME, which chapter 9 sets
+    // from the user's passwd entry unless the config gives one).
+    ctx.env = vec![("HOME".into(), ch01_process::step::default_home())];
+    ctx
+}
+
+/// Reads the bundle and checks the flags against it.
+fn bundle_of(args: &CreateArgs) -> Result<spec::Bundle, Fail> {
+    if args.no_pivot {
+        return Err(fail(
+            "--no-pivot is not supported: chapter 5 always uses pivot_root(2)",
+        ));
+    }
+    if args.preserve_fds > 0 {
+        return Err(fail("--preserve-fds is not supported yet"));
+    }
+    let dir = absolute(&args.bundle)?;
+    let mut bundle = spec::load(&dir).map_err(fail)?;
+    if bundle.terminal || args.console_socket.is_some() {
+        return Err(fail(
+            "process.terminal (--console-socket) is not supported yet: run without a terminal",
+        ));
+    }
+    bundle.config.oci_id = args.id.clone();
+    Ok(bundle)
+}
+
+// ANCHOR: create
+fn create_cmd(cli: &Cli, root: &Path, args: &CreateArgs) -> Result<(), Fail> {
+    let bundle = bundle_of(args)?;
+    let dir = Dir::create(root, &args.id).map_err(fail)?;
+    let made = create_in(cli, root, &dir, args, bundle);
+    if made.is_err() {
+        // The spec's rule: a create that fails leaves nothing.
+        let _ = dir.remove();
+    }
+    made
+}
+
+fn create_in(
+    cli: &Cli,
+    root: &Path,
+    dir: &Dir,
+    args: &CreateArgs,
+    bundle: spec::Bundle,
+) -> Result<(), Fail> {
+    // The FIFO the container's process opens for writing before its
+    // execve(2): that open blocks until `start` opens it for reading.
+    // Mode 0622, so that the container's root in a user namespace (an
+    // unprivileged id on the host) can open it too.
+    let fifo = dir.fifo();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| fail(format!("mkfifo {}: {e}", fifo.display())))?;
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(|e| fail(format!("chmod {}: {e}", fifo.display())))?;
+    let mut ctx = context(cli, root);
+    ctx.start_fifo = Some(fifo);
+    let record = ctx.id.clone();
+    let steps = bundle.config.steps();
+    let container = Container::create(ctx, steps, &bundle.command).map_err(|e| (e.code, e.msg))?;
+    let pid = container.pid().as_raw();
+    let process = Process::of(pid)
+        .ok_or_else(|| fail(format!("the container's process {pid} ended during create")))?;
+    let saved = Saved {
+        id: args.id.clone(),
+        pid,
+        start: process.start,
+        bundle: bundle.config.bundle.clone(),
+        created: container::now_rfc3339(),
+        annotations: bundle.config.annotations.clone(),
+        record,
+        hooks: bundle.config.hooks.clone(),
+        cgroups: cgroups_of(pid),
+    };
+    dir.save(&saved).map_err(fail)?;
+    if let Some(path) = &args.pid_file {
+        write_pid_file(path, pid)?;
+    }
+    // From here the container outlives this process; a failure above
+    // dropped `container`, which removed everything.
+    container.detach().map_err(|e| (e.code, e.msg))?;
+    Ok(())
+}
+// ANCHOR_END: create
+
+/// Written whole, then renamed: an engine polling for the file never reads half of it.
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), Fail> {
+    let path = absolute(path)?;
+    let tmp = path.with_extension("tmp-ch12");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| fail(format!("writing the pid file {}: {e}", path.display())))
+}
+
+/// The container's cgroup directories, from /proc/PID/cgroup as the host
+/// sees it (v1: one per hierarchy; v2: one). Its parent's are not listed.
+fn cgroups_of(pid: i32) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        if path == "/" {
+            continue;
+        }
+        let base = match (controllers, unified) {
+            ("", true) => PathBuf::from("/sys/fs/cgroup"),
+            ("", false) => PathBuf::from("/sys/fs/cgroup/unified"),
+            (c, _) => PathBuf::from("/sys/fs/cgroup").join(c.trim_start_matches("name=")),
+        };
+        let dir = base.join(path.trim_start_matches('/'));
+        if dir.is_dir() && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+fn open_existing(root: &Path, id: &str) -> Result<(Dir, Saved), Fail> {
+    let dir = Dir::open(root, id).map_err(fail)?;
+    let saved = dir
+        .load()
+        .map_err(fail)?
+        .ok_or_else(|| fail(format!("container {id} does not exist")))?;
+    Ok((dir, saved))
+}
+
+/// A pidfd for the container's process, checked to be that process and
+/// not a later one with its pid: pidfd_open(2) first, then the start time.
+fn pidfd_of(saved: &Saved) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, saved.pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just made this descriptor, for us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let process = Process {
+        pid: saved.pid,
+        start: saved.start,
+    };
+    process.alive().then_some(fd)
+}
+
+// ANCHOR: start
+fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
+    use nix::fcntl::{open, OFlag};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let (dir, saved) = open_existing(root, id)?;
+    match dir.status(&saved) {
+        Status::Created => {}
+        s => {
+            return Err(fail(format!(
+                "container {id} is {}: only a created container starts",
+                s.name()
+            )))
+        }
+    }
+    let pidfd = pidfd_of(&saved).ok_or_else(|| fail(format!("container {id} has stopped")))?;
+    // O_NONBLOCK: opening for reading does not wait for a writer. The
+    // container's process is blocked opening it for writing; this open
+    // lets it go on, and it writes one byte.
+    let fifo = dir.fifo();
+    let fd = open(
+        &fifo,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fail(format!("opening {}: {e}", fifo.display())))?;
+    // SAFETY: open(2) just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    loop {
+        let mut fds = [
+            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(fail(format!("poll(2): {e}"))),
+        }
+        let mut byte = [0u8; 1];
+        if fds[0].any().unwrap_or(false) {
+            match nix::unistd::read(fd.as_raw_fd(), &mut byte) {
+                Ok(1) => break,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(fail(format!("reading {}: {e}", fifo.display()))),
+            }
+        }
+        if fds[1].any().unwrap_or(false) {
+            return Err(fail(format!(
+                "container {id}'s process exited before it started"
+            )));
+        }
+    }
+    let _ = std::fs::remove_file(&fifo);
+    // The spec: a failing poststart hook is a warning; the container runs.
+    let state = container::oci_state(&saved, Status::Running);
+    if let Err(e) = crate::hooks::run_all(&context(cli, root), &saved.hooks, "poststart", &state) {
+        let _ = writeln!(std::io::stderr(), "{NAME}: warning: {}", one_line(&e));
+    }
+    Ok(())
+}
+// ANCHOR_END: start
+
+fn state(root: &Path, id: &str) -> Result<(), Fail> {
+    let (dir, saved) = open_existing(root, id)?;
+    let state = container::oci_state(&saved, dir.status(&saved));
+    println!("{}", serde_json::to_string_pretty(&state).expect("json"));
+    Ok(())
+}
+
+/// `TERM`, `SIGTERM`, `15`.
+pub fn parse_signal(s: &str) -> Result<Signal, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| format!("{s}: not a signal number"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = match upper.starts_with("SIG") {
+        true => upper,
+        false => format!("SIG{upper}"),
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("{s:?} is not a signal name"))
+}
+
+fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), Fail> {
+    let sig = parse_signal(signal).map_err(fail)?;
+    let (dir, saved) = open_existing(root, id)?;
+    if dir.status(&saved) == Status::Stopped {
+        return Err(fail(format!("container {id} is not running")));
+    }
+    if all {
+        for cgroup in &saved.cgroups {
+            let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+            }
+        }
+    }
+    let pidfd = pidfd_of(&saved).ok_or_else(|| fail(format!("container {id} is not running")))?;
+    send(&pidfd, sig).map_err(|e| fail(format!("pidfd_send_signal(2) {sig}: {e}")))
+}
+
+fn send(pidfd: &OwnedFd, sig: Signal) -> nix::Result<()> {
+    // SAFETY: pidfd_send_signal(2) with a null siginfo reads no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+// ANCHOR: delete
+fn delete(cli: &Cli, root: &Path, id: &str, force: bool) -> Result<(), Fail> {
+    let dir = Dir::open(root, id).map_err(fail)?;
+    let Some(saved) = dir.load().map_err(fail)? else {
+        // A create that was killed before it wrote its state.
+        return dir.remove().map_err(fail);
+    };
+    let status = dir.status(&saved);
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(fail(format!(
+            "container {id} is {}: stop it first, or delete --force",
+            status.name()
+        )));
+    }
+    if let Some(pidfd) = pidfd_of(&saved) {
+        // A frozen process takes no signal until it thaws.
+        for c in &saved.cgroups {
+            let _ = std::fs::write(c.join("freezer.state"), "THAWED");
+            let _ = std::fs::write(c.join("cgroup.freeze"), "0");
+        }
+        let _ = send(&pidfd, Signal::SIGKILL);
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        while !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE), Ok(n) if n > 0) {}
+    }
+    // What create made on the host, from its state record: what a sweep
+    // would remove, for this container alone.
+    let mut ctx = context(cli, root);
+    ctx.id = saved.record.clone();
+    let undo = ch01_process::state::Undo::of(&crate::Config::default().steps());
+    ch01_process::state::remove_detached(&ctx, &undo, &saved.record)
+        .map_err(|e| (e.code, e.msg))?;
+    let state = container::oci_state(&saved, Status::Stopped);
+    if let Err(e) = crate::hooks::run_all(&ctx, &saved.hooks, "poststop", &state) {
+        let _ = writeln!(std::io::stderr(), "{NAME}: warning: {}", one_line(&e));
+    }
+    dir.remove().map_err(fail)
+}
+// ANCHOR_END: delete
+
+fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, Fail> {
+    if detach {
+        create_cmd(cli, root, args)?;
+        return start(cli, root, &args.id).map(|_| 0);
+    }
+    let bundle = bundle_of(args)?;
+    let dir = Dir::create(root, &args.id).map_err(fail)?;
+    let ctx = context(cli, root);
+    let record = ctx.id.clone();
+    let config = bundle.config.clone();
+    let outcome = ch01_process::runtime::run_with(ctx, config.steps(), &bundle.command, |c| {
+        let pid = c.pid().as_raw();
+        let saved = Saved {
+            id: args.id.clone(),
+            pid,
+            start: Process::of(pid).map_or(0, |p| p.start),
+            bundle: config.bundle.clone(),
+            created: container::now_rfc3339(),
+            annotations: config.annotations.clone(),
+            record: record.clone(),
+            hooks: config.hooks.clone(),
+            cgroups: cgroups_of(pid),
+        };
+        dir.save(&saved).map_err(ch01_process::Error::runtime)?;
+        match &args.pid_file {
+            Some(path) => {
+                write_pid_file(path, pid).map_err(|(_, m)| ch01_process::Error::runtime(m))
+            }
+            None => Ok(()),
+        }
+    });
+    let removed = dir.remove();
+    let code = outcome.map_err(|e| (e.code, e.msg))?.code();
+    removed.map_err(fail)?;
+    Ok(code)
+}
+
+fn list(root: &Path, format: &str, quiet: bool) -> Result<(), Fail> {
+    let mut rows = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e.flatten().collect::<Vec<_>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(fail(format!("reading {}: {e}", root.display()))),
+    };
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "containers" || !container::valid_id(&name) {
+            continue;
+        }
+        let Ok(dir) = Dir::open(root, &name) else {
+            continue;
+        };
+        let Ok(Some(saved)) = dir.load() else {
+            continue;
+        };
+        let status = dir.status(&saved);
+        rows.push(container::oci_state(&saved, status));
+    }
+    rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    match (format, quiet) {
+        (_, true) => rows
+            .iter()
+            .for_each(|r| println!("{}", r["id"].as_str().unwrap_or(""))),
+        ("json", _) => println!("{}", Value::Array(rows)),
+        _ => {
+            println!(
+                "{:<20} {:<8} {:<10} {:<40} CREATED",
+                "ID", "PID", "STATUS", "BUNDLE"
+            );
+            for r in rows {
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["pid"],
+                    r["status"].as_str().unwrap_or(""),
+                    r["bundle"].as_str().unwrap_or(""),
+                    r["created"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// runc's default config, without a terminal: `sh` in `rootfs`, with
+/// docker's capabilities, masked paths and namespaces.
+pub fn default_spec() -> Value {
+    let caps: Vec<String> = ch09_privileges::caps::CapSet::docker_default()
+        .names()
+        .into_iter()
+        .map(|n| format!("CAP_{n}"))
+        .collect();
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [format!("PATH={}", ch01_process::step::DEFAULT_PATH)],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "stepbox",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": ch09_privileges::paths::MASKED,
+            "readonlyPaths": ch09_privileges::paths::READONLY
+        }
+    })
+}
+
+fn write_spec(bundle: &Path) -> Result<(), Fail> {
+    let path = bundle.join("config.json");
+    let text = serde_json::to_string_pretty(&default_spec()).expect("json") + "\n";
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| fail(format!("writing {}: {e}", path.display())))
+}
+
+fn features() -> Value {
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
+            "sync", "async", "noatime", "atime", "nodiratime", "diratime", "relatime",
+            "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private",
+            "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"],
+        "linux": {
+            "namespaces": ["pid", "network", "ipc", "uts", "mount", "cgroup", "user"],
+            "capabilities": ch09_privileges::caps::CapSet::all().names().iter()
+                .map(|n| format!("CAP_{n}")).collect::<Vec<_>>(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": true},
+        },
+        "annotations": {"org.stepbox.fields": spec::SUPPORTED.join(" ")}
+    })
+}

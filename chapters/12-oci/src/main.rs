@@ -1,0 +1,3 @@
+fn main() {
+    ch12_oci::cli::main()
+}
