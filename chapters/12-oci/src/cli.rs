@@ -491,7 +491,13 @@ fn send(pidfd: &OwnedFd, sig: Signal) -> nix::Result<()> {
 
 // ANCHOR: delete
 fn delete(cli: &Cli, root: &Path, id: &str, force: bool) -> Result<(), Fail> {
-    let dir = Dir::open(root, id).map_err(fail)?;
+    let dir = match Dir::open(root, id) {
+        Ok(dir) => dir,
+        // As runc: an engine cleaning up after a failed create may find
+        // nothing, which is what --force asks for.
+        Err(_) if force && container::valid_id(id) && !root.join(id).exists() => return Ok(()),
+        Err(e) => return Err(fail(e)),
+    };
     let Some(saved) = dir.load().map_err(fail)? else {
         // A create that was killed before it wrote its state.
         return dir.remove().map_err(fail);
