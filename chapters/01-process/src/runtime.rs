@@ -152,9 +152,15 @@ impl Container {
         }
         ctx.command = command.to_vec();
         ctx.undo = crate::state::Undo::of(&steps);
+        // A namespace that is joined is not created.
+        let joined = ctx
+            .join
+            .iter()
+            .fold(CloneFlags::empty(), |f, (flag, _)| f | *flag);
         let flags = steps
             .iter()
-            .fold(CloneFlags::empty(), |f, s| f | s.clone_flags());
+            .fold(CloneFlags::empty(), |f, s| f | s.clone_flags())
+            & !joined;
         // Anyone may create a user namespace, and in it the others
         // (chapter 11); without one, namespaces need CAP_SYS_ADMIN.
         if !flags.is_empty() && !flags.contains(CloneFlags::CLONE_NEWUSER) && !geteuid().is_root() {
@@ -386,10 +392,11 @@ impl Container {
     /// container's process, so that no sweep takes its resources while it
     /// runs. Its start must then come through `ctx.start_fifo`.
     pub fn detach(mut self) -> Result<crate::state::Process> {
-        if self.status != Status::Created || self.ctx.start_fifo.is_none() {
+        let waits_on_fifo = self.status == Status::Created && self.ctx.start_fifo.is_some();
+        if !waits_on_fifo && self.status != Status::Running {
             return Err(Error::runtime(format!(
-                "container {} cannot be detached: only a created container that waits on a \
-                 start FIFO can",
+                "container {} cannot be detached: only a running one, or a created one that \
+                 waits on a start FIFO, can",
                 self.ctx.id
             )));
         }
@@ -481,7 +488,7 @@ fn spawn(
     flags: CloneFlags,
     foreground: bool,
 ) -> Result<(Pid, OwnedFd)> {
-    if threads() == Some(1) {
+    if threads() == Some(1) && ctx.join.is_empty() {
         ctx.say(format_args!("clone(2) flags={}", flag_names(flags)));
         return match clone_pidfd(flags).context(format!("clone(2) {}", flag_names(flags)))? {
             Some(child) => Ok(child),
@@ -492,7 +499,11 @@ fn spawn(
         };
     }
     ctx.say(format_args!(
-        "fork(2), then clone(2) flags=CLONE_PARENT|{}",
+        "fork(2), {}then clone(2) flags=CLONE_PARENT|{}",
+        ctx.join
+            .iter()
+            .map(|(f, _)| format!("setns(2) {}, ", flag_names(*f)))
+            .collect::<String>(),
         flag_names(flags)
     ));
     // glibc's fork(2) leaves malloc usable in the child even when the
@@ -569,6 +580,29 @@ fn intermediate(
     flags: CloneFlags,
     foreground: bool,
 ) -> ! {
+    // Every namespace but the user namespace first, while this process
+    // still has the host's capabilities over them; the user namespace
+    // last (a process in it has none over namespaces the host owns).
+    let mut order: Vec<&(CloneFlags, OwnedFd)> = ctx.join.iter().collect();
+    order.sort_by_key(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER));
+    for (flag, fd) in order {
+        if let Err(e) = nix::sched::setns(fd, *flag) {
+            let msg = format!(
+                "setns(2) {}: {}",
+                flag_names(*flag),
+                crate::error::describe(e)
+            );
+            let _ = channel.send(
+                &Msg::Error {
+                    code: EXIT_RUNTIME,
+                    msg,
+                },
+                &[],
+            );
+            // SAFETY: _exit(2) ends this copy of the runtime at once.
+            unsafe { libc::_exit(EXIT_RUNTIME) }
+        }
+    }
     close_all_but(channel.fd());
     let code = match clone_pidfd(flags | CloneFlags::CLONE_PARENT) {
         Ok(None) => container(ctx, steps, argv, channel, foreground),

@@ -88,6 +88,13 @@ pub struct Ctx {
     /// by opening this FIFO for writing, which blocks until `start` opens
     /// it for reading (runc's `exec.fifo`). None: on the channel.
     pub start_fifo: Option<PathBuf>,
+    /// Namespaces to join instead of creating (chapter 12: a namespace a
+    /// config gives by path, and `exec`, which joins all of a container's):
+    /// the flag, and a descriptor of the namespace (`/proc/PID/ns/net`).
+    /// setns(2) into a pid namespace moves only the caller's future
+    /// children, so the runtime joins them in a forked intermediate, which
+    /// then clones the container's process.
+    pub join: Vec<(CloneFlags, std::os::fd::OwnedFd)>,
     /// This container's state record, once a step has recorded something.
     pub(crate) record: Mutex<Option<Record>>,
 }
@@ -125,6 +132,7 @@ impl Ctx {
             run_dir: default_run_dir(),
             undo: Undo::default(),
             start_fifo: None,
+            join: Vec::new(),
             record: Mutex::new(None),
         }
     }

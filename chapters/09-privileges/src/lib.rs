@@ -136,7 +136,17 @@ impl Steps for Config {
             prev.prev.limits.devices = Some(devices::policy(&rules));
         }
         let mut steps = prev.steps();
-        steps.push(Box::new(Privileges {
+        steps.extend(self.own_steps());
+        steps
+    }
+}
+
+impl Config {
+    /// This chapter's own step, without the earlier chapters': what a
+    /// process that joins a running container (chapter 12's `exec`) goes
+    /// through.
+    pub fn own_steps(&self) -> Vec<Box<dyn Step>> {
+        vec![Box::new(Privileges {
             config: Own {
                 cap_add: self.cap_add.clone(),
                 cap_drop: self.cap_drop.clone(),
@@ -154,8 +164,7 @@ impl Steps for Config {
             no_new_privs: false,
             user: None,
             ids: None,
-        }));
-        steps
+        })]
     }
 }
 // ANCHOR_END: opts

@@ -116,6 +116,21 @@ impl Steps for Config {
         steps
     }
 }
+
+impl Config {
+    /// The filter and chapter 9's step alone: what a process that joins a
+    /// running container (chapter 12's `exec`) goes through.
+    pub fn process_steps(&self) -> Vec<Box<dyn Step>> {
+        let mut steps: Vec<Box<dyn Step>> = vec![Box::new(Filter {
+            seccomp: self.seccomp.clone(),
+            privileges: self.prev.clone(),
+            no_new_privs: false,
+            filter: None,
+        })];
+        steps.extend(self.prev.own_steps());
+        steps
+    }
+}
 // ANCHOR_END: opts
 
 // ANCHOR: step

@@ -91,7 +91,12 @@ enum Command {
     },
     /// What this runtime supports, as JSON (the runtime spec's features).
     Features,
-    /// Not written yet: exec, pause, resume, ps, update, events.
+    /// Run another process in a running container.
+    Exec {
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Not written yet: pause, resume, ps, update, events.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -113,6 +118,43 @@ struct CreateArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     preserve_fds: u32,
     id: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct ExecArgs {
+    /// The process, as config.json's `process` (what engines pass).
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Return once the process runs; it is not waited for.
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    #[arg(short, long, value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// UID[:GID].
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    #[arg(short = 'g', long, value_name = "GID")]
+    additional_gids: Vec<u32>,
+    /// Add a capability (CAP_NAME) to the config's set.
+    #[arg(short, long, value_name = "CAP")]
+    cap: Vec<String>,
+    #[arg(long)]
+    no_new_privs: bool,
+    id: String,
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
 }
 
 /// An error: its line, and the exit status (125: the runtime's own).
@@ -202,6 +244,7 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
         Command::Kill { all, id, signal } => kill(&root, id, signal, *all).map(|_| 0),
         Command::Delete { force, id } => delete(cli, &root, id, *force).map(|_| 0),
         Command::Run { create, detach } => run(cli, &root, create, *detach),
+        Command::Exec { exec } => exec_cmd(cli, &root, exec),
         Command::List { format, quiet } => list(&root, format, *quiet).map(|_| 0),
         Command::Spec { bundle } => write_spec(bundle).map(|_| 0),
         Command::Features => {
@@ -301,6 +344,12 @@ fn create_in(
         cgroups: cgroups_of(pid),
     };
     dir.save(&saved).map_err(fail)?;
+    // exec reads the config as it was at create, whatever the bundle becomes.
+    std::fs::copy(
+        saved.bundle.join("config.json"),
+        dir.path.join("config.json"),
+    )
+    .map_err(|e| fail(format!("saving config.json in {}: {e}", dir.path.display())))?;
     if let Some(path) = &args.pid_file {
         write_pid_file(path, pid)?;
     }
@@ -536,6 +585,135 @@ fn delete(cli: &Cli, root: &Path, id: &str, force: bool) -> Result<(), Fail> {
     dir.remove().map_err(fail)
 }
 // ANCHOR_END: delete
+
+// ANCHOR: exec
+fn exec_cmd(cli: &Cli, root: &Path, args: &ExecArgs) -> Result<i32, Fail> {
+    if args.tty || args.console_socket.is_some() {
+        return Err(fail("exec --tty (--console-socket) is not supported yet"));
+    }
+    let (dir, saved) = open_existing(root, &args.id)?;
+    match dir.status(&saved) {
+        Status::Running | Status::Created => {}
+        s => {
+            return Err(fail(format!(
+                "container {} is {}: cannot exec in it",
+                args.id,
+                s.name()
+            )))
+        }
+    }
+    let text = std::fs::read(dir.path.join("config.json"))
+        .map_err(|e| fail(format!("reading {}/config.json: {e}", dir.path.display())))?;
+    let mut config: Value = serde_json::from_slice(&text)
+        .map_err(|e| fail(format!("{}/config.json: {e}", dir.path.display())))?;
+    config["process"] = exec_process(&config["process"], args)?;
+    let bundle = spec::parse(&config, &saved.bundle).map_err(fail)?;
+    let c = &bundle.config.prev;
+    let userns = !matches!(c.userns, ch11_userns::UserNs::Host);
+    let ch05 = &c.prev.prev.prev.prev.prev.prev;
+    // The pidfd first, then the namespaces: they are the container's
+    // process's, not those of a later process given its pid.
+    let pidfd =
+        pidfd_of(&saved).ok_or_else(|| fail(format!("container {} has stopped", args.id)))?;
+    let join = crate::exec::namespaces_of(saved.pid).map_err(fail)?;
+    if pidfd_of(&saved).is_none() {
+        return Err(fail(format!("container {} has stopped", args.id)));
+    }
+    drop(pidfd);
+    let mut ctx = context(cli, root);
+    ctx.rootfs = ch05.rootfs.clone();
+    ctx.join = join;
+    let mut steps = ch01_process::Config {
+        env: c
+            .prev
+            .prev
+            .prev
+            .prev
+            .prev
+            .prev
+            .prev
+            .prev
+            .prev
+            .prev
+            .env
+            .clone(),
+        no_host_facts: true,
+    }
+    .steps();
+    steps.push(Box::new(crate::exec::Join {
+        cgroups: saved.cgroups.clone(),
+        userns,
+        cwd: ch05.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
+    }));
+    steps.extend(c.prev.process_steps());
+    if !args.detach {
+        let pid_file = args.pid_file.clone();
+        let outcome =
+            ch01_process::runtime::run_with(ctx, steps, &bundle.command, |c| match &pid_file {
+                Some(path) => write_pid_file(path, c.pid().as_raw())
+                    .map_err(|(_, m)| ch01_process::Error::runtime(m)),
+                None => Ok(()),
+            });
+        return outcome.map(|o| o.code()).map_err(|e| (e.code, e.msg));
+    }
+    let mut process =
+        Container::create(ctx, steps, &bundle.command).map_err(|e| (e.code, e.msg))?;
+    if let Some(path) = &args.pid_file {
+        write_pid_file(path, process.pid().as_raw())?;
+    }
+    process.start().map_err(|e| (e.code, e.msg))?;
+    process.detach().map_err(|e| (e.code, e.msg))?;
+    Ok(0)
+}
+
+/// The exec'd process, as config.json's `process`: `--process`'s, or the
+/// container's with the command and the flags' changes.
+fn exec_process(container: &Value, args: &ExecArgs) -> Result<Value, Fail> {
+    if let Some(path) = &args.process {
+        let text =
+            std::fs::read(path).map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
+        return serde_json::from_slice(&text).map_err(|e| fail(format!("{}: {e}", path.display())));
+    }
+    if args.command.is_empty() {
+        return Err(fail("exec needs a command, or --process FILE"));
+    }
+    let mut p = container.clone();
+    p["args"] = json!(args.command);
+    p["terminal"] = json!(false);
+    if let Some(cwd) = &args.cwd {
+        p["cwd"] = json!(cwd);
+    }
+    let env = p["env"].as_array().cloned().unwrap_or_default();
+    let mut env: Vec<Value> = env;
+    env.extend(args.env.iter().map(|e| json!(e)));
+    p["env"] = Value::Array(env);
+    if let Some(user) = &args.user {
+        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        let n = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| fail(format!("--user {user}: expected UID[:GID]")))
+        };
+        p["user"]["uid"] = json!(n(uid)?);
+        p["user"]["gid"] = json!(n(gid)?);
+    }
+    if !args.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = json!(args.additional_gids);
+    }
+    for cap in &args.cap {
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(list) = p["capabilities"][set].as_array_mut() {
+                if !list.iter().any(|c| c == cap) {
+                    list.push(json!(cap));
+                }
+            }
+        }
+    }
+    if args.no_new_privs {
+        p["noNewPrivileges"] = json!(true);
+    }
+    Ok(p)
+}
+// ANCHOR_END: exec
 
 fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, Fail> {
     if detach {

@@ -23,6 +23,7 @@
 
 pub mod cli;
 pub mod container;
+pub mod exec;
 pub mod hooks;
 pub mod spec;
 
