@@ -92,6 +92,7 @@ impl Chapter for Opts {
                 cpu_quota: self.cpus,
                 cpu_shares: self.cpu_shares,
                 devices: None,
+                freezer: false,
             },
             cgroup_parent: self.cgroup_parent.clone(),
             cgroup_name: None,
@@ -142,6 +143,10 @@ pub struct Limits {
     /// Which device nodes the container may use; None: every one, as in
     /// chapters 7 and 8. No flag of this chapter sets it: chapter 9 fills it.
     pub devices: Option<DevicePolicy>,
+    /// The container may be frozen (chapter 12's `pause`): cgroup v2 has
+    /// `cgroup.freeze` in every cgroup; v1 needs one in the freezer
+    /// hierarchy too.
+    pub freezer: bool,
 }
 
 // ANCHOR: device_policy
@@ -200,6 +205,7 @@ impl Limits {
             "pids" => self.pids.is_some(),
             "cpu" => self.cpu_quota.is_some() || self.cpu_shares.is_some(),
             "devices" => self.devices.is_some(),
+            "freezer" => self.freezer,
             _ => false,
         }
     }
@@ -225,6 +231,7 @@ fn flag_for(controller: &str) -> &'static str {
         "memory" => "--memory",
         "pids" => "--pids-limit",
         "devices" => "the device policy",
+        "freezer" => "pausing the container",
         _ => "--cpus",
     }
 }

@@ -72,7 +72,8 @@ impl Hierarchies {
         let mounts = crate::mountinfo()?;
         let mut list: Vec<Hierarchy> = Vec::new();
         let devices = limits.devices.is_some().then_some("devices");
-        for want in CONTROLLERS.into_iter().chain(devices) {
+        let freezer = limits.freezer.then_some("freezer");
+        for want in CONTROLLERS.into_iter().chain(devices).chain(freezer) {
             if list.iter().any(|h| h.controllers.iter().any(|c| c == want)) {
                 continue; // co-mounted with one already found (cpu,cpuacct)
             }

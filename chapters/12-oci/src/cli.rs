@@ -96,7 +96,20 @@ enum Command {
         #[command(flatten)]
         exec: ExecArgs,
     },
-    /// Not written yet: pause, resume, ps, update, events.
+    /// Freeze every process of the container (the cgroup freezer).
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// The container's processes: `ps`'s lines for them, or their pids as JSON.
+    Ps {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
+        /// ps(1)'s options (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Not written yet: update, events.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -245,6 +258,9 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
         Command::Delete { force, id } => delete(cli, &root, id, *force).map(|_| 0),
         Command::Run { create, detach } => run(cli, &root, create, *detach),
         Command::Exec { exec } => exec_cmd(cli, &root, exec),
+        Command::Pause { id } => freeze(&root, id, true).map(|_| 0),
+        Command::Resume { id } => freeze(&root, id, false).map(|_| 0),
+        Command::Ps { format, id, ps_args } => ps(&root, id, format, ps_args).map(|_| 0),
         Command::List { format, quiet } => list(&root, format, *quiet).map(|_| 0),
         Command::Spec { bundle } => write_spec(bundle).map(|_| 0),
         Command::Features => {
@@ -714,6 +730,97 @@ fn exec_process(container: &Value, args: &ExecArgs) -> Result<Value, Fail> {
     Ok(p)
 }
 // ANCHOR_END: exec
+
+// ANCHOR: freeze
+/// `pause` and `resume`: cgroup v1's `freezer.state` (FROZEN, THAWED) or
+/// v2's `cgroup.freeze` (1, 0). Freezing takes effect task by task: the
+/// command returns once the kernel says the whole cgroup is frozen.
+fn freeze(root: &Path, id: &str, on: bool) -> Result<(), Fail> {
+    let (dir, saved) = open_existing(root, id)?;
+    let status = dir.status(&saved);
+    match (on, status) {
+        (true, Status::Running) | (false, Status::Paused) => {}
+        (true, s) => return Err(fail(format!("container {id} is {}: only a running one pauses", s.name()))),
+        (false, s) => return Err(fail(format!("container {id} is {}: it is not paused", s.name()))),
+    }
+    let cgroup = saved
+        .cgroups
+        .iter()
+        .find(|c| c.join("freezer.state").exists() || c.join("cgroup.freeze").exists())
+        .ok_or_else(|| fail(format!("container {id} has no cgroup with a freezer")))?;
+    let (file, value, done) = match cgroup.join("freezer.state").exists() {
+        true => ("freezer.state", if on { "FROZEN" } else { "THAWED" }, None),
+        false => ("cgroup.freeze", if on { "1" } else { "0" }, Some(if on { "frozen 1" } else { "frozen 0" })),
+    };
+    let path = cgroup.join(file);
+    std::fs::write(&path, value).map_err(|e| fail(format!("writing {value} to {}: {e}", path.display())))?;
+    // v1 reads FREEZING until every task is frozen, and tells no one when
+    // it is done: it is read again every millisecond, as runc does. v2 says
+    // it in cgroup.events, which poll(2) reports as POLLPRI when it changes.
+    let events = cgroup.join("cgroup.events");
+    let watch = match done {
+        Some(_) => Some(std::fs::File::open(&events).map_err(|e| fail(format!("opening {}: {e}", events.display())))?),
+        None => None,
+    };
+    loop {
+        let frozen = match done {
+            None => std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == value),
+            Some(line) => std::fs::read_to_string(&events).is_ok_and(|s| s.lines().any(|l| l == line)),
+        };
+        if frozen {
+            return Ok(());
+        }
+        match &watch {
+            Some(file) => {
+                let mut fds = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLPRI)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+// ANCHOR_END: freeze
+
+fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<(), Fail> {
+    let (_dir, saved) = open_existing(root, id)?;
+    let mut pids: Vec<i32> = Vec::new();
+    for cgroup in &saved.cgroups {
+        let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.sort_unstable();
+    if format == "json" {
+        println!("{}", json!(pids));
+        return Ok(());
+    }
+    let args: Vec<String> = match ps_args.is_empty() {
+        true => vec!["-ef".into()],
+        false => ps_args.to_vec(),
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| fail(format!("running ps: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| fail("ps's output has no PID column"))?;
+    println!("{header}");
+    for line in lines {
+        let pid = line.split_whitespace().nth(column).and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
 
 fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, Fail> {
     if detach {

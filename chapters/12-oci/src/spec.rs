@@ -284,6 +284,7 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
     }
 
     // resources, cgroupsPath
+    ch07.limits.freezer = true; // for `pause`
     if let Some(r) = linux.and_then(|l| l.get("resources")) {
         let limits = &mut ch07.limits;
         limits.memory = positive(r.pointer("/memory/limit"));
