@@ -51,6 +51,9 @@ fn book_is_consistent_and_builds() {
             err(page, n, msg);
         }
     }
+    for (file, n, msg) in diagram_problems(&src) {
+        err(&file, n, msg);
+    }
     if let Err(msg) = build_with_mdbook(root) {
         errors.push(msg);
     }
@@ -304,6 +307,21 @@ fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
         let other = lines
             .filter(|l| !is_command(l) && includes(l).is_empty())
             .count();
+        let diagram = block.body.iter().any(|l| {
+            includes(l)
+                .iter()
+                .any(|(_, arg)| arg.starts_with("diagrams/"))
+        });
+        if diagram && block.info != "text" {
+            problems.push((
+                block.line,
+                format!(
+                    "a diagram in a ```{} block: include it in a ```text one",
+                    block.info
+                ),
+            ));
+            continue;
+        }
         if (block.info == "text" && diagrams) || (other == 0 && commands <= 3) {
             continue;
         }
@@ -315,6 +333,33 @@ fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
              elsewhere included from a file in book/src/diagrams/)",
             block.info
         )));
+    }
+    problems
+}
+
+/// Text diagrams, book/src/diagrams/*.txt, fit the code blocks' 100
+/// columns (see book/theme/stepbox.css) with no tab, whose width would
+/// depend on the reader's browser.
+fn diagram_problems(src: &Path) -> Vec<(PathBuf, usize, String)> {
+    let mut problems = Vec::new();
+    let Ok(dir) = fs::read_dir(src.join("diagrams")) else {
+        return problems;
+    };
+    for entry in dir {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            let width = line.chars().count();
+            if width > 100 || line.contains('\t') {
+                problems.push((
+                    path.clone(),
+                    n + 1,
+                    format!(
+                        "a diagram line of {width} columns or with a tab (at most 100, spaces)"
+                    ),
+                ));
+            }
+        }
     }
     problems
 }
