@@ -47,7 +47,7 @@ fn book_is_consistent_and_builds() {
                 err(page, n, format!("link ({target}): {msg}"));
             }
         }
-        for (n, msg) in code_block_problems(page, &text) {
+        for (n, msg) in code_block_problems(root, page, &text) {
             err(page, n, msg);
         }
     }
@@ -292,11 +292,36 @@ fn heading_ids(text: &str) -> Vec<String> {
 /// lines; ```text diagrams are allowed in introduction.md and architecture
 /// pages. Elsewhere a diagram is a file of its own, kept in book/src/diagrams/
 /// and included in a ```text block.
-fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
+///
+/// A block that includes Rust source names its file: the line above it is
+/// `<p class="caption">PATH</p>`, PATH relative to the repository.
+fn code_block_problems(root: &Path, page: &Path, text: &str) -> Vec<(usize, String)> {
     let name = page.file_name().unwrap().to_string_lossy();
     let diagrams = name == "introduction.md" || name.starts_with("architecture");
     let mut problems = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
     for block in split(text).1 {
+        let source = block.body.iter().find_map(|l| {
+            includes(l)
+                .into_iter()
+                .map(|(_, arg)| arg.split(':').next().unwrap_or_default())
+                .find(|path| path.ends_with(".rs"))
+        });
+        if let Some(path) = source {
+            let file = shown(root, &page.parent().unwrap().join(path));
+            let caption = format!("<p class=\"caption\">{file}</p>");
+            let above = lines[..block.line - 1]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim());
+            if above != Some(caption.as_str()) {
+                problems.push((
+                    block.line,
+                    format!("an excerpt of {file} without its caption: put `{caption}` above it"),
+                ));
+            }
+        }
         let lines = block
             .body
             .iter()
