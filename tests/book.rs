@@ -337,6 +337,20 @@ fn code_block_problems(root: &Path, page: &Path, text: &str) -> Vec<(usize, Stri
                 .iter()
                 .any(|(_, arg)| arg.starts_with("diagrams/"))
         });
+        let snapshot = block.body.iter().any(|l| {
+            includes(l)
+                .iter()
+                .any(|(_, arg)| arg.split(':').next().unwrap_or_default().ends_with(".snap"))
+        });
+        if snapshot && block.info == "console" {
+            problems.push((
+                block.line,
+                "a transcript fenced ```console, where highlight.js takes a line such as \
+                 `# namespaces` for a root prompt: fence it ```text,transcript"
+                    .into(),
+            ));
+            continue;
+        }
         if diagram && block.info != "text" {
             problems.push((
                 block.line,
