@@ -294,7 +294,9 @@ fn heading_ids(text: &str) -> Vec<String> {
 /// and included in a ```text block.
 ///
 /// A block that includes Rust source names its file: the line above it is
-/// `<p class="caption">PATH</p>`, PATH relative to the repository.
+/// `<p class="caption">PATH</p>`, PATH relative to the repository. A
+/// transcript is fenced ```text,transcript, not ```console (see
+/// book/theme/stepbox.css), and a diagram's block is ```text.
 fn code_block_problems(root: &Path, page: &Path, text: &str) -> Vec<(usize, String)> {
     let name = page.file_name().unwrap().to_string_lossy();
     let diagrams = name == "introduction.md" || name.starts_with("architecture");
