@@ -47,9 +47,12 @@ fn book_is_consistent_and_builds() {
                 err(page, n, format!("link ({target}): {msg}"));
             }
         }
-        for (n, msg) in code_block_problems(page, &text) {
+        for (n, msg) in code_block_problems(root, page, &text) {
             err(page, n, msg);
         }
+    }
+    for (file, n, msg) in diagram_problems(&src) {
+        err(&file, n, msg);
     }
     if let Err(msg) = build_with_mdbook(root) {
         errors.push(msg);
@@ -289,11 +292,38 @@ fn heading_ids(text: &str) -> Vec<String> {
 /// lines; ```text diagrams are allowed in introduction.md and architecture
 /// pages. Elsewhere a diagram is a file of its own, kept in book/src/diagrams/
 /// and included in a ```text block.
-fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
+///
+/// A block that includes Rust source names its file: the line above it is
+/// `<p class="caption">PATH</p>`, PATH relative to the repository. A
+/// transcript is fenced ```text,transcript, not ```console (see
+/// book/theme/stepbox.css), and a diagram's block is ```text.
+fn code_block_problems(root: &Path, page: &Path, text: &str) -> Vec<(usize, String)> {
     let name = page.file_name().unwrap().to_string_lossy();
     let diagrams = name == "introduction.md" || name.starts_with("architecture");
     let mut problems = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
     for block in split(text).1 {
+        let source = block.body.iter().find_map(|l| {
+            includes(l)
+                .into_iter()
+                .map(|(_, arg)| arg.split(':').next().unwrap_or_default())
+                .find(|path| path.ends_with(".rs"))
+        });
+        if let Some(path) = source {
+            let file = shown(root, &page.parent().unwrap().join(path));
+            let caption = format!("<p class=\"caption\">{file}</p>");
+            let above = lines[..block.line - 1]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim());
+            if above != Some(caption.as_str()) {
+                problems.push((
+                    block.line,
+                    format!("an excerpt of {file} without its caption: put `{caption}` above it"),
+                ));
+            }
+        }
         let lines = block
             .body
             .iter()
@@ -304,6 +334,35 @@ fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
         let other = lines
             .filter(|l| !is_command(l) && includes(l).is_empty())
             .count();
+        let diagram = block.body.iter().any(|l| {
+            includes(l)
+                .iter()
+                .any(|(_, arg)| arg.starts_with("diagrams/"))
+        });
+        let snapshot = block.body.iter().any(|l| {
+            includes(l)
+                .iter()
+                .any(|(_, arg)| arg.split(':').next().unwrap_or_default().ends_with(".snap"))
+        });
+        if snapshot && block.info == "console" {
+            problems.push((
+                block.line,
+                "a transcript fenced ```console, where highlight.js takes a line such as \
+                 `# namespaces` for a root prompt: fence it ```text,transcript"
+                    .into(),
+            ));
+            continue;
+        }
+        if diagram && block.info != "text" {
+            problems.push((
+                block.line,
+                format!(
+                    "a diagram in a ```{} block: include it in a ```text one",
+                    block.info
+                ),
+            ));
+            continue;
+        }
         if (block.info == "text" && diagrams) || (other == 0 && commands <= 3) {
             continue;
         }
@@ -315,6 +374,33 @@ fn code_block_problems(page: &Path, text: &str) -> Vec<(usize, String)> {
              elsewhere included from a file in book/src/diagrams/)",
             block.info
         )));
+    }
+    problems
+}
+
+/// Text diagrams, book/src/diagrams/*.txt, fit the code blocks' 100
+/// columns (see book/theme/stepbox.css) with no tab, whose width would
+/// depend on the reader's browser.
+fn diagram_problems(src: &Path) -> Vec<(PathBuf, usize, String)> {
+    let mut problems = Vec::new();
+    let Ok(dir) = fs::read_dir(src.join("diagrams")) else {
+        return problems;
+    };
+    for entry in dir {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            let width = line.chars().count();
+            if width > 100 || line.contains('\t') {
+                problems.push((
+                    path.clone(),
+                    n + 1,
+                    format!(
+                        "a diagram line of {width} columns or with a tab (at most 100, spaces)"
+                    ),
+                ));
+            }
+        }
     }
     problems
 }

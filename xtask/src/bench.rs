@@ -145,20 +145,17 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         }
     }
 
-    let floor = median(&mut cases[0].wall.clone());
-    let mut table = String::from("| `/bin/true` in a container | median wall | median CPU | peak RSS | wall ÷ floor |\n|---|---:|---:|---:|---:|\n");
-    for case in cases.iter_mut() {
-        let wall = median(&mut case.wall);
-        let cpu = median(&mut case.cpu);
-        table.push_str(&format!(
-            "| {} | {:.1} ms | {:.1} ms | {:.1} MB | {:.2}× |\n",
-            case.name,
-            ms(wall),
-            ms(cpu),
-            case.max_rss_kb as f64 / 1024.0,
-            ms(wall) / ms(floor)
-        ));
-    }
+    let rows: Vec<Row> = cases
+        .iter_mut()
+        .map(|case| Row {
+            name: case.name.clone(),
+            twin: case.twin,
+            wall_ms: ms(median(&mut case.wall)),
+            cpu_ms: ms(median(&mut case.cpu)),
+            rss_mb: case.max_rss_kb as f64 / 1024.0,
+        })
+        .collect();
+    let mut table = main_table(&rows);
     table.push_str(&layer_table(&release, &image, runs)?);
     if release.join("ch10-seccomp").exists() {
         let mut args = vec!["--state-dir".to_string(), state.display().to_string()];
@@ -181,6 +178,55 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         crate::step(format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// One case's medians, for the main table.
+struct Row {
+    name: String,
+    twin: bool,
+    wall_ms: f64,
+    cpu_ms: f64,
+    rss_mb: f64,
+}
+
+/// The main table, the floor first. Each chapter's Δ columns are what it
+/// adds to the chapter before it, in the same build (an `--against` twin
+/// against the twin before it): the cost of the one step it adds.
+fn main_table(rows: &[Row]) -> String {
+    let mut table = String::from(
+        "| `/bin/true` in a container | median wall | Δ wall | median CPU | Δ CPU | peak RSS | wall ÷ floor |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let delta = |now: f64, before: Option<&Row>, of: fn(&Row) -> f64| match before {
+        Some(b) => {
+            // The difference of the two medians as shown, in tenths of a
+            // millisecond: a reader who subtracts them finds the same.
+            let tenths = (now * 10.0).round() as i64 - (of(b) * 10.0).round() as i64;
+            let shown = format!("{}.{} ms", tenths.abs() / 10, tenths.abs() % 10);
+            match tenths {
+                t if t > 0 => format!("+{shown}"),
+                t if t < 0 => format!("−{shown}"),
+                _ => shown,
+            }
+        }
+        None => String::new(),
+    };
+    let floor = rows.first().map_or(f64::NAN, |r| r.wall_ms);
+    for (i, row) in rows.iter().enumerate() {
+        // The floor (row 0) and the first chapter have nothing before them.
+        let before = rows[1..i.max(1)].iter().rev().find(|r| r.twin == row.twin);
+        table.push_str(&format!(
+            "| {} | {:.1} ms | {} | {:.1} ms | {} | {:.1} MB | {:.2}× |\n",
+            row.name,
+            row.wall_ms,
+            delta(row.wall_ms, before, |r| r.wall_ms),
+            row.cpu_ms,
+            delta(row.cpu_ms, before, |r| r.cpu_ms),
+            row.rss_mb,
+            row.wall_ms / floor
+        ));
+    }
+    table
 }
 
 /// The order of the cases in `round`: as listed, except that a case and its
@@ -455,6 +501,46 @@ mod tests {
             costs.len(),
             2,
             "0x0 and a line without a value are no numbers"
+        );
+    }
+
+    #[test]
+    fn each_chapter_is_compared_with_the_one_before_in_its_own_build() {
+        let row = |name: &str, twin, wall_ms, cpu_ms| Row {
+            name: name.into(),
+            twin,
+            wall_ms,
+            cpu_ms,
+            rss_mb: 2.0,
+        };
+        let rows = [
+            row("floor", false, 4.0, 3.0),
+            row("ch01", false, 2.0, 1.5),
+            row("ch01 old", true, 2.5, 1.5),
+            row("ch02", false, 2.6, 1.44),
+            row("ch02 old", true, 2.4, 1.5),
+        ];
+        let table = main_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[2],
+            "| floor | 4.0 ms |  | 3.0 ms |  | 2.0 MB | 1.00× |"
+        );
+        assert_eq!(
+            lines[3],
+            "| ch01 | 2.0 ms |  | 1.5 ms |  | 2.0 MB | 0.50× |"
+        );
+        assert_eq!(
+            lines[4],
+            "| ch01 old | 2.5 ms |  | 1.5 ms |  | 2.0 MB | 0.62× |"
+        );
+        assert_eq!(
+            lines[5],
+            "| ch02 | 2.6 ms | +0.6 ms | 1.4 ms | −0.1 ms | 2.0 MB | 0.65× |"
+        );
+        assert_eq!(
+            lines[6],
+            "| ch02 old | 2.4 ms | −0.1 ms | 1.5 ms | 0.0 ms | 2.0 MB | 0.60× |"
         );
     }
 

@@ -372,6 +372,7 @@ impl Step for Cgroups {
         Ok(())
     }
 
+    // ANCHOR: placement
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         if !self.own {
             warn_without(ctx, self.without.as_deref().unwrap_or(""));
@@ -421,6 +422,7 @@ impl Step for Cgroups {
             _ => Ok(()),
         }
     }
+    // ANCHOR_END: placement
 
     // ANCHOR: namespace
     fn setup(&self, ctx: &Ctx) -> Result<()> {
@@ -455,6 +457,7 @@ impl Step for Cgroups {
     }
     // ANCHOR_END: namespace
 
+    // ANCHOR: cleanup
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         let Some(mut cgroup) = self.cgroup.take().filter(|_| self.created) else {
             return Ok(());
@@ -462,6 +465,7 @@ impl Step for Cgroups {
         report_oom(ctx, cgroup.as_ref(), self.limits.memory);
         cgroup.remove(ctx)
     }
+    // ANCHOR_END: cleanup
 
     fn undo(&self, undo: &mut Undo) {
         undo.cgroup = Some(undo_cgroup);

@@ -170,6 +170,7 @@ struct Overlay {
     rootless: bool,
 }
 
+// ANCHOR: step
 impl Step for Overlay {
     fn check(&mut self, ctx: &mut Ctx) -> Result<()> {
         if self.config.layers.is_empty() {
@@ -230,6 +231,7 @@ impl Step for Overlay {
     fn cleanup(&mut self, ctx: &Ctx) -> Result<()> {
         self.teardown(ctx, self.config.keep).map_err(Error::runtime)
     }
+    // ANCHOR_END: step
 
     fn undo(&self, undo: &mut Undo) {
         undo.mount = Some(undo_mount);
