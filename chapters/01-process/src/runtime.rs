@@ -493,7 +493,7 @@ fn spawn(
         return match clone_pidfd(flags).context(format!("clone(2) {}", flag_names(flags)))? {
             Some(child) => Ok(child),
             None => {
-                close_all_but(theirs.fd());
+                close_all_but(ctx, theirs.fd());
                 container(ctx, steps, argv, theirs, foreground)
             }
         };
@@ -603,7 +603,7 @@ fn intermediate(
             unsafe { libc::_exit(EXIT_RUNTIME) }
         }
     }
-    close_all_but(channel.fd());
+    close_all_but(ctx, channel.fd());
     let code = match clone_pidfd(flags | CloneFlags::CLONE_PARENT) {
         Ok(None) => container(ctx, steps, argv, channel, foreground),
         Err(e) => {
@@ -634,20 +634,28 @@ fn intermediate(
     unsafe { libc::_exit(code) }
 }
 
-/// close_range(2) of every descriptor but 0, 1, 2 and `keep`: only stdin,
-/// stdout, stderr and the channel go on to the container. Not the
-/// runtime's own descriptors (its state record's lock, whose holder a sweep
-/// takes for the runtime), nor another thread's container's channel, whose
-/// end-of-file a copy here would delay.
-fn close_all_but(keep: libc::c_int) {
-    // `keep` is below 3 only if the runtime was started with stdio closed.
-    for (first, last) in [(3, keep - 1), (keep.max(2) + 1, libc::c_int::MAX)] {
+/// close_range(2) of every descriptor but 0, 1, 2, the channel and
+/// `ctx.keep_fds`: only stdin, stdout, stderr, the channel and what a step
+/// asked for go on to the container. Not the runtime's own descriptors (its
+/// state record's lock, whose holder a sweep takes for the runtime), nor
+/// another thread's container's channel, whose end-of-file a copy here
+/// would delay.
+fn close_all_but(ctx: &Ctx, channel: libc::c_int) {
+    let mut keep: Vec<libc::c_int> = ctx.keep_fds.iter().copied().filter(|&fd| fd > 2).collect();
+    keep.push(channel);
+    keep.sort_unstable();
+    keep.dedup();
+    // `channel` is below 3 only if the runtime was started with stdio closed.
+    let mut first = 3;
+    for fd in keep.into_iter().chain([libc::c_int::MAX]) {
+        let last = if fd == libc::c_int::MAX { fd } else { fd - 1 };
         if first <= last {
             // Nothing of ours in this process (a child that never returns to
             // the caller's code) uses the closed ones again.
             // SAFETY: closes descriptors only.
             unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
         }
+        first = first.max(fd.saturating_add(1));
     }
 }
 

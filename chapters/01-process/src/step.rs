@@ -95,6 +95,11 @@ pub struct Ctx {
     /// children, so the runtime joins them in a forked intermediate, which
     /// then clones the container's process.
     pub join: Vec<(CloneFlags, std::os::fd::OwnedFd)>,
+    /// Descriptors a step opened in prepare() for the container's process
+    /// to use before its exec (chapter 12's console socket): not closed at
+    /// the clone, as every other is. Close-on-exec, so the command never
+    /// gets them.
+    pub keep_fds: Vec<RawFd>,
     /// This container's state record, once a step has recorded something.
     pub(crate) record: Mutex<Option<Record>>,
 }
@@ -133,6 +138,7 @@ impl Ctx {
             undo: Undo::default(),
             start_fifo: None,
             join: Vec::new(),
+            keep_fds: Vec::new(),
             record: Mutex::new(None),
         }
     }

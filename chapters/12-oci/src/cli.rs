@@ -260,7 +260,11 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
         Command::Exec { exec } => exec_cmd(cli, &root, exec),
         Command::Pause { id } => freeze(&root, id, true).map(|_| 0),
         Command::Resume { id } => freeze(&root, id, false).map(|_| 0),
-        Command::Ps { format, id, ps_args } => ps(&root, id, format, ps_args).map(|_| 0),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&root, id, format, ps_args).map(|_| 0),
         Command::List { format, quiet } => list(&root, format, *quiet).map(|_| 0),
         Command::Spec { bundle } => write_spec(bundle).map(|_| 0),
         Command::Features => {
@@ -303,10 +307,18 @@ fn bundle_of(args: &CreateArgs) -> Result<spec::Bundle, Fail> {
     }
     let dir = absolute(&args.bundle)?;
     let mut bundle = spec::load(&dir).map_err(fail)?;
-    if bundle.terminal || args.console_socket.is_some() {
-        return Err(fail(
-            "process.terminal (--console-socket) is not supported yet: run without a terminal",
-        ));
+    match (bundle.terminal, &args.console_socket) {
+        (true, None) => {
+            return Err(fail(
+                "process.terminal is true but no --console-socket was given to send it to",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(fail(
+                "--console-socket needs process.terminal true in config.json",
+            ))
+        }
+        _ => {}
     }
     bundle.config.oci_id = args.id.clone();
     Ok(bundle)
@@ -343,7 +355,7 @@ fn create_in(
     let mut ctx = context(cli, root);
     ctx.start_fifo = Some(fifo);
     let record = ctx.id.clone();
-    let steps = bundle.config.steps();
+    let steps = with_console(bundle.config.steps(), &bundle, &args.console_socket);
     let container = Container::create(ctx, steps, &bundle.command).map_err(|e| (e.code, e.msg))?;
     let pid = container.pid().as_raw();
     let process = Process::of(pid)
@@ -413,6 +425,26 @@ fn cgroups_of(pid: i32) -> Vec<PathBuf> {
         }
     }
     dirs
+}
+
+/// The steps, with the console's after chapter 12's own (after the mounts,
+/// before chapter 9's privileges), if the config asks for a terminal.
+fn with_console(
+    mut steps: Vec<Box<dyn ch01_process::Step>>,
+    bundle: &spec::Bundle,
+    socket: &Option<PathBuf>,
+) -> Vec<Box<dyn ch01_process::Step>> {
+    if let (true, Some(path)) = (bundle.terminal, socket) {
+        let at = steps.len().saturating_sub(2);
+        steps.insert(
+            at,
+            Box::new(crate::console::Console::new(
+                path.clone(),
+                bundle.console_size,
+            )),
+        );
+    }
+    steps
 }
 
 fn open_existing(root: &Path, id: &str) -> Result<(Dir, Saved), Fail> {
@@ -604,8 +636,8 @@ fn delete(cli: &Cli, root: &Path, id: &str, force: bool) -> Result<(), Fail> {
 
 // ANCHOR: exec
 fn exec_cmd(cli: &Cli, root: &Path, args: &ExecArgs) -> Result<i32, Fail> {
-    if args.tty || args.console_socket.is_some() {
-        return Err(fail("exec --tty (--console-socket) is not supported yet"));
+    if args.tty != args.console_socket.is_some() && args.process.is_none() {
+        return Err(fail("exec --tty and --console-socket go together"));
     }
     let (dir, saved) = open_existing(root, &args.id)?;
     match dir.status(&saved) {
@@ -624,6 +656,11 @@ fn exec_cmd(cli: &Cli, root: &Path, args: &ExecArgs) -> Result<i32, Fail> {
         .map_err(|e| fail(format!("{}/config.json: {e}", dir.path.display())))?;
     config["process"] = exec_process(&config["process"], args)?;
     let bundle = spec::parse(&config, &saved.bundle).map_err(fail)?;
+    if bundle.terminal && args.console_socket.is_none() {
+        return Err(fail(
+            "the process has terminal true but no --console-socket was given",
+        ));
+    }
     let c = &bundle.config.prev;
     let userns = !matches!(c.userns, ch11_userns::UserNs::Host);
     let ch05 = &c.prev.prev.prev.prev.prev.prev;
@@ -661,6 +698,12 @@ fn exec_cmd(cli: &Cli, root: &Path, args: &ExecArgs) -> Result<i32, Fail> {
         userns,
         cwd: ch05.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
     }));
+    if let (true, Some(path)) = (bundle.terminal, &args.console_socket) {
+        steps.push(Box::new(crate::console::Console::new(
+            path.clone(),
+            bundle.console_size,
+        )));
+    }
     steps.extend(c.prev.process_steps());
     if !args.detach {
         let pid_file = args.pid_file.clone();
@@ -695,7 +738,7 @@ fn exec_process(container: &Value, args: &ExecArgs) -> Result<Value, Fail> {
     }
     let mut p = container.clone();
     p["args"] = json!(args.command);
-    p["terminal"] = json!(false);
+    p["terminal"] = json!(args.tty);
     if let Some(cwd) = &args.cwd {
         p["cwd"] = json!(cwd);
     }
@@ -740,8 +783,18 @@ fn freeze(root: &Path, id: &str, on: bool) -> Result<(), Fail> {
     let status = dir.status(&saved);
     match (on, status) {
         (true, Status::Running) | (false, Status::Paused) => {}
-        (true, s) => return Err(fail(format!("container {id} is {}: only a running one pauses", s.name()))),
-        (false, s) => return Err(fail(format!("container {id} is {}: it is not paused", s.name()))),
+        (true, s) => {
+            return Err(fail(format!(
+                "container {id} is {}: only a running one pauses",
+                s.name()
+            )))
+        }
+        (false, s) => {
+            return Err(fail(format!(
+                "container {id} is {}: it is not paused",
+                s.name()
+            )))
+        }
     }
     let cgroup = saved
         .cgroups
@@ -750,29 +803,42 @@ fn freeze(root: &Path, id: &str, on: bool) -> Result<(), Fail> {
         .ok_or_else(|| fail(format!("container {id} has no cgroup with a freezer")))?;
     let (file, value, done) = match cgroup.join("freezer.state").exists() {
         true => ("freezer.state", if on { "FROZEN" } else { "THAWED" }, None),
-        false => ("cgroup.freeze", if on { "1" } else { "0" }, Some(if on { "frozen 1" } else { "frozen 0" })),
+        false => (
+            "cgroup.freeze",
+            if on { "1" } else { "0" },
+            Some(if on { "frozen 1" } else { "frozen 0" }),
+        ),
     };
     let path = cgroup.join(file);
-    std::fs::write(&path, value).map_err(|e| fail(format!("writing {value} to {}: {e}", path.display())))?;
+    std::fs::write(&path, value)
+        .map_err(|e| fail(format!("writing {value} to {}: {e}", path.display())))?;
     // v1 reads FREEZING until every task is frozen, and tells no one when
     // it is done: it is read again every millisecond, as runc does. v2 says
     // it in cgroup.events, which poll(2) reports as POLLPRI when it changes.
     let events = cgroup.join("cgroup.events");
     let watch = match done {
-        Some(_) => Some(std::fs::File::open(&events).map_err(|e| fail(format!("opening {}: {e}", events.display())))?),
+        Some(_) => Some(
+            std::fs::File::open(&events)
+                .map_err(|e| fail(format!("opening {}: {e}", events.display())))?,
+        ),
         None => None,
     };
     loop {
         let frozen = match done {
             None => std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == value),
-            Some(line) => std::fs::read_to_string(&events).is_ok_and(|s| s.lines().any(|l| l == line)),
+            Some(line) => {
+                std::fs::read_to_string(&events).is_ok_and(|s| s.lines().any(|l| l == line))
+            }
         };
         if frozen {
             return Ok(());
         }
         match &watch {
             Some(file) => {
-                let mut fds = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLPRI)];
+                let mut fds = [nix::poll::PollFd::new(
+                    file.as_fd(),
+                    nix::poll::PollFlags::POLLPRI,
+                )];
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
             }
             None => std::thread::sleep(std::time::Duration::from_millis(1)),
@@ -814,7 +880,10 @@ fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<(), Fai
         .ok_or_else(|| fail("ps's output has no PID column"))?;
     println!("{header}");
     for line in lines {
-        let pid = line.split_whitespace().nth(column).and_then(|p| p.parse().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             println!("{line}");
         }
@@ -832,7 +901,8 @@ fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, F
     let ctx = context(cli, root);
     let record = ctx.id.clone();
     let config = bundle.config.clone();
-    let outcome = ch01_process::runtime::run_with(ctx, config.steps(), &bundle.command, |c| {
+    let steps = with_console(config.steps(), &bundle, &args.console_socket);
+    let outcome = ch01_process::runtime::run_with(ctx, steps, &bundle.command, |c| {
         let pid = c.pid().as_raw();
         let saved = Saved {
             id: args.id.clone(),

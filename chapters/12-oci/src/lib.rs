@@ -22,6 +22,7 @@
 //! score, hooks) in one step of its own.
 
 pub mod cli;
+pub mod console;
 pub mod container;
 pub mod exec;
 pub mod hooks;

@@ -105,6 +105,8 @@ pub struct Bundle {
     pub command: Vec<OsString>,
     /// `process.terminal`: the command gets a terminal (`--console-socket`).
     pub terminal: bool,
+    /// `process.consoleSize`: rows, columns.
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// Reads `BUNDLE/config.json`.
@@ -201,6 +203,15 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
         .and_then(Value::as_i64)
         .map(|v| v as i32);
     let terminal = bool_at(config, "process.terminal");
+    let console_size = match (
+        u64_at(config, "process.consoleSize.height"),
+        u64_at(config, "process.consoleSize.width"),
+    ) {
+        (Some(h), Some(w)) if h > 0 && w > 0 => {
+            Some((h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16))
+        }
+        _ => None,
+    };
 
     // hostname, domainname
     ch06.hostname = str_at(config, "hostname").map(str::to_owned);
@@ -353,6 +364,7 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
         config: c,
         command: args,
         terminal,
+        console_size,
     })
 }
 
