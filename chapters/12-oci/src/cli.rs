@@ -286,6 +286,17 @@ fn absolute(p: &Path) -> Result<PathBuf, Fail> {
 }
 
 /// The context chapter 1's runtime gets for container `record`.
+/// Opens the namespaces a config gives by path, for chapter 1's runtime
+/// to join.
+fn open_joins(ctx: &mut Ctx, joins: &[(nix::sched::CloneFlags, PathBuf)]) -> Result<(), Fail> {
+    for (flag, path) in joins {
+        let file = std::fs::File::open(path)
+            .map_err(|e| fail(format!("opening the namespace {}: {e}", path.display())))?;
+        ctx.join.push((*flag, OwnedFd::from(file)));
+    }
+    Ok(())
+}
+
 fn context(cli: &Cli, root: &Path) -> Ctx {
     let mut ctx = Ctx::new(NAME, cli.debug);
     ctx.run_dir = root.to_owned();
@@ -354,6 +365,7 @@ fn create_in(
         .map_err(|e| fail(format!("chmod {}: {e}", fifo.display())))?;
     let mut ctx = context(cli, root);
     ctx.start_fifo = Some(fifo);
+    open_joins(&mut ctx, &bundle.config.joins)?;
     let record = ctx.id.clone();
     let steps = with_console(bundle.config.steps(), &bundle, &args.console_socket);
     let container = Container::create(ctx, steps, &bundle.command).map_err(|e| (e.code, e.msg))?;
@@ -898,7 +910,11 @@ fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, F
     }
     let bundle = bundle_of(args)?;
     let dir = Dir::create(root, &args.id).map_err(fail)?;
-    let ctx = context(cli, root);
+    let mut ctx = context(cli, root);
+    if let Err(e) = open_joins(&mut ctx, &bundle.config.joins) {
+        let _ = dir.remove();
+        return Err(e);
+    }
     let record = ctx.id.clone();
     let config = bundle.config.clone();
     let steps = with_console(config.steps(), &bundle, &args.console_socket);

@@ -52,6 +52,8 @@ pub struct Config {
     pub annotations: BTreeMap<String, String>,
     /// The container's OCI id (chapter 1's id names what it makes on the host).
     pub oci_id: String,
+    /// Namespaces the config gives by path, to join instead of making.
+    pub joins: Vec<(nix::sched::CloneFlags, PathBuf)>,
 }
 
 impl Steps for Config {

@@ -12,6 +12,7 @@ use ch05_mnt::mounts::{Mount, What};
 use ch09_privileges::{caps, paths, rlimit};
 use ch11_userns::UserNs;
 use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 #[cfg(test)]
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -232,10 +233,22 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
             .and_then(Value::as_str)
             .filter(|p| !p.is_empty());
         if let Some(path) = path {
-            return Err(format!(
-                "linux.namespaces: joining the {kind} namespace {path} is not supported yet; \
-                 chapter 12 makes every namespace"
-            ));
+            // Joined by the runtime before the clone (chapter 1's
+            // intermediate); the user namespace would also need its maps
+            // and owners, which chapter 11 knows only for one it makes.
+            let flag = match kind {
+                "network" => CloneFlags::CLONE_NEWNET,
+                "ipc" => CloneFlags::CLONE_NEWIPC,
+                "uts" => CloneFlags::CLONE_NEWUTS,
+                "pid" => CloneFlags::CLONE_NEWPID,
+                "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+                _ => {
+                    return Err(format!(
+                        "linux.namespaces: joining a {kind} namespace ({path}) is not supported"
+                    ))
+                }
+            };
+            c.joins.push((flag, PathBuf::from(path)));
         }
         if namespaces.insert(kind.to_owned(), ()).is_some() {
             return Err(format!("linux.namespaces: {kind} is listed twice"));

@@ -1,4 +1,5 @@
 use super::*;
+use nix::sched::CloneFlags;
 use serde_json::json;
 
 fn minimal() -> Value {
@@ -47,7 +48,7 @@ fn unknown_fields_are_named() {
 }
 
 #[test]
-fn missing_namespaces_and_joins_are_refused() {
+fn missing_namespaces_are_refused_and_paths_joined() {
     let mut v = minimal();
     v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]);
     assert!(parse(&v, Path::new("/b"))
@@ -55,9 +56,15 @@ fn missing_namespaces_and_joins_are_refused() {
         .contains("no network namespace"));
     let mut v = minimal();
     v["linux"]["namespaces"][1] = json!({"type": "network", "path": "/run/netns/x"});
+    let b = parse(&v, Path::new("/b")).unwrap();
+    assert_eq!(
+        b.config.joins,
+        [(CloneFlags::CLONE_NEWNET, PathBuf::from("/run/netns/x"))]
+    );
+    v["linux"]["namespaces"][1] = json!({"type": "mount", "path": "/proc/1/ns/mnt"});
     assert!(parse(&v, Path::new("/b"))
         .unwrap_err()
-        .contains("/run/netns/x"));
+        .contains("/proc/1/ns/mnt"));
 }
 
 #[test]
