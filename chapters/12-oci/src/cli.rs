@@ -200,6 +200,20 @@ pub fn main() -> ! {
         file: cli.log.clone(),
         json: cli.log_format == "json",
     };
+    // Commands that make a process that is this binary until its exec run
+    // from a sealed copy of it (see sealed.rs).
+    let makes_process = matches!(
+        cli.command,
+        Command::Create { .. } | Command::Run { .. } | Command::Exec { .. }
+    );
+    if makes_process && !crate::sealed::is_sealed() {
+        let e = crate::sealed::reexec();
+        let msg =
+            format!("re-executing from a sealed copy of the runtime (memfd_create, fexecve): {e}");
+        let _ = writeln!(std::io::stderr(), "{NAME}: {msg}");
+        log.error(&msg);
+        std::process::exit(EXIT_RUNTIME);
+    }
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err((code, msg)) => {

@@ -26,6 +26,7 @@ pub mod console;
 pub mod container;
 pub mod exec;
 pub mod hooks;
+pub mod sealed;
 pub mod spec;
 
 use ch01_process::{Context, Ctx, Error, Result, Step, Steps};
