@@ -264,6 +264,22 @@ pub trait Cgroup: Send {
 }
 // ANCHOR_END: trait
 
+/// Writes `limits` into a running container's cgroup (chapter 12's
+/// `update`): the cgroup `name` under `parent` (None: the default parent),
+/// as check() finds it, in the hierarchies the limits need. Only the
+/// limits that are set are written.
+pub fn update(ctx: &Ctx, parent: Option<&Path>, name: &str, limits: &Limits) -> Result<()> {
+    let parent = parent.unwrap_or(Path::new(DEFAULT_PARENT));
+    if let Some(quota) = limits.cpu_quota {
+        check_cpus(quota)?;
+    }
+    let cgroup: Box<dyn Cgroup> = match v2::is_unified() {
+        true => Box::new(v2::Unified::new(Path::new(""), parent, name, limits)?),
+        false => Box::new(v1::Hierarchies::new(parent, name, limits)?),
+    };
+    cgroup.set_limits(ctx, limits)
+}
+
 struct Cgroups {
     limits: Limits,
     /// `--cgroup-parent`, relative to the cgroup root.
