@@ -195,7 +195,7 @@ impl Demo {
             true => self.styled("32", &format!("✓ matches the tested transcript: {name}")),
             false => self.styled(
                 "1;31",
-                &format!("✗ DOES NOT MATCH the tested transcript: {name} (insta's diff says how)"),
+                &format!("✗ DOES NOT MATCH the tested transcript: {name} (insta's diff shows how)"),
             ),
         };
         self.write(format!("{line}\n").as_bytes());

@@ -248,13 +248,15 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
             .env("STEPBOX_DEMO_FD", "3")
             .env("STEPBOX_DEMO_PACE", pace)
             .env("INSTA_UPDATE", "no")
+            // A panic's message is what the demo giver needs, not its stack.
+            .env("RUST_BACKTRACE", "0")
             .env_remove("INSTA_FORCE_PASS");
         let out = run_test(cmd, exe, &run_id, true)?;
         if !out.ok {
             failed.push(format!("{file}::{test}"));
             if !STOPPED.load(Ordering::SeqCst) {
                 println!("{}", style.paint("2", "what the test said:"));
-                print!("{}", out.text);
+                print!("{}", what_the_test_said(&out.text, test));
             }
         }
         println!();
@@ -271,7 +273,14 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
         "--ignored",
         "--test-threads=1",
     ]);
-    let sweep = run_test(sweep, sweep_exe, &run_id, false)?;
+    let mut sweep = run_test(sweep, sweep_exe, &run_id, false)?;
+    let left = scratch_left(&run_id);
+    if !left.is_empty() {
+        sweep.ok = false;
+        sweep
+            .text
+            .push_str(&format!("left in {SCRATCH}: {}\n", left.join(" ")));
+    }
     let stopped = STOPPED.load(Ordering::SeqCst);
     if sweep.ok {
         println!(
@@ -319,6 +328,31 @@ fn oneline(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A failed test's output without libtest's own lines (which test runs,
+/// the summary), build steps, or insta's advice to use `cargo insta`:
+/// insta's diff and the panic's message.
+fn what_the_test_said(text: &str, test: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line
+            .strip_prefix(&format!("test {test} ... "))
+            .unwrap_or(line);
+        let libtest = line.starts_with("running ")
+            || line.starts_with("test result: ")
+            || line == "failures:"
+            || line == "FAILED"
+            || line == format!("    {test}")
+            || line.starts_with("xtask: ")
+            || line.starts_with("Stopped on the first failure.")
+            || line.starts_with("note: run with `RUST_BACKTRACE=1`");
+        if !libtest && !(line.is_empty() && (out.is_empty() || out.ends_with("\n\n"))) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// `text`'s words after `first`, in lines of at most `width` columns (a
 /// longer word has one to itself), each line after the first starting
 /// with `indent`.
@@ -340,6 +374,28 @@ fn wrap(first: &str, text: &str, width: usize, indent: &str) -> String {
     out.push_str(&line);
     out.push('\n');
     out
+}
+
+/// Where the tests make their scratch dirs (tests/common `SCRATCH`).
+const SCRATCH: &str = "/tmp/stepbox-tests";
+
+/// The scratch dirs named after a container id of this run
+/// (`ch09-ID`, `state-ID`): what the sweep does not look for by every name.
+fn scratch_left(run_id: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(SCRATCH) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            name.rsplit('-').next().is_some_and(|id| {
+                id.len() == 12
+                    && id.starts_with(run_id)
+                    && id.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
+        .collect()
 }
 
 /// 4 hex digits for `STEPBOX_TEST_RUN`: the demo's containers' ids start
@@ -488,6 +544,21 @@ mod tests {
             let text = wrap(&format!("{:02}  ", c.number), c.shows, 80, "    ");
             assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
         }
+    }
+
+    #[test]
+    fn a_failed_tests_output_without_libtests_lines() {
+        let text = "\nrunning 1 test\ntest ch06_x ... ━━ Snapshot Summary ━━\n-old\n+new\n\
+                    Stopped on the first failure. Run `cargo insta test` to run all snapshots.\n\
+                    FAILED\n\nfailures:\n\nfailures:\n    ch06_x\n\n\
+                    test result: FAILED. 0 passed; 1 failed\n\nxtask: rootfs: up to date\n\n\
+                    thread 'ch06_x' panicked at x.rs:1:2:\nsnapshot assertion failed\n\
+                    note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            what_the_test_said(text, "ch06_x"),
+            "━━ Snapshot Summary ━━\n-old\n+new\n\n\
+             thread 'ch06_x' panicked at x.rs:1:2:\nsnapshot assertion failed\n"
+        );
     }
 
     #[test]
