@@ -130,8 +130,8 @@ fn a_demo_that_differs_from_its_snapshot_says_so() {
     );
     assert!(
         stdout.ends_with(
-            "Chapter 6's demo does NOT match the tested transcripts: \
-             demos::ch06_uts_namespace failed.\n"
+            "Chapter 6's demo FAILED: demos::ch06_uts_namespace \
+             (above: what differs, or what the test said).\n"
         ),
         "{stdout}"
     );

@@ -128,7 +128,7 @@ impl Demo {
     /// the book folds it), then waits as the pace says.
     pub fn command(&self, bin: &str, args: &[&str]) {
         self.check();
-        let line = super::for_the_book(&shown(&super::redact(&super::command_line(bin, args))));
+        let line = super::for_the_book(&as_shown(&super::redact(&super::command_line(bin, args))));
         self.write(format!("{}\n", self.styled("1", &line)).as_bytes());
         self.pause();
         self.check();
@@ -232,7 +232,7 @@ fn read_enter(tty: &File) {
 /// A command line as its transcript will show it: the default image's
 /// directory as IMAGE and a [`super::Sandbox`]'s state dir as STATE,
 /// which `Sandbox::sh` replaces once the command has run.
-fn shown(line: &str) -> String {
+fn as_shown(line: &str) -> String {
     static SANDBOX_STATE: OnceLock<regex::Regex> = OnceLock::new();
     let state = SANDBOX_STATE.get_or_init(|| {
         regex::Regex::new(&format!(
@@ -245,6 +245,27 @@ fn shown(line: &str) -> String {
     state
         .replace_all(&line.replace(&image, "IMAGE"), "STATE")
         .into_owned()
+}
+
+/// A piece of transcript that a test put together itself, from a runtime
+/// it drives (chapter 11's): in a live demo, shown as [`super::run_id`]'s
+/// are, a command line then a pause then the rest, once the step has run.
+pub fn shown(text: String) -> String {
+    if let Some(demo) = get() {
+        for line in text.split_inclusive('\n') {
+            match line.strip_prefix("$ ") {
+                Some(_) => {
+                    demo.check();
+                    let line = super::for_the_book(line.trim_end_matches('\n'));
+                    demo.write(format!("{}\n", demo.styled("1", &line)).as_bytes());
+                    demo.pause();
+                    demo.check();
+                }
+                None => demo.write(line.as_bytes()),
+            }
+        }
+    }
+    text
 }
 
 /// Runs `check` (insta's assertion of snapshot `name`); in a demo, says

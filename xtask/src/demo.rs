@@ -313,7 +313,7 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
         (false, false) => style.paint(
             "1;31",
             &format!(
-                "Chapter {}'s demo does NOT match the tested transcripts: {} failed.",
+                "Chapter {}'s demo FAILED: {} (above: what differs, or what the test said).",
                 chapter.number,
                 failed.join(", ")
             ),
