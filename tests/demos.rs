@@ -289,6 +289,16 @@ fn remove_queue(key: libc::key_t) {
     }
 }
 
+/// The host's queue, removed when dropped: also when the test stops half
+/// way (a failed run, a Ctrl-C in a live demo).
+struct HostQueue;
+
+impl Drop for HostQueue {
+    fn drop(&mut self) {
+        remove_queue(HOST_KEY);
+    }
+}
+
 #[test]
 fn ch04_ipc_namespace() {
     if !root() {
@@ -298,6 +308,7 @@ fn ch04_ipc_namespace() {
     remove_queue(HOST_KEY);
     let id = unsafe { libc::msgget(HOST_KEY, libc::IPC_CREAT | 0o600) };
     assert!(id >= 0, "msgget on the host");
+    let _queue = HostQueue;
     let before = run_clean("ch03-net", &["--", &probe, "ns", "ipc"]);
     let after = run_clean("ch04-ipc", &["--", &probe, "ns", "ipc"]);
     // Vice versa: a queue made in the container never reaches the host.

@@ -226,17 +226,13 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
         "enter" | "0" => "no pauses",
         _ => "a pause after each command shown; Ctrl-C stops the demo (and cleans up)",
     };
-    println!(
-        "{}",
-        style.paint(
-            "1",
-            &format!(
-                "Chapter {}'s demo: {}",
-                chapter.number,
-                oneline(chapter.shows)
-            )
-        )
+    let title = wrap(
+        &format!("Chapter {}'s demo: ", chapter.number),
+        chapter.shows,
+        80,
+        "  ",
     );
+    println!("{}", style.paint("1", title.trim_end()));
     println!("{}\n", style.paint("2", &format!("({hint})")));
     let mut failed = Vec::new();
     for &(file, test) in chapter.tests {
@@ -322,10 +318,6 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
     println!("{verdict}");
     let _ = std::io::stdout().flush();
     Ok(!stopped && failed.is_empty() && sweep.ok)
-}
-
-fn oneline(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A failed test's output without libtest's own lines (which test runs,
