@@ -219,11 +219,13 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
             bail!("sigaction(SIGINT): {}", std::io::Error::last_os_error());
         }
     }
+    // As tests/common/demo.rs decides: Enter is read from /dev/tty, if any.
     let hint = match pace {
-        "enter" if Path::new("/dev/tty").exists() && std::fs::File::open("/dev/tty").is_ok() => {
+        "enter" if std::fs::File::open("/dev/tty").is_ok() => {
             "Enter runs each command shown; Ctrl-C stops the demo (and cleans up)"
         }
-        "enter" | "0" => "no pauses",
+        "enter" => "no pauses: no terminal to press Enter on",
+        _ if pace.parse::<f64>().is_ok_and(|s| s == 0.0) => "no pauses",
         _ => "a pause after each command shown; Ctrl-C stops the demo (and cleans up)",
     };
     let title = wrap(
@@ -269,6 +271,9 @@ fn run(chapter: &Chapter, pace: &str) -> Result<bool> {
         "--ignored",
         "--test-threads=1",
     ]);
+    // Out of the terminal's reach: a Ctrl-C now would fail the sweep, not
+    // stop anything that needs stopping.
+    sweep.process_group(0);
     let mut sweep = run_test(sweep, sweep_exe, &run_id, false)?;
     let left = scratch_left(&run_id);
     if !left.is_empty() {
