@@ -73,16 +73,19 @@ pub fn get() -> Option<&'static Demo> {
 
 impl Demo {
     fn new() -> Demo {
-        use std::os::fd::BorrowedFd;
+        use std::os::fd::{FromRawFd, OwnedFd};
         let fd: i32 = match std::env::var(FD_VAR) {
             Ok(fd) => fd.parse().unwrap_or_else(|_| panic!("{FD_VAR}={fd:?}")),
             Err(_) => 1,
         };
-        // SAFETY: the descriptor is only borrowed for the dup(2) below,
-        // which fails cleanly if it is not open.
-        let out = unsafe { BorrowedFd::borrow_raw(fd) }
-            .try_clone_to_owned()
-            .unwrap_or_else(|e| panic!("{FD_VAR}={fd}: {e}"));
+        // SAFETY: fcntl(2) takes any number; one that is not an open
+        // descriptor fails with EBADF.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if copy < 0 {
+            panic!("{FD_VAR}={fd}: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: `copy` is a new descriptor, owned by nothing else.
+        let out = unsafe { OwnedFd::from_raw_fd(copy) };
         // SAFETY: isatty(3) only looks at the descriptor.
         let colour = unsafe { libc::isatty(fd) } == 1 && std::env::var_os("NO_COLOR").is_none();
         let pace = std::env::var(PACE_VAR).unwrap_or_else(|_| "enter".into());
