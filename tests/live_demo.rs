@@ -166,3 +166,62 @@ fn a_demo_without_root_is_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("needs root"), "{stderr}");
 }
+
+/// Each chapter's demo in xtask/src/demo.rs against the chapter's page:
+/// every snapshot the page includes is made by one of the demo's tests,
+/// or is one the table says it leaves out; and every test exists.
+#[test]
+fn every_chapters_demo_makes_the_snapshots_its_page_shows() {
+    let root = common::workspace();
+    let pages: Vec<String> = common::names(&root.join("book/src"));
+    for chapter in xtask::demo::CHAPTERS {
+        let prefix = format!("ch{:02}-", chapter.number);
+        let page = pages
+            .iter()
+            .find(|p| p.starts_with(&prefix) && p.ends_with(".md"))
+            .unwrap_or_else(|| panic!("no book/src/{prefix}*.md"));
+        let text = std::fs::read_to_string(root.join("book/src").join(page)).unwrap();
+        let included: Vec<&str> = text
+            .split("tests/snapshots/")
+            .skip(1)
+            .filter_map(|rest| rest.split(".snap").next())
+            .collect();
+        assert!(!included.is_empty(), "{page} includes no snapshot");
+        let bodies: Vec<(&str, String)> = chapter
+            .tests
+            .iter()
+            .map(|&(file, test)| (file, test_body(&root, file, test)))
+            .collect();
+        for snap in included {
+            let (file, name) = snap.split_once("__").unwrap();
+            // `format!("ch07_after_{}", version())` makes ch07_after_v1 and _v2.
+            let pattern = match name.rsplit_once('_') {
+                Some((stem, "v1" | "v2")) => format!("\"{stem}_{{}}\""),
+                _ => format!("\"{name}\""),
+            };
+            let made = bodies
+                .iter()
+                .any(|(f, body)| *f == file && body.contains(&pattern));
+            let left_out = chapter.left_out.iter().any(|&(s, _)| s == snap);
+            assert!(
+                made != left_out,
+                "{page} includes {snap}: {}",
+                match made {
+                    true => "made by the demo, and listed as left out",
+                    false => "no test of the demo makes it, nor is it listed as left out",
+                }
+            );
+        }
+    }
+}
+
+/// The text of `fn test` in tests/FILE.rs, to the next `#[test]`.
+fn test_body(root: &Path, file: &str, test: &str) -> String {
+    let source = std::fs::read_to_string(root.join("tests").join(format!("{file}.rs"))).unwrap();
+    let start = source
+        .find(&format!("\nfn {test}() {{"))
+        .unwrap_or_else(|| panic!("no test {test} in tests/{file}.rs"));
+    let rest = &source[start..];
+    let end = rest.find("#[test]").unwrap_or(rest.len());
+    rest[..end].to_owned()
+}

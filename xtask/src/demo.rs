@@ -22,6 +22,9 @@ pub struct Chapter {
     pub number: u32,
     pub shows: &'static str,
     pub tests: &'static [(&'static str, &'static str)],
+    /// The snapshots the page includes that no test of the demo makes,
+    /// and why (tests/live_demo.rs checks that these are all).
+    pub left_out: &'static [(&'static str, &'static str)],
 }
 
 /// Every chapter's demo.
@@ -31,6 +34,7 @@ pub const CHAPTERS: &[Chapter] = &[
         shows: "the probe from the shell, then as chapter 1's child: nothing \
                 isolated; exit statuses passed through",
         tests: &[("demos", "ch01_a_process")],
+        left_out: &[],
     },
     Chapter {
         number: 2,
@@ -40,6 +44,7 @@ pub const CHAPTERS: &[Chapter] = &[
             ("demos", "ch02_pid_namespace"),
             ("demos", "ch02_init_reaps_orphans"),
         ],
+        left_out: &[],
     },
     Chapter {
         number: 3,
@@ -50,12 +55,14 @@ pub const CHAPTERS: &[Chapter] = &[
             ("demos", "ch03_veth_reaches_the_host_and_is_removed"),
             ("demos", "ch03_veth_refuses_a_subnet_the_host_uses"),
         ],
+        left_out: &[],
     },
     Chapter {
         number: 4,
         shows: "a host message queue that the container's IPC namespace \
                 does not see",
         tests: &[("demos", "ch04_ipc_namespace")],
+        left_out: &[],
     },
     Chapter {
         number: 5,
@@ -65,12 +72,17 @@ pub const CHAPTERS: &[Chapter] = &[
             ("demos", "ch05_mnt_namespace"),
             ("demos", "ch05_chroot_can_be_escaped_pivot_root_cannot"),
         ],
+        left_out: &[],
     },
     Chapter {
         number: 6,
         shows: "a hostname of the container's own, which it may change \
                 and the host's stays",
         tests: &[("demos", "ch06_uts_namespace")],
+        left_out: &[
+            ("errors__bad_input", "error messages, not the namespace"),
+            ("errors__usage", "error messages, not the namespace"),
+        ],
     },
     Chapter {
         number: 7,
@@ -83,6 +95,7 @@ pub const CHAPTERS: &[Chapter] = &[
             ("cgroups", "ch07_busy_loop_is_throttled"),
             ("cgroups", "ch07_verbose_placement"),
         ],
+        left_out: &[],
     },
     Chapter {
         number: 8,
@@ -91,6 +104,20 @@ pub const CHAPTERS: &[Chapter] = &[
         tests: &[
             ("overlay", "ch08_layers_and_whiteouts"),
             ("overlay", "ch08_writes_go_to_the_upper_dir"),
+        ],
+        left_out: &[
+            (
+                "overlay__ch08_bad_layers",
+                "malicious layers, for the unpacker",
+            ),
+            (
+                "overlay__ch08_not_a_file",
+                "error cases, by the test's own runner",
+            ),
+            (
+                "overlay__ch08_teardown_fails",
+                "error cases, by the test's own runner",
+            ),
         ],
     },
     Chapter {
@@ -102,6 +129,7 @@ pub const CHAPTERS: &[Chapter] = &[
             ("privileges", "ch09_system_calls"),
             ("privileges", "ch09_release_agent"),
         ],
+        left_out: &[],
     },
     Chapter {
         number: 10,
@@ -111,6 +139,10 @@ pub const CHAPTERS: &[Chapter] = &[
             ("seccomp", "ch10_system_calls"),
             ("seccomp", "the_tiny_filter_refuses_two_calls"),
         ],
+        left_out: &[(
+            "seccomp__ch10_small_profile",
+            "the compiler's output: no command runs",
+        )],
     },
     Chapter {
         number: 11,
@@ -123,6 +155,10 @@ pub const CHAPTERS: &[Chapter] = &[
             ),
             ("userns", "root_in_the_container_cannot_kill_a_host_process"),
         ],
+        left_out: &[(
+            "rootless__rootless_ids",
+            "as an ordinary user, by the test's own runner",
+        )],
     },
 ];
 
@@ -153,10 +189,12 @@ pub fn main(mut args: impl Iterator<Item = String>) -> Result<()> {
     let which = which.ok_or_else(|| anyhow!("demo: which chapter? (`cargo xtask demo list`)"))?;
     if which == "list" {
         for c in CHAPTERS {
-            print!(
-                "{}",
-                wrap(&format!("{:02}  ", c.number), c.shows, 80, "    ")
-            );
+            let first = format!("{:02}  ", c.number);
+            print!("{}", wrap(&first, c.shows, 80, "    "));
+            for (snapshot, why) in c.left_out {
+                let text = format!("{snapshot} ({why})");
+                print!("{}", wrap("    not live: ", &text, 80, "      "));
+            }
         }
         return Ok(());
     }
@@ -540,6 +578,11 @@ mod tests {
         for c in CHAPTERS {
             let text = wrap(&format!("{:02}  ", c.number), c.shows, 80, "    ");
             assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+            for (snapshot, why) in c.left_out {
+                let text = format!("{snapshot} ({why})");
+                let text = wrap("    not live: ", &text, 80, "      ");
+                assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+            }
         }
     }
 
