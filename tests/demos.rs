@@ -49,14 +49,8 @@ fn ch01_a_process() {
     }
     let probe = host_probe();
     // Before: the probe run straight from the shell; after: as chapter 1's child.
-    let before = std::process::Command::new(&probe)
-        .args(["identity", "ns"])
-        .output()
-        .unwrap();
-    let before = common::redact(&format!(
-        "$ ROOTFS/bin/probe identity ns\n{}",
-        String::from_utf8_lossy(&before.stdout)
-    ));
+    let before = run(&probe, &["identity", "ns"]);
+    assert_eq!(before.code, 0, "{}", before.transcript);
     let after = run_clean("ch01-process", &["--", &probe, "identity", "ns"]);
     assert_eq!(after.code, 0, "{}", after.transcript);
     for ns in ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"] {
@@ -66,7 +60,7 @@ fn ch01_a_process() {
             "chapter 1 isolates nothing"
         );
     }
-    crate::snapshot!("ch01_before", &before);
+    crate::snapshot!("ch01_before", &before.transcript);
     crate::snapshot!("ch01_after", &after.transcript);
 
     // The command's exit status passes through; a signal death becomes 128+N.
@@ -295,6 +289,16 @@ fn remove_queue(key: libc::key_t) {
     }
 }
 
+/// The host's queue, removed when dropped: also when the test stops half
+/// way (a failed run, a Ctrl-C in a live demo).
+struct HostQueue;
+
+impl Drop for HostQueue {
+    fn drop(&mut self) {
+        remove_queue(HOST_KEY);
+    }
+}
+
 #[test]
 fn ch04_ipc_namespace() {
     if !root() {
@@ -304,6 +308,7 @@ fn ch04_ipc_namespace() {
     remove_queue(HOST_KEY);
     let id = unsafe { libc::msgget(HOST_KEY, libc::IPC_CREAT | 0o600) };
     assert!(id >= 0, "msgget on the host");
+    let _queue = HostQueue;
     let before = run_clean("ch03-net", &["--", &probe, "ns", "ipc"]);
     let after = run_clean("ch04-ipc", &["--", &probe, "ns", "ipc"]);
     // Vice versa: a queue made in the container never reaches the host.

@@ -87,11 +87,12 @@ fn ch11_root_in_the_container_is_an_unprivileged_uid_on_the_host() {
         assert_eq!(uids, want, "{bin}: Uid: in the host's /proc/PID/status");
         let (code, _, err) = finish(rt, "");
         assert_eq!(code, 0, "{bin}: {err}");
-        transcript += &format!(
+        // Put together after the step ran; a live demo shows it then.
+        transcript += &common::demo::shown(format!(
             "$ {} -- sh -c 'id -u'\n0\n$ grep Uid: /proc/CONTAINER/status   # on the host\nUid:\t{}\n",
             [&[bin][..], extra].concat().join(" "),
             uids.replace(' ', "\t")
-        );
+        ));
     }
     // The probe's view from inside.
     let run = sb.sh(CH11, &MAP, "/bin/probe userns");
@@ -264,10 +265,11 @@ fn root_in_the_container_cannot_kill_a_host_process() {
         if bin == CH11 {
             assert!(err.contains("Operation not permitted"), "{err}");
         }
-        transcript += &format!(
+        // Put together after the step ran; a live demo shows it then.
+        transcript += &common::demo::shown(format!(
             "$ {} -- sh -c 'kill -9 PID'   # PID: a process of the host's root\n{out}{err}",
             [&[bin][..], extra].concat().join(" ")
-        );
+        ));
     }
     crate::snapshot!("ch11_kill", transcript);
 }

@@ -3,6 +3,8 @@
 //! and checking that the host is left as it was.
 #![allow(dead_code)]
 
+pub mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +26,8 @@ pub fn skip(reason: &str) -> bool {
 
 /// `if !common::root() { return; }` at the top of every privileged test.
 pub fn root() -> bool {
+    // In a live demo, Ctrl-C from here on stops the test by a panic.
+    demo::get();
     nix::unistd::geteuid().is_root()
         || skip("needs root (namespaces, mounts, cgroups); run the suite as root")
 }
@@ -125,17 +129,33 @@ pub struct Run {
     pub transcript: String,
 }
 
-/// Runs `bin args...` with `id` as its container id, stdin closed, under a
-/// time limit (a hung container must fail the test, not the CI run).
+/// Runs `bin args...` with `id` as its container id (`bin`: a chapter
+/// binary's name, or a program's absolute path), as [`run_command`] does.
 pub fn run_id(id: &str, bin: &str, args: &[&str]) -> Run {
-    let mut child = Command::new(bin_dir().join(bin))
-        .args(args)
-        .env("STEPBOX_CONTAINER_ID", id)
+    let mut cmd = Command::new(bin_dir().join(bin));
+    cmd.args(args).env("STEPBOX_CONTAINER_ID", id);
+    run_command(cmd, bin, args)
+}
+
+/// Runs `cmd`, which is `bin args...`, as a transcript: stdin closed,
+/// under a time limit (a hung container must fail the test, not the CI
+/// run). In a live demo ([`demo`]), the command is shown before it runs
+/// and its output as it comes.
+pub fn run_command(mut cmd: Command, bin: &str, args: &[&str]) -> Run {
+    let demo = demo::get();
+    if let Some(demo) = demo {
+        demo.command(bin, args);
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let tees = demo.map(|demo| {
+        let out = demo.tee(child.stdout.take().unwrap());
+        (out, demo.tee(child.stderr.take().unwrap()))
+    });
     let pid = child.id();
     let start = Instant::now();
     let status = loop {
@@ -151,10 +171,25 @@ pub fn run_id(id: &str, bin: &str, args: &[&str]) -> Run {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = match tees {
+        Some((out, err)) => (out.join().unwrap(), err.join().unwrap()),
+        None => {
+            let out = child.wait_with_output().unwrap();
+            (out.stdout, out.stderr)
+        }
+    };
     let code = std::os::unix::process::ExitStatusExt::signal(&status)
         .map_or_else(|| status.code().unwrap(), |s| 128 + s);
-    Run::new(bin, args, code, &out.stdout, &out.stderr)
+    if let Some(demo) = demo {
+        demo.status(code);
+    }
+    Run::new(bin, args, code, &stdout, &stderr)
+}
+
+/// `$ bin ARGS`, each argument as a reader would type it.
+fn command_line(bin: &str, args: &[&str]) -> String {
+    let shown: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    format!("$ {bin} {}", shown.join(" "))
 }
 
 impl Run {
@@ -162,8 +197,7 @@ impl Run {
     pub fn new(bin: &str, args: &[&str], code: i32, stdout: &[u8], stderr: &[u8]) -> Run {
         let stdout = String::from_utf8_lossy(stdout).into_owned();
         let stderr = String::from_utf8_lossy(stderr).into_owned();
-        let shown: Vec<String> = args.iter().map(|a| quote(a)).collect();
-        let mut transcript = format!("$ {bin} {}\n{stdout}{stderr}", shown.join(" "));
+        let mut transcript = format!("{}\n{stdout}{stderr}", command_line(bin, args));
         if code != 0 {
             transcript.push_str(&format!("[exit status {code}]\n"));
         }
@@ -256,9 +290,14 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
 macro_rules! snapshot {
     ($name:expr, $text:expr) => {{
         let text = $crate::common::for_the_book(&$text);
+        let name = $name;
+        let shown = ::std::string::ToString::to_string(&name);
         let mut settings = insta::Settings::clone_current();
         settings.set_omit_expression(true);
-        settings.bind(|| insta::assert_snapshot!($name, text));
+        // In a live demo, also the verdict the audience sees.
+        $crate::common::demo::verdict(&shown, || {
+            settings.bind(|| insta::assert_snapshot!(name, text))
+        });
     }};
 }
 
@@ -700,11 +739,11 @@ impl NetNs {
             .unwrap()
     }
 
-    /// A run to its end, as a transcript.
+    /// A run to its end, as a transcript ([`run_command`]).
     pub fn run_bin(&self, bin: &str, args: &[&str]) -> Run {
-        let out = self.spawn(bin, args).wait_with_output().unwrap();
-        let code = out.status.code().unwrap_or(-1);
-        Run::new(bin, args, code, &out.stdout, &out.stderr)
+        let mut cmd = self.command(bin_dir().join(bin));
+        cmd.args(args).env("STEPBOX_CONTAINER_ID", unique_id());
+        run_command(cmd, bin, args)
     }
 
     /// `cmd`, to be run in the namespace.

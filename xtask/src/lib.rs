@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod busybox;
+pub mod demo;
 pub mod elf;
 pub mod image;
 pub mod paths;

@@ -23,6 +23,9 @@ commands:
       binaries in DIR (another build, e.g. an older commit's
       target/release) run in the same rounds, each row under the new one.
       Needs root.
+  demo NN [--pace enter|SECONDS] | demo list
+      chapter NN's demo, live: its snapshot tests, each command shown
+      before it runs, then whether all matches (the book: Giving a demo).
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.next().as_deref() {
         Some("rootfs") => rootfs(args),
         Some("bench") => bench(args),
+        Some("demo") => xtask::demo::main(args),
         Some("image") => {
             for layer in xtask::image::ensure()? {
                 println!("{}", layer.display());
