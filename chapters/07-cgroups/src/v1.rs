@@ -154,13 +154,23 @@ impl Cgroup for Hierarchies {
     fn set_limits(&self, ctx: &Ctx, limits: &Limits) -> Result<()> {
         if let Some(bytes) = limits.memory {
             let dir = self.dir("memory");
-            let bytes = bytes.to_string();
-            write(ctx, dir, "memory.limit_in_bytes", &bytes, None)?;
-            // No swap: memory+swap gets the same limit as memory alone. Set
-            // second, as it may never be below memory.limit_in_bytes. The
-            // file exists only if the kernel accounts swap.
-            if dir.join("memory.memsw.limit_in_bytes").exists() {
-                write(ctx, dir, "memory.memsw.limit_in_bytes", &bytes, None)?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes").exists();
+            // No swap: memory+swap gets the same limit as memory alone. The
+            // file exists only if the kernel accounts swap, and may never be
+            // below memory.limit_in_bytes: it goes second when the limit
+            // comes down (a new cgroup's is unlimited), first when it goes
+            // up (chapter 12's update of a running container).
+            let now = std::fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            let bytes_s = bytes.to_string();
+            if memsw && bytes > now {
+                write(ctx, dir, "memory.memsw.limit_in_bytes", &bytes_s, None)?;
+            }
+            write(ctx, dir, "memory.limit_in_bytes", &bytes_s, None)?;
+            if memsw && bytes <= now {
+                write(ctx, dir, "memory.memsw.limit_in_bytes", &bytes_s, None)?;
             }
         }
         if let Some(n) = limits.pids {

@@ -109,7 +109,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
-    /// Not written yet: update, events.
+    /// Change a running container's memory, pids or CPU limits.
+    Update {
+        /// linux.resources as JSON (`-`: stdin); the flags below override it.
+        #[arg(short, long, value_name = "FILE")]
+        resources: Option<PathBuf>,
+        /// Bytes.
+        #[arg(short, long)]
+        memory: Option<i64>,
+        #[arg(long)]
+        pids_limit: Option<i64>,
+        #[arg(long)]
+        cpu_quota: Option<i64>,
+        #[arg(long)]
+        cpu_period: Option<u64>,
+        #[arg(long)]
+        cpu_shares: Option<u64>,
+        id: String,
+    },
+    /// Not written yet: events.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -279,6 +297,41 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             id,
             ps_args,
         } => ps(&root, id, format, ps_args).map(|_| 0),
+        Command::Update {
+            resources,
+            memory,
+            pids_limit,
+            cpu_quota,
+            cpu_period,
+            cpu_shares,
+            id,
+        } => {
+            let mut r = match resources {
+                Some(path) if path == Path::new("-") => {
+                    serde_json::from_reader(std::io::stdin())
+                        .map_err(|e| fail(format!("--resources -: {e}")))?
+                }
+                Some(path) => {
+                    let text = std::fs::read(path)
+                        .map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
+                    serde_json::from_slice(&text)
+                        .map_err(|e| fail(format!("{}: {e}", path.display())))?
+                }
+                None => json!({}),
+            };
+            for (obj, key, v) in [
+                ("memory", "limit", memory.map(|v| json!(v))),
+                ("pids", "limit", pids_limit.map(|v| json!(v))),
+                ("cpu", "quota", cpu_quota.map(|v| json!(v))),
+                ("cpu", "period", cpu_period.map(|v| json!(v))),
+                ("cpu", "shares", cpu_shares.map(|v| json!(v))),
+            ] {
+                if let Some(v) = v {
+                    r[obj][key] = v;
+                }
+            }
+            update(cli, &root, id, r).map(|_| 0)
+        }
         Command::List { format, quiet } => list(&root, format, *quiet).map(|_| 0),
         Command::Spec { bundle } => write_spec(bundle).map(|_| 0),
         Command::Features => {
@@ -872,6 +925,34 @@ fn freeze(root: &Path, id: &str, on: bool) -> Result<(), Fail> {
     }
 }
 // ANCHOR_END: freeze
+
+// ANCHOR: update
+/// `update`: the new limits, read as create reads `linux.resources`, and
+/// written by chapter 7 into the container's cgroup.
+fn update(cli: &Cli, root: &Path, id: &str, resources: Value) -> Result<(), Fail> {
+    let (dir, saved) = open_existing(root, id)?;
+    if dir.status(&saved) == Status::Stopped {
+        return Err(fail(format!("container {id} is not running")));
+    }
+    let text = std::fs::read(dir.path.join("config.json"))
+        .map_err(|e| fail(format!("reading {}/config.json: {e}", dir.path.display())))?;
+    let mut config: Value = serde_json::from_slice(&text)
+        .map_err(|e| fail(format!("{}/config.json: {e}", dir.path.display())))?;
+    config["linux"]["resources"] = resources;
+    let bundle = spec::parse(&config, &saved.bundle).map_err(fail)?;
+    let ch07 = &bundle.config.prev.prev.prev.prev.prev;
+    let mut limits = ch07.limits.clone();
+    limits.devices = None;
+    let name = ch07
+        .cgroup_name
+        .clone()
+        .unwrap_or_else(|| format!("stepbox-{}", saved.record));
+    let mut ctx = context(cli, root);
+    ctx.id = saved.record.clone();
+    ch07_cgroups::update(&ctx, ch07.cgroup_parent.as_deref(), &name, &limits)
+        .map_err(|e| (e.code, e.msg))
+}
+// ANCHOR_END: update
 
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<(), Fail> {
     let (_dir, saved) = open_existing(root, id)?;
