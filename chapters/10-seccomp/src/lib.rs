@@ -25,7 +25,7 @@ pub mod compile;
 pub mod default;
 pub mod profile;
 
-use ch01_process::{Chapter, Context, Ctx, Error, Result, Step, Steps};
+use ch01_process::{Chapter, Ctx, Error, Result, Step, Steps};
 use clap::Args;
 /// The OCI runtime spec's types, for callers that build a [`Seccomp::Oci`].
 pub use oci_spec;
@@ -133,6 +133,42 @@ impl Config {
 }
 // ANCHOR_END: opts
 
+/// The profile, in the OCI format, that `seccomp` loads for a container
+/// with chapter 9's configuration `p`: docker's default and a docker
+/// profile resolved for its capabilities and this machine. None: no
+/// filter (unconfined, `--privileged`, or the tiny one, which is no profile).
+pub fn oci_profile(
+    seccomp: &Seccomp,
+    p: &ch09_privileges::Config,
+) -> std::result::Result<Option<LinuxSeccomp>, String> {
+    let caps = || match p.caps {
+        Some(set) => Ok(set),
+        None => ch09_privileges::caps::resolve(&p.cap_add, &p.cap_drop),
+    };
+    Ok(Some(match seccomp {
+        Seccomp::Unconfined | Seccomp::Tiny => return Ok(None),
+        _ if p.privileged => return Ok(None),
+        Seccomp::Oci(oci) => oci.clone(),
+        Seccomp::Default => {
+            profile::resolve(&default::profile(), &profile::Target::here(caps()?.names()))
+                .map_err(|e| format!("docker's default profile: {e}"))?
+        }
+        Seccomp::File(path) => {
+            let what = format!("--security-opt seccomp={}", path.display());
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                let why = match e.raw_os_error() {
+                    Some(n) => ch01_process::error::describe(nix::errno::Errno::from_raw(n)),
+                    None => e.to_string(),
+                };
+                format!("{what}: {why}")
+            })?;
+            let parsed = profile::parse(&text).map_err(|e| format!("{what}: {e}"))?;
+            profile::resolve(&parsed, &profile::Target::here(caps()?.names()))
+                .map_err(|e| format!("{what}: {e}"))?
+        }
+    }))
+}
+
 // ANCHOR: step
 struct Filter {
     seccomp: Seccomp,
@@ -149,34 +185,18 @@ impl Step for Filter {
         let p = &self.privileges;
         self.no_new_privs =
             ch09_privileges::no_new_privs(&p.security_opt).map_err(Error::runtime)?;
-        let oci = match &self.seccomp {
-            Seccomp::Unconfined => return Ok(()),
-            _ if p.privileged => return Ok(()),
-            Seccomp::Tiny => {
+        if let Seccomp::Tiny = self.seccomp {
+            if !p.privileged {
                 let insns = bpf::tiny();
                 self.filter = Some((
                     compile::Filter { insns, flags: 0 },
                     "the tiny filter".into(),
                 ));
-                return Ok(());
             }
-            Seccomp::Oci(oci) => oci.clone(),
-            Seccomp::Default => {
-                let caps = ch09_privileges::caps::resolve(&p.cap_add, &p.cap_drop)
-                    .map_err(Error::runtime)?;
-                profile::resolve(&default::profile(), &profile::Target::here(caps.names()))
-                    .map_err(|e| Error::runtime(format!("docker's default profile: {e}")))?
-            }
-            Seccomp::File(path) => {
-                let what = format!("--security-opt seccomp={}", path.display());
-                let text = std::fs::read_to_string(path).context(what.clone())?;
-                let parsed =
-                    profile::parse(&text).map_err(|e| Error::runtime(format!("{what}: {e}")))?;
-                let caps = ch09_privileges::caps::resolve(&p.cap_add, &p.cap_drop)
-                    .map_err(Error::runtime)?;
-                profile::resolve(&parsed, &profile::Target::here(caps.names()))
-                    .map_err(|e| Error::runtime(format!("{what}: {e}")))?
-            }
+            return Ok(());
+        }
+        let Some(oci) = oci_profile(&self.seccomp, p).map_err(Error::runtime)? else {
+            return Ok(());
         };
         let what = match &self.seccomp {
             Seccomp::File(path) => format!("{}", path.display()),
