@@ -84,10 +84,19 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Write a config.json for a bundle with a `rootfs` directory.
+    /// Write a config.json for a bundle with a `rootfs` directory; with
+    /// chapter 11's flags, the config those flags mean.
     Spec {
         #[arg(short, long, value_name = "DIR", default_value = ".")]
         bundle: PathBuf,
+        /// Print it instead of writing BUNDLE/config.json.
+        #[arg(long)]
+        stdout: bool,
+        #[command(flatten)]
+        flags: Box<ch11_userns::Opts>,
+        /// The container's command (default: sh).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
     },
     /// What this runtime supports, as JSON (the runtime spec's features).
     Features,
@@ -333,7 +342,21 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             update(cli, &root, id, r).map(|_| 0)
         }
         Command::List { format, quiet } => list(&root, format, *quiet).map(|_| 0),
-        Command::Spec { bundle } => write_spec(bundle).map(|_| 0),
+        Command::Spec {
+            bundle,
+            stdout,
+            flags,
+            command,
+        } => {
+            use ch01_process::Chapter;
+            let mut config = flags.config();
+            // As runc's spec: no user namespace unless a map is asked for.
+            if flags.uidmap.is_empty() && flags.gidmap.is_empty() && flags.userns_remap.is_none() {
+                config.userns = ch11_userns::UserNs::Host;
+            }
+            let json = crate::flags::to_json(&config, command).map_err(fail)?;
+            write_spec(bundle, &json, *stdout).map(|_| 0)
+        }
         Command::Features => {
             println!(
                 "{}",
@@ -1093,7 +1116,6 @@ pub fn default_spec() -> Value {
     let caps: Vec<String> = ch09_privileges::caps::CapSet::docker_default()
         .names()
         .into_iter()
-        .map(|n| format!("CAP_{n}"))
         .collect();
     json!({
         "ociVersion": "1.0.2",
@@ -1136,9 +1158,13 @@ pub fn default_spec() -> Value {
     })
 }
 
-fn write_spec(bundle: &Path) -> Result<(), Fail> {
+fn write_spec(bundle: &Path, json: &Value, stdout: bool) -> Result<(), Fail> {
     let path = bundle.join("config.json");
-    let text = serde_json::to_string_pretty(&default_spec()).expect("json") + "\n";
+    let text = serde_json::to_string_pretty(json).expect("json") + "\n";
+    if stdout {
+        print!("{text}");
+        return Ok(());
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -1159,7 +1185,7 @@ fn features() -> Value {
         "linux": {
             "namespaces": ["pid", "network", "ipc", "uts", "mount", "cgroup", "user"],
             "capabilities": ch09_privileges::caps::CapSet::all().names().iter()
-                .map(|n| format!("CAP_{n}")).collect::<Vec<_>>(),
+                .collect::<Vec<_>>(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": true},
         },

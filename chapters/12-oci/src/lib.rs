@@ -25,6 +25,7 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod exec;
+pub mod flags;
 pub mod hooks;
 pub mod sealed;
 pub mod spec;

@@ -137,8 +137,10 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
             "ociVersion {version:?}: chapter 12 runs version 1.x configs"
         ));
     }
-    let mut c = crate::Config::default();
-    c.bundle = bundle.to_owned();
+    let mut c = crate::Config {
+        bundle: bundle.to_owned(),
+        ..crate::Config::default()
+    };
     // What is below is written from chapter 11 down: `prev` 0 is chapter
     // 11's part, `prev.prev` chapter 10's, and so on.
     let ch11 = &mut c.prev;
