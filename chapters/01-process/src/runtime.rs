@@ -734,6 +734,7 @@ fn container(
     report_failure(ctx, &err)
 }
 
+// ANCHOR: fifo
 /// Waits for `start` (chapter 12): opening the FIFO for writing blocks
 /// until `start` opens it for reading; the byte written tells it the open
 /// was ours. The O_PATH descriptor opened before pivot_root(2) is reopened
@@ -753,6 +754,7 @@ fn wait_for_fifo(fd: std::os::fd::RawFd) -> Result<()> {
     let _ = nix::unistd::close(fd);
     Ok(())
 }
+// ANCHOR_END: fifo
 
 /// Waits for `msg` from the runtime; anything else (end-of-file: the
 /// runtime is gone or gave up) ends this process, which has nothing to

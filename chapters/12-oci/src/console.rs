@@ -43,6 +43,7 @@ impl Console {
 
 nix::ioctl_read!(tiocgptn, b'T', 0x30, libc::c_uint);
 
+// ANCHOR: console
 impl Step for Console {
     fn prepare(&mut self, ctx: &mut Ctx) -> Result<()> {
         let socket = UnixStream::connect(&self.socket_path).context(format!(
@@ -142,3 +143,4 @@ impl Step for Console {
         Ok(())
     }
 }
+// ANCHOR_END: console
