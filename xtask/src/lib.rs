@@ -13,6 +13,7 @@ pub mod bench;
 pub mod busybox;
 pub mod elf;
 pub mod image;
+pub mod lab;
 pub mod paths;
 pub mod probe;
 pub mod rootfs;

@@ -517,6 +517,7 @@ fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize, rootless: bool) -> Result
         dir.display()
     ));
     let mount_here = || {
+        // lab: begin mount(2) an "overlay" on "merged", with `data` as its options
         mount(
             Some("overlay"),
             "merged",
@@ -524,6 +525,7 @@ fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize, rootless: bool) -> Result
             MsFlags::empty(),
             Some(data.as_str()),
         )
+        // lab: end
     };
     // The relative paths need the container's directory as the current
     // one, but the runtime's current directory is not ours to change (a
