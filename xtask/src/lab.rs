@@ -27,7 +27,7 @@
 //!
 //! The checks are properties, not transcripts: each one runs the built
 //! binary with the default image's probe and reads what the probe answers
-//! (see [`checks`]). Every run is inside throwaway mount, UTS, IPC and pid
+//! (see `checks()`). Every run is inside throwaway mount, UTS, IPC and pid
 //! namespaces (`unshare(1)`): a mount the student's code leaks, a hostname
 //! it sets, an IPC object or a process it leaves, dies with them. The
 //! wrapper's `/` is made shared, as systemd makes the host's, so a leak
@@ -1120,7 +1120,7 @@ impl Env {
         };
         let after = HostState::capture(&id, &self.scratch);
         let changed = before.differences(&after);
-        after.clean_up(&id, &self.scratch);
+        after.clean_up(&before);
         if timed_out {
             bail!(
                 "the container did not finish in {} s (is it waiting for something?)",
@@ -1206,16 +1206,18 @@ impl HostState {
         Some(what.join("; "))
     }
 
-    /// Removes what a run left: its cgroups, deepest first, and mounts.
-    fn clean_up(&self, _id: &str, _scratch: &Path) {
-        let mut cgroups = self.cgroups.clone();
-        cgroups.sort_by_key(|c| std::cmp::Reverse(c.len()));
-        for c in cgroups {
+    /// Removes what a run left since `before`: cgroups, deepest first,
+    /// and mounts, innermost first.
+    fn clean_up(&self, before: &HostState) {
+        let new = |now: &[String], then: &[String]| -> Vec<String> {
+            let mut left: Vec<String> = now.iter().filter(|x| !then.contains(x)).cloned().collect();
+            left.sort_by_key(|x| std::cmp::Reverse(x.len()));
+            left
+        };
+        for c in new(&self.cgroups, &before.cgroups) {
             let _ = fs::remove_dir(&c);
         }
-        let mut mounts = self.mounts.clone();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
+        for m in new(&self.mounts, &before.mounts) {
             if let Ok(path) = std::ffi::CString::new(m) {
                 // SAFETY: `path` is a NUL-terminated string that outlives the call.
                 unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
@@ -1304,6 +1306,9 @@ pub fn check_lab(nn: &str, labs: &Path) -> Result<bool> {
             lab.display(),
             chapter.number
         );
+    }
+    if properties(chapter.number).is_empty() {
+        bail!("chapter {:02} has no checks yet", chapter.number);
     }
     let lab = fs::canonicalize(&lab)?;
     let variant = Variant {
