@@ -434,6 +434,8 @@ pub struct Seen {
     pub mounts: (String, String),
     /// The wrapper's hostname before and after.
     pub hostname: (String, String),
+    /// The runtime's pid, in the wrapper's pid namespace.
+    pub runtime_pid: String,
 }
 
 impl Seen {
@@ -572,14 +574,14 @@ fn checks(number: u32) -> Vec<Check> {
                 },
             ),
             check(
-                "the command is a child of the runtime, not the runtime itself",
+                "the command is a new process, the runtime's child",
                 "-- PROBE identity",
                 |s| {
-                    let pid = s.probe("identity", "pid").unwrap_or_default();
+                    let ppid = s.probe("identity", "ppid").unwrap_or_default();
                     expect(
                         s,
-                        !pid.is_empty() && pid != "1",
-                        "clone_pidfd() in runtime.rs: the probe must run in a new process",
+                        !s.runtime_pid.is_empty() && ppid == s.runtime_pid,
+                        "clone_pidfd() in runtime.rs: the command's parent must be the runtime",
                     )
                 },
             ),
@@ -1117,6 +1119,7 @@ impl Env {
             after: read("after.out"),
             mounts: (read("mounts.before"), read("mounts.after")),
             hostname: (read("hostname.before"), read("hostname.after")),
+            runtime_pid: read("pid").trim().to_owned(),
         };
         let after = HostState::capture(&id, &self.scratch);
         let changed = before.differences(&after);
@@ -1147,7 +1150,9 @@ mount --make-rshared / || exit 99
 cut -d' ' -f5 /proc/self/mountinfo > "$o/mounts.before"
 cat /proc/sys/kernel/hostname > "$o/hostname.before"
 eval "$LAB_BEFORE" > "$o/before.out" 2>&1
-"$@" > "$o/stdout" 2> "$o/stderr" < /dev/null
+"$@" > "$o/stdout" 2> "$o/stderr" < /dev/null &
+echo $! > "$o/pid"
+wait $!
 echo $? > "$o/code"
 cut -d' ' -f5 /proc/self/mountinfo > "$o/mounts.after"
 cat /proc/sys/kernel/hostname > "$o/hostname.after"
