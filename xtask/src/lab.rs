@@ -306,9 +306,6 @@ pub fn build(ws: &Path, variants: &[Variant]) -> Result<()> {
     for v in variants {
         cmd.args(["-p", &v.package]);
     }
-    // Cargo run from another cargo (cargo test, cargo xtask) must not
-    // reuse its parent's idea of the target dir.
-    cmd.env_remove("CARGO_TARGET_DIR");
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
         bail!("does not build: see cargo's errors above");
@@ -436,6 +433,8 @@ pub struct Seen {
     pub hostname: (String, String),
     /// The runtime's pid, in the wrapper's pid namespace.
     pub runtime_pid: String,
+    /// Killed after [`TIME_LIMIT`].
+    pub timed_out: bool,
 }
 
 impl Seen {
@@ -1038,10 +1037,16 @@ impl Env {
         let verdict = match self.observe(check) {
             Err(e) => Verdict::Fail(format!("not run: {e:#}")),
             Ok((seen, host)) => {
-                if let Some(hint) = todo_hint(&seen.stderr) {
-                    Verdict::Fail(format!("todo!() reached: {hint}"))
-                } else if let Some(changed) = host {
+                // A leak first: it must never hide behind another failure.
+                if let Some(changed) = host {
                     Verdict::Fail(format!("the host changed: {changed}"))
+                } else if let Some(hint) = todo_hint(&seen.stderr) {
+                    Verdict::Fail(format!("todo!() reached: {hint}"))
+                } else if seen.timed_out {
+                    Verdict::Fail(format!(
+                        "killed after {} s: what does it wait for?",
+                        TIME_LIMIT.as_secs()
+                    ))
                 } else {
                     match (check.judge)(&seen) {
                         Ok(()) => Verdict::Pass,
@@ -1120,17 +1125,12 @@ impl Env {
             mounts: (read("mounts.before"), read("mounts.after")),
             hostname: (read("hostname.before"), read("hostname.after")),
             runtime_pid: read("pid").trim().to_owned(),
+            timed_out,
         };
         let after = HostState::capture(&id, &self.scratch);
         let changed = before.differences(&after);
         after.clean_up(&before);
-        if timed_out {
-            bail!(
-                "the container did not finish in {} s (is it waiting for something?)",
-                TIME_LIMIT.as_secs()
-            );
-        }
-        if code.is_err() {
+        if code.is_err() && !timed_out {
             let why = wrapper_err.lines().next().unwrap_or("no status").to_owned();
             bail!("the throwaway namespaces did not run: {why}");
         }
