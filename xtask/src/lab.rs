@@ -232,7 +232,7 @@ pub fn start(nn: &str, labs: &Path) -> Result<PathBuf> {
     for hint in hints {
         println!("  - {hint}");
     }
-    println!("then: cargo xtask lab check {:02}", chapter.number);
+    println!("then, as root: cargo xtask lab check {:02}", chapter.number);
     Ok(dest)
 }
 
