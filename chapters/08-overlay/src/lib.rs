@@ -516,7 +516,8 @@ fn mount_overlay(ctx: &Ctx, dir: &Path, layers: usize, rootless: bool) -> Result
         merged.display(),
         dir.display()
     ));
-    // The type said: a starter's todo!() in place of the mount leaves nothing to infer it from.
+    // The return type written out: in the lab's starter a todo!() stands for
+    // the mount, which leaves nothing to infer it from.
     let mount_here = || -> nix::Result<()> {
         // lab: begin mount(2) an "overlay" on "merged", with `data` as its options
         mount(
