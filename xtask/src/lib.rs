@@ -14,6 +14,7 @@ pub mod busybox;
 pub mod demo;
 pub mod elf;
 pub mod image;
+pub mod lab;
 pub mod paths;
 pub mod probe;
 pub mod rootfs;

@@ -26,6 +26,16 @@ commands:
   demo NN [--pace enter|SECONDS] | demo list
       chapter NN's demo, live: its snapshot tests, each command shown
       before it runs, then whether all matches (the book: Giving a demo).
+  lab start NN [--dir D]
+      copy chapter NN with its essential bodies cut out (todo!()s with a
+      hint) into D/NN-name, default labs/NN-name; never overwrites one.
+  lab check NN|all [--dir D]
+      build the lab D/NN-name in place of chapter NN and check the
+      chapter's properties against it, in throwaway namespaces; prints
+      a table, one line of advice per failure. `all`: every started lab.
+      Needs root. Exit status 1 if a check fails.
+  lab status [--dir D]
+      each lab started in D and its last check.
 ";
 
 fn main() -> ExitCode {
@@ -44,6 +54,7 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("rootfs") => rootfs(args),
         Some("bench") => bench(args),
         Some("demo") => xtask::demo::main(args),
+        Some("lab") => lab(args),
         Some("image") => {
             for layer in xtask::image::ensure()? {
                 println!("{}", layer.display());
@@ -99,4 +110,51 @@ fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     xtask::bench::run(runs, write, against)
+}
+
+fn lab(mut args: impl Iterator<Item = String>) -> Result<()> {
+    let what = args.next();
+    let mut nn = None;
+    let mut dir = xtask::lab::default_labs();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dir" => match args.next() {
+                Some(d) => dir = PathBuf::from(d),
+                None => bail!("--dir needs a directory"),
+            },
+            other if nn.is_none() && !other.starts_with('-') => nn = Some(other.to_owned()),
+            other => bail!("lab: unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    match (what.as_deref(), nn.as_deref()) {
+        (Some("start"), Some(nn)) => xtask::lab::start(nn, &dir).map(drop),
+        (Some("check"), Some("all")) => {
+            let labs = xtask::lab::started(&dir);
+            if labs.is_empty() {
+                bail!("no lab started in {}", dir.display());
+            }
+            let mut failed = 0;
+            for (name, _) in labs {
+                let nn = name.split('-').next().unwrap_or_default().to_owned();
+                if !xtask::lab::check_lab(&nn, &dir)? {
+                    failed += 1;
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} lab(s) with a failing check");
+            }
+            Ok(())
+        }
+        (Some("check"), Some(nn)) => {
+            if !xtask::lab::check_lab(nn, &dir)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        (Some("status"), None) => {
+            print!("{}", xtask::lab::status(&dir));
+            Ok(())
+        }
+        _ => bail!("lab: start NN, check NN|all or status\n{USAGE}"),
+    }
 }

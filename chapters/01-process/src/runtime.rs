@@ -546,6 +546,7 @@ fn threads() -> Option<usize> {
 /// Returns the child's pid and pidfd in the parent, None in the child.
 fn clone_pidfd(flags: CloneFlags) -> std::result::Result<Option<(Pid, OwnedFd)>, Errno> {
     let mut pidfd: libc::c_int = -1;
+    // lab: begin raw clone(2): flags, CLONE_PIDFD, SIGCHLD; None in the child
     let flags = flags | CloneFlags::from_bits_retain(libc::CLONE_PIDFD);
     // CLONE_PIDFD takes parent_tid's place: the kernel writes the pidfd
     // into `pidfd`. The callers make sure this process is single-threaded.
@@ -568,6 +569,7 @@ fn clone_pidfd(flags: CloneFlags) -> std::result::Result<Option<(Pid, OwnedFd)>,
             OwnedFd::from_raw_fd(pidfd)
         }))),
     }
+    // lab: end
 }
 
 /// The forked copy of a multi-threaded caller: clones the container and

@@ -69,7 +69,9 @@ struct PidNamespace {
 
 impl Step for PidNamespace {
     fn clone_flags(&self) -> CloneFlags {
+        // lab: begin the clone(2) flag that gives the child a pid namespace of its own
         CloneFlags::CLONE_NEWPID
+        // lab: end
     }
 
     fn before_exec(&self, ctx: &Ctx) -> Result<()> {

@@ -103,7 +103,9 @@ struct NetNamespace;
 
 impl Step for NetNamespace {
     fn clone_flags(&self) -> CloneFlags {
+        // lab: begin the clone(2) flag that gives the child a network stack of its own
         CloneFlags::CLONE_NEWNET
+        // lab: end
     }
 
     fn setup(&self, ctx: &Ctx) -> Result<()> {
@@ -135,6 +137,7 @@ pub fn set_up(name: &str) -> Result<()> {
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
+    // lab: begin ioctl(2) SIOCGIFFLAGS, add IFF_UP to ifru_flags, ioctl(2) SIOCSIFFLAGS
     let fd = sock.as_raw_fd();
     // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
     // `req`, a valid ifreq; `name` (lo, eth0) is shorter than IFNAMSIZ, so
@@ -149,6 +152,7 @@ pub fn set_up(name: &str) -> Result<()> {
         return Err(nix::errno::Errno::last()).context(format!("ioctl(2) SIOCSIFFLAGS {name} up"));
     }
     Ok(())
+    // lab: end
 }
 // ANCHOR_END: up
 

@@ -53,7 +53,9 @@ impl Step for IpcNamespace {
     fn clone_flags(&self) -> CloneFlags {
         // Nothing else to do: the new namespace starts empty, and the objects
         // in it die with it.
+        // lab: begin the clone(2) flag that gives the child IPC objects of its own
         CloneFlags::CLONE_NEWIPC
+        // lab: end
     }
 }
 // ANCHOR_END: step

@@ -154,6 +154,7 @@ impl Step for MountNamespace {
         dev::populate(ctx, root)?;
         mounts::mount_all(ctx, root, &self.mounts)?;
 
+        // lab: begin chdir(2) root, pivot_root(2) ".", ".", umount2(2) the old root, chdir(2) /
         chdir(root).context(format!("chdir(2) {}", root.display()))?;
         // pivot_root(".", ".") stacks the old root on top of the new one, at
         // the same place; it needs no directory for the old root inside the
@@ -166,10 +167,11 @@ impl Step for MountNamespace {
         ))?;
         ctx.say(format_args!("umount2(2) the old root, MNT_DETACH"));
         umount2(".", MntFlags::MNT_DETACH).context("detaching the old root (umount2(2))")?;
+        chdir("/").context("chdir(2) /")?;
+        // lab: end
         if self.readonly {
             read_only_root(ctx)?;
         }
-        chdir("/").context("chdir(2) /")?;
         if let Some(dir) = &self.workdir {
             std::fs::create_dir_all(dir).context(format!("mkdir -p {}", dir.display()))?;
             chdir(dir).context(format!("chdir(2) {}", dir.display()))?;

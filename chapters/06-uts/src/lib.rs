@@ -70,8 +70,10 @@ impl Step for UtsNamespace {
 
     fn setup(&self, ctx: &Ctx) -> Result<()> {
         let name = self.hostname.as_deref().unwrap_or_default();
+        // lab: begin sethostname(2) the name, in the child's own UTS namespace
         ctx.say(format_args!("sethostname(2) {name:?}"));
         nix::unistd::sethostname(name).context(format!("sethostname(2) {name:?}"))
+        // lab: end
     }
 }
 // ANCHOR_END: step

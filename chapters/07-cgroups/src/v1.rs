@@ -211,6 +211,7 @@ impl Cgroup for Hierarchies {
     // ANCHOR_END: v1_devices
 
     fn add(&self, ctx: &Ctx, pid: Pid) -> Result<()> {
+        // lab: begin write the pid into cgroup.procs of each hierarchy's directory (v1)
         for h in &self.list {
             write(
                 ctx,
@@ -221,6 +222,7 @@ impl Cgroup for Hierarchies {
             )?;
         }
         Ok(())
+        // lab: end
     }
 
     // ANCHOR: v1_mount

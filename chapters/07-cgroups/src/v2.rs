@@ -259,7 +259,9 @@ impl Cgroup for Unified {
     // ANCHOR_END: v2_devices
 
     fn add(&self, ctx: &Ctx, pid: Pid) -> Result<()> {
+        // lab: begin write the pid into the container cgroup's cgroup.procs (v2)
         write(ctx, &self.dir, "cgroup.procs", &pid.to_string(), None)
+        // lab: end
     }
 
     fn mount_inside(&self, ctx: &Ctx) -> Result<()> {

@@ -366,6 +366,7 @@ pub fn drop_bounding(ctx: &Ctx, keep: CapSet) -> Result<()> {
             CapSet(present.0 & keep.0)
         )),
     }
+    // lab: begin prctl(2) PR_CAPBSET_DROP each capability of `dropping` up to `last`
     for cap in dropping.iter().filter(|&cap| cap <= last) {
         // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory of ours.
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
@@ -379,6 +380,7 @@ pub fn drop_bounding(ctx: &Ctx, keep: CapSet) -> Result<()> {
         }
     }
     Ok(())
+    // lab: end
 }
 // ANCHOR_END: bounding
 
@@ -490,6 +492,7 @@ pub fn set(ctx: &Ctx, set: CapSet) -> Result<()> {
     ctx.say(format_args!(
         "capset(2) effective = permitted = {set}, inheritable = none"
     ));
+    // lab: begin capset(2) effective = permitted = `set`, inheritable empty
     let header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -506,6 +509,7 @@ pub fn set(ctx: &Ctx, set: CapSet) -> Result<()> {
     Errno::result(r)
         .map(|_| ())
         .context(format!("capset(2) effective = permitted = {set}"))
+    // lab: end
 }
 // ANCHOR_END: set
 

@@ -50,6 +50,7 @@ impl Filter {
             len: self.insns.len() as u16,
             filter: self.insns.as_ptr() as *mut libc::sock_filter,
         };
+        // lab: begin seccomp(2) SECCOMP_SET_MODE_FILTER with self.flags and &prog
         // SAFETY: `prog` points at `self.insns`, which outlives the call;
         // the kernel copies the program and only reads it.
         let ret = unsafe {
@@ -64,6 +65,7 @@ impl Filter {
             0 => Ok(()),
             _ => Err(nix::errno::Errno::last()),
         }
+        // lab: end
     }
 }
 // ANCHOR_END: seccomp

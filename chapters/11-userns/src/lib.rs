@@ -207,8 +207,10 @@ fn write_maps(ctx: &Ctx, child: Pid, plan: &Plan) -> Result<()> {
     };
     match plan.writer {
         Writer::Direct => {
+            // lab: begin write the child's uid_map, then its gid_map (idmap::render)
             write("uid_map", &idmap::render(uids))?;
             write("gid_map", &idmap::render(gids))?;
+            // lab: end
         }
         Writer::Single => {
             // Without CAP_SETGID over the parent namespace, a gid map can
