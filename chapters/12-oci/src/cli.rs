@@ -92,6 +92,9 @@ enum Command {
         /// Print it instead of writing BUNDLE/config.json.
         #[arg(long)]
         stdout: bool,
+        /// The root filesystem read-only (docker's --read-only).
+        #[arg(long)]
+        read_only: bool,
         #[command(flatten)]
         flags: Box<ch11_userns::Opts>,
         /// The container's command (default: sh).
@@ -345,6 +348,7 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
         Command::Spec {
             bundle,
             stdout,
+            read_only,
             flags,
             command,
         } => {
@@ -354,7 +358,9 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             if flags.uidmap.is_empty() && flags.gidmap.is_empty() && flags.userns_remap.is_none() {
                 config.userns = ch11_userns::UserNs::Host;
             }
-            let json = crate::flags::to_json(&config, command).map_err(fail)?;
+            config.prev.prev.prev.prev.prev.prev.readonly = *read_only;
+            let mut json = crate::flags::to_json(&config, command).map_err(fail)?;
+            json["root"]["readonly"] = json!(*read_only);
             write_spec(bundle, &json, *stdout).map(|_| 0)
         }
         Command::Features => {
