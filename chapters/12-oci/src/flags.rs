@@ -102,9 +102,10 @@ pub fn to_json(config: &ch11_userns::Config, command: &[OsString]) -> Result<Val
     v["process"]["noNewPrivileges"] = json!(ch09_privileges::no_new_privs(&ch09.security_opt)?);
     if let Some(user) = &ch09.user {
         let (u, g) = user.split_once(':').unwrap_or((user, "0"));
+        // A name is the engine's to look up, in the image's /etc/passwd.
         let n = |s: &str| {
             s.parse::<u32>()
-                .map_err(|_| format!("--user {user}: config.json takes numeric ids (a name is looked up in the image's /etc/passwd by the engine)"))
+                .map_err(|_| format!("--user {user}: config.json takes numeric ids"))
         };
         v["process"]["user"] = json!({"uid": n(u)?, "gid": n(g)?});
     }
