@@ -139,7 +139,16 @@ enum Command {
         cpu_shares: Option<u64>,
         id: String,
     },
-    /// Not written yet: events.
+    /// The container's resource usage, as JSON (`--stats`: once).
+    Events {
+        /// Print the stats once and exit (without it: every --interval).
+        #[arg(long)]
+        stats: bool,
+        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+        interval: u64,
+        id: String,
+    },
+    /// Anything else runc has: refused by name.
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -304,6 +313,22 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
         Command::Exec { exec } => exec_cmd(cli, &root, exec),
         Command::Pause { id } => freeze(&root, id, true).map(|_| 0),
         Command::Resume { id } => freeze(&root, id, false).map(|_| 0),
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => loop {
+            let (dir, saved) = open_existing(&root, id)?;
+            if dir.status(&saved) == Status::Stopped {
+                return Err(fail(format!("container {id} is not running")));
+            }
+            drop(dir);
+            println!("{}", usage(&saved));
+            if *stats {
+                return Ok(0);
+            }
+            std::thread::sleep(std::time::Duration::from_secs((*interval).max(1)));
+        },
         Command::Ps {
             format,
             id,
@@ -370,10 +395,12 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             );
             Ok(0)
         }
-        Command::Other(args) => Err(fail(format!(
-            "{}: not supported yet by chapter 12",
-            args.first().map(String::as_str).unwrap_or("?")
-        ))),
+        Command::Other(args) => Err(fail(match args.first().map(String::as_str) {
+            Some(c @ ("checkpoint" | "restore")) => {
+                format!("{c}: not supported (runc does it with CRIU)")
+            }
+            c => format!("{}: no such command (see {NAME} --help)", c.unwrap_or("?")),
+        })),
     }
 }
 
@@ -982,6 +1009,33 @@ fn update(cli: &Cli, root: &Path, id: &str, resources: Value) -> Result<(), Fail
         .map_err(|e| (e.code, e.msg))
 }
 // ANCHOR_END: update
+
+/// `events --stats`: runc's shape, from the cgroup files of either version.
+fn usage(saved: &Saved) -> Value {
+    let read = |name: &str| -> Option<u64> {
+        saved.cgroups.iter().find_map(|c| {
+            std::fs::read_to_string(c.join(name))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        })
+    };
+    let v2_cpu = saved.cgroups.iter().find_map(|c| {
+        let stat = std::fs::read_to_string(c.join("cpu.stat")).ok()?;
+        stat.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .map(|us| us * 1000)
+    });
+    json!({
+        "type": "stats",
+        "id": saved.id,
+        "data": {
+            "memory": {"usage": {"usage": read("memory.current").or(read("memory.usage_in_bytes"))}},
+            "pids": {"current": read("pids.current")},
+            "cpu": {"usage": {"total": v2_cpu.or(read("cpuacct.usage"))}},
+        }
+    })
+}
 
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<(), Fail> {
     let (_dir, saved) = open_existing(root, id)?;
