@@ -88,6 +88,7 @@ impl Chapter for Opts {
             prev: self.prev.config(),
             limits: Limits {
                 memory: self.memory,
+                memory_swap: None,
                 pids: self.pids_limit,
                 cpu_quota: self.cpus,
                 cpu_shares: self.cpu_shares,
@@ -136,6 +137,10 @@ impl Steps for Config {
 pub struct Limits {
     /// Bytes.
     pub memory: Option<u64>,
+    /// Memory plus swap, in bytes, as docker's `--memory-swap` (podman
+    /// writes twice the memory); None: no swap beyond `memory`. Only with
+    /// `memory`.
+    pub memory_swap: Option<u64>,
     pub pids: Option<u64>,
     /// Microseconds of CPU time per [`CPU_PERIOD`].
     pub cpu_quota: Option<u64>,

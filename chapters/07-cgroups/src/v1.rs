@@ -164,13 +164,15 @@ impl Cgroup for Hierarchies {
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .unwrap_or(u64::MAX);
+            // v1 limits memory plus swap together.
+            let total = limits.memory_swap.unwrap_or(bytes).max(bytes).to_string();
             let bytes_s = bytes.to_string();
             if memsw && bytes > now {
-                write(ctx, dir, "memory.memsw.limit_in_bytes", &bytes_s, None)?;
+                write(ctx, dir, "memory.memsw.limit_in_bytes", &total, None)?;
             }
             write(ctx, dir, "memory.limit_in_bytes", &bytes_s, None)?;
             if memsw && bytes <= now {
-                write(ctx, dir, "memory.memsw.limit_in_bytes", &bytes_s, None)?;
+                write(ctx, dir, "memory.memsw.limit_in_bytes", &total, None)?;
             }
         }
         if let Some(n) = limits.pids {

@@ -201,10 +201,14 @@ impl Cgroup for Unified {
         let dir = &self.dir;
         if let Some(bytes) = limits.memory {
             write(ctx, dir, "memory.max", &bytes.to_string(), None)?;
-            // No swap: the limit is the container's whole memory. The file
-            // exists only if the kernel accounts swap.
+            // No swap: the limit is the container's whole memory (unless
+            // `memory_swap` gives more: v2 limits swap alone, the rest).
+            // The file exists only if the kernel accounts swap.
             if dir.join("memory.swap.max").exists() {
-                write(ctx, dir, "memory.swap.max", "0", None)?;
+                let swap = limits
+                    .memory_swap
+                    .map_or(0, |total| total.saturating_sub(bytes));
+                write(ctx, dir, "memory.swap.max", &swap.to_string(), None)?;
             }
         }
         if let Some(n) = limits.pids {

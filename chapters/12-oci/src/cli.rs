@@ -1087,7 +1087,7 @@ fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, F
         return start(cli, root, &args.id).map(|_| 0);
     }
     let bundle = bundle_of(args)?;
-    let dir = Dir::create(root, &args.id).map_err(fail)?;
+    let mut dir = Dir::create(root, &args.id).map_err(fail)?;
     let mut ctx = context(cli, root);
     if let Err(e) = open_joins(&mut ctx, &bundle.config.joins) {
         let _ = dir.remove();
@@ -1110,6 +1110,8 @@ fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, F
             cgroups: cgroups_of(pid),
         };
         dir.save(&saved).map_err(ch01_process::Error::runtime)?;
+        // Other commands may look at it while it runs.
+        dir.unlock();
         match &args.pid_file {
             Some(path) => {
                 write_pid_file(path, pid).map_err(|(_, m)| ch01_process::Error::runtime(m))
@@ -1117,7 +1119,7 @@ fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, F
             None => Ok(()),
         }
     });
-    let removed = dir.remove();
+    let removed = dir.relock().and_then(|_| dir.remove());
     let code = outcome.map_err(|e| (e.code, e.msg))?.code();
     removed.map_err(fail)?;
     Ok(code)

@@ -67,7 +67,7 @@ impl Status {
 pub struct Dir {
     pub path: PathBuf,
     /// Never read: holding it holds the flock(2).
-    _lock: File,
+    lock: Option<File>,
 }
 
 /// A container id, as runc takes them: letters, digits and `_+-.`, not
@@ -116,7 +116,24 @@ impl Dir {
         let file = File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
         file.lock()
             .map_err(|e| format!("flock(2) {}: {e}", path.display()))?;
-        Ok(Dir { path, _lock: file })
+        Ok(Dir {
+            path,
+            lock: Some(file),
+        })
+    }
+
+    /// Lets other commands at the container (`run`, while its command
+    /// runs: `state`, `kill`, `exec` must not wait for it to end).
+    pub fn unlock(&mut self) {
+        self.lock = None;
+    }
+
+    /// Takes the lock again.
+    pub fn relock(&mut self) -> Result<(), String> {
+        if self.lock.is_none() {
+            self.lock = Dir::lock(self.path.clone())?.lock.take();
+        }
+        Ok(())
     }
 
     pub fn fifo(&self) -> PathBuf {

@@ -81,6 +81,7 @@ pub const SUPPORTED: &[&str] = &[
     "linux.sysctl.*",
     "linux.resources.memory.limit",
     "linux.resources.memory.swap",
+    "linux.resources.blockIO.weight",
     "linux.resources.cpu.shares",
     "linux.resources.cpu.quota",
     "linux.resources.cpu.period",
@@ -314,17 +315,35 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
     if let Some(r) = linux.and_then(|l| l.get("resources")) {
         let limits = &mut ch07.limits;
         limits.memory = positive(r.pointer("/memory/limit"));
-        if let Some(swap) = r.pointer("/memory/swap").and_then(Value::as_i64) {
-            // docker's --memory-swap: memory plus swap; the same as the
-            // limit (or -1 with no limit) is no swap beyond it.
-            if Some(swap as u64) != limits.memory && swap != -1 && swap != 0 {
-                return Err(format!(
-                    "linux.resources.memory.swap {swap}: only no swap (equal to the limit) is \
-                     supported"
-                ));
+        // Memory plus swap, as docker's --memory-swap: -1 is unlimited
+        // swap, which chapter 7 does not give; equal to the limit, none.
+        match r.pointer("/memory/swap").and_then(Value::as_i64) {
+            None | Some(0) => {}
+            Some(-1) => {
+                return Err(
+                    "linux.resources.memory.swap -1 (unlimited swap) is not supported: \
+                            give memory plus swap in bytes"
+                        .into(),
+                )
             }
+            Some(swap) if limits.memory.is_none() => {
+                return Err(format!(
+                    "linux.resources.memory.swap {swap} needs memory.limit too"
+                ))
+            }
+            Some(swap) => limits.memory_swap = Some(swap as u64),
         }
         limits.pids = positive(r.pointer("/pids/limit"));
+        // dockerd writes a weight of 0, the default: no I/O weight.
+        if let Some(w) = r
+            .pointer("/blockIO/weight")
+            .and_then(Value::as_u64)
+            .filter(|&w| w != 0)
+        {
+            return Err(format!(
+                "linux.resources.blockIO.weight {w} is not supported"
+            ));
+        }
         limits.cpu_shares = positive(r.pointer("/cpu/shares")).filter(|&s| s != 1024 && s != 0);
         if let Some(quota) = positive(r.pointer("/cpu/quota")) {
             let period = positive(r.pointer("/cpu/period")).unwrap_or(100_000);
