@@ -82,6 +82,7 @@ pub const SUPPORTED: &[&str] = &[
     "linux.resources.memory.limit",
     "linux.resources.memory.swap",
     "linux.resources.blockIO.weight",
+    "linux.resources.memory.disableOOMKiller",
     "linux.resources.cpu.shares",
     "linux.resources.cpu.quota",
     "linux.resources.cpu.period",
@@ -334,6 +335,10 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
             Some(swap) => limits.memory_swap = Some(swap as u64),
         }
         limits.pids = positive(r.pointer("/pids/limit"));
+        // dockerd writes false, the default: the OOM killer acts.
+        if r.pointer("/memory/disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+            return Err("linux.resources.memory.disableOOMKiller true is not supported".into());
+        }
         // dockerd writes a weight of 0, the default: no I/O weight.
         if let Some(w) = r
             .pointer("/blockIO/weight")
