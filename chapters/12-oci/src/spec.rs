@@ -336,7 +336,10 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
         }
         limits.pids = positive(r.pointer("/pids/limit"));
         // dockerd writes false, the default: the OOM killer acts.
-        if r.pointer("/memory/disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+        if r.pointer("/memory/disableOOMKiller")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
             return Err("linux.resources.memory.disableOOMKiller true is not supported".into());
         }
         // dockerd writes a weight of 0, the default: no I/O weight.
