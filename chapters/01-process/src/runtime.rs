@@ -451,7 +451,9 @@ impl Drop for Container {
 }
 // ANCHOR_END: lifecycle
 
-fn pidfd_send_signal(pidfd: BorrowedFd, sig: Signal) -> std::result::Result<(), Errno> {
+/// pidfd_send_signal(2): `sig` to the process `pidfd` refers to, and to
+/// no other that was given its pid since.
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: Signal) -> std::result::Result<(), Errno> {
     // SAFETY: pidfd_send_signal(2) with a null siginfo reads no memory of ours.
     let r = unsafe {
         libc::syscall(
@@ -587,42 +589,29 @@ fn intermediate(
     // last (a process in it has none over namespaces the host owns).
     let mut order: Vec<&(CloneFlags, OwnedFd)> = ctx.join.iter().collect();
     order.sort_by_key(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER));
+    // The runtime reads one message from this process: the error, if any.
+    let report = |what: String, e: Errno| {
+        let msg = format!("{what}: {}", crate::error::describe(e));
+        let _ = channel.send(
+            &Msg::Error {
+                code: EXIT_RUNTIME,
+                msg,
+            },
+            &[],
+        );
+        EXIT_RUNTIME
+    };
     for (flag, fd) in order {
         if let Err(e) = nix::sched::setns(fd, *flag) {
-            let msg = format!(
-                "setns(2) {}: {}",
-                flag_names(*flag),
-                crate::error::describe(e)
-            );
-            let _ = channel.send(
-                &Msg::Error {
-                    code: EXIT_RUNTIME,
-                    msg,
-                },
-                &[],
-            );
+            let code = report(format!("setns(2) {}", flag_names(*flag)), e);
             // SAFETY: _exit(2) ends this copy of the runtime at once.
-            unsafe { libc::_exit(EXIT_RUNTIME) }
+            unsafe { libc::_exit(code) }
         }
     }
     close_all_but(ctx, channel.fd());
     let code = match clone_pidfd(flags | CloneFlags::CLONE_PARENT) {
         Ok(None) => container(ctx, steps, argv, channel, foreground),
-        Err(e) => {
-            let msg = format!(
-                "clone(2) CLONE_PARENT|{}: {}",
-                flag_names(flags),
-                crate::error::describe(e)
-            );
-            let _ = channel.send(
-                &Msg::Error {
-                    code: EXIT_RUNTIME,
-                    msg,
-                },
-                &[],
-            );
-            EXIT_RUNTIME
-        }
+        Err(e) => report(format!("clone(2) CLONE_PARENT|{}", flag_names(flags)), e),
         Ok(Some((pid, pidfd))) => {
             let created = Msg::Created { pid: pid.as_raw() };
             match channel.send(&created, &[pidfd.as_fd()]) {

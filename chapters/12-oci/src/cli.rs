@@ -708,17 +708,7 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), Fail> {
 }
 
 fn send(pidfd: &OwnedFd, sig: Signal) -> nix::Result<()> {
-    // SAFETY: pidfd_send_signal(2) with a null siginfo reads no memory of ours.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig as libc::c_int,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    nix::errno::Errno::result(r).map(drop)
+    ch01_process::runtime::pidfd_send_signal(pidfd.as_fd(), sig)
 }
 
 // ANCHOR: delete
