@@ -95,10 +95,11 @@ pub struct Ctx {
     /// children, so the runtime joins them in a forked intermediate, which
     /// then clones the container's process.
     pub join: Vec<(CloneFlags, std::os::fd::OwnedFd)>,
-    /// Descriptors a step opened in prepare() for the container's process
-    /// to use before its exec (chapter 12's console socket): not closed at
-    /// the clone, as every other is. Close-on-exec, so the command never
-    /// gets them.
+    /// Descriptors not closed at the clone, as every other is: those a
+    /// step opened in prepare() for the container's process to use before
+    /// its exec (chapter 12's console socket, close-on-exec, so the
+    /// command never gets them), and those the caller passes on to the
+    /// command (chapter 12's `--preserve-fds`).
     pub keep_fds: Vec<RawFd>,
     /// This container's state record, once a step has recorded something.
     pub(crate) record: Mutex<Option<Record>>,

@@ -436,8 +436,13 @@ fn bundle_of(args: &CreateArgs) -> Result<spec::Bundle, Fail> {
             "--no-pivot is not supported: chapter 5 always uses pivot_root(2)",
         ));
     }
-    if args.preserve_fds > 0 {
-        return Err(fail("--preserve-fds is not supported yet"));
+    // --preserve-fds N: descriptors 3 to 3+N-1 go on to the command (an
+    // engine's socket activation), checked to be open here.
+    for fd in 3..3 + args.preserve_fds as i32 {
+        // SAFETY: F_GETFD reads a descriptor's flags and touches no memory.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(fail(format!("--preserve-fds {}: descriptor {fd} is not open", args.preserve_fds)));
+        }
     }
     let dir = absolute(&args.bundle)?;
     let mut bundle = spec::load(&dir).map_err(fail)?;
@@ -488,6 +493,7 @@ fn create_in(
         .map_err(|e| fail(format!("chmod {}: {e}", fifo.display())))?;
     let mut ctx = context(cli, root);
     ctx.start_fifo = Some(fifo);
+    ctx.keep_fds.extend(3..3 + args.preserve_fds as i32);
     open_joins(&mut ctx, &bundle.config.joins)?;
     let record = ctx.id.clone();
     let steps = with_console(bundle.config.steps(), &bundle, &args.console_socket);
@@ -1079,6 +1085,7 @@ fn run(cli: &Cli, root: &Path, args: &CreateArgs, detach: bool) -> Result<i32, F
     let bundle = bundle_of(args)?;
     let mut dir = Dir::create(root, &args.id).map_err(fail)?;
     let mut ctx = context(cli, root);
+    ctx.keep_fds.extend(3..3 + args.preserve_fds as i32);
     if let Err(e) = open_joins(&mut ctx, &bundle.config.joins) {
         let _ = dir.remove();
         return Err(e);
