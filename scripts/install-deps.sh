@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages stepbox needs, only those missing:
 # busybox-static (the default rootfs), a C linker for cargo, coreutils' chroot
-# (the chapter 5 demo), GNU time (the benchmark), iproute2 (the --veth tests), strace (the kill -9
+# (the chapter 5 demo), GNU time, crun and runc (the benchmark), iproute2 (the --veth tests), strace (the kill -9
 # tests), uidmap, nsenter, useradd and slirp4netns (chapter 11), Chromium and a font for the glyphs
 # the book's fonts lack (tests/book.rs renders the book in it). Run as root; `apt-get update` runs
 # once, only if needed.
@@ -31,6 +31,8 @@ command -v xz >/dev/null || need+=(xz-utils)
 [ -x /usr/bin/time ] || need+=(time) # GNU time: peak RSS in the benchmark
 command -v ip >/dev/null || need+=(iproute2) # ip netns: the --veth tests run in a private netns
 command -v strace >/dev/null || need+=(strace) # the kill -9 tests stop the runtime at an exact system call
+command -v crun >/dev/null || need+=(crun) # the benchmark: chapter 12 side by side with crun and runc
+command -v runc >/dev/null || need+=(runc)
 command -v newuidmap >/dev/null || need+=(uidmap) # chapter 11: newuidmap, newgidmap for rootless ranges
 command -v nsenter >/dev/null || need+=(util-linux) # chapter 11's kill demo
 command -v useradd >/dev/null || need+=(passwd) # chapter 11's rootless tests make a user of their own

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod oci;
+
 struct Case {
     name: String,
     /// The `--against` build's run of the case before it.
@@ -70,24 +72,57 @@ fn chapter_args(number: u32, rootfs: &Path, layers: &[PathBuf]) -> Vec<String> {
     }
 }
 
-pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Result<()> {
+/// The chapters whose binary runs a command given after `--` (chapter 12
+/// is an OCI runtime instead: [`oci`]).
+const LAST_COMMAND_LINE_CHAPTER: u32 = 11;
+
+/// What `--only` can measure by itself.
+pub const SECTIONS: &[&str] = &["oci"];
+
+pub fn run(
+    runs: usize,
+    write: Option<PathBuf>,
+    against: Option<PathBuf>,
+    only: Option<String>,
+) -> Result<()> {
     let root = crate::paths::workspace_root();
-    crate::step("building the chapters (release)");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--workspace", "--bins"])
-        // chapter 10's measurements of seccomp itself
-        .args(["--example", "filter_cost"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--quiet"])
+        .current_dir(&root);
+    match only.as_deref() {
+        Some("oci") => {
+            crate::step("building chapter 12 (release)");
+            cargo.args(["--package", "ch12-oci", "--bins"]);
+        }
+        Some(other) => bail!("--only {other}: the sections are {}", SECTIONS.join(", ")),
+        None => {
+            crate::step("building the chapters (release)");
+            // chapter 10's measurements of seccomp itself
+            cargo.args(["--workspace", "--bins", "--example", "filter_cost"]);
+        }
+    }
+    if !cargo.status()?.success() {
         bail!("cargo build --release failed");
     }
     let rootfs = crate::rootfs::ensure(&crate::paths::default_rootfs())?;
+    let release = crate::paths::target_dir().join("release");
+    if only.is_some() {
+        // Only chapter 12's section, put in place of its old self in FILE.
+        let section = oci::section(&release, &rootfs, runs)?;
+        print!("{}", oci::block(&section));
+        if let Some(path) = write {
+            let old = std::fs::read_to_string(&path).unwrap_or_default();
+            std::fs::write(&path, oci::splice(&old, &section))
+                .with_context(|| format!("writing {}", path.display()))?;
+            crate::step(format!("wrote the section into {}", path.display()));
+        }
+        return Ok(());
+    }
     let image = crate::image::ensure()?;
     // Chapter 8 keeps unpacked layers in a state dir: a fresh one, whose
     // cache the warm-up rounds fill.
     let state = tempdir("stepbox-bench-state")?;
-    let release = crate::paths::target_dir().join("release");
     let r = rootfs.display().to_string();
 
     let mut cases = vec![Case::new(
@@ -102,6 +137,9 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
     };
     for name in chapters(&release)? {
         let number: u32 = name[2..4].parse()?;
+        if number > LAST_COMMAND_LINE_CHAPTER {
+            continue;
+        }
         let mut args = Vec::new();
         if number >= 8 {
             args.extend(["--state-dir".to_string(), state.display().to_string()]);
@@ -163,6 +201,10 @@ pub fn run(runs: usize, write: Option<PathBuf>, against: Option<PathBuf>) -> Res
         table.push_str(&seccomp_table(&release, &args, runs)?);
     }
     let _ = std::fs::remove_dir_all(&state);
+    if release.join("ch12-oci").exists() {
+        table.push('\n');
+        table.push_str(&oci::block(&oci::section(&release, &rootfs, runs)?));
+    }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -325,7 +367,7 @@ fn layer_table(release: &Path, image: &[PathBuf], runs: usize) -> Result<String>
 /// start with docker's profile against one without a filter.
 fn seccomp_table(release: &Path, args: &[String], runs: usize) -> Result<String> {
     let example = release.join("examples/filter_cost");
-    let out = Command::new(&example)
+    let out = command(&[example.display().to_string()])
         .args(["--runs", &runs.to_string()])
         .stderr(Stdio::inherit())
         .output()
@@ -438,27 +480,49 @@ fn median(v: &mut [Duration]) -> Duration {
 }
 
 /// `/usr/bin/time -f %M`: the largest RSS of the process and its descendants, in KiB.
+/// Its report goes to a file, not a pipe: a container's process that
+/// outlives the runtime (chapter 12's `create`) would hold a pipe open.
 fn peak_rss_kb(argv: &[String]) -> Result<i64> {
-    let out = Command::new("/usr/bin/time")
+    let report = std::env::temp_dir().join(format!("stepbox-bench-rss-{}", std::process::id()));
+    let status = command(&["/usr/bin/time".to_string()])
+        .arg("-o")
+        .arg(&report)
         .arg("-f")
         .arg("%M")
         .args(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .output()
+        .status()
         .context("running /usr/bin/time, which measures peak memory: use scripts/bench.sh, which installs it (or apt-get install time)")?;
-    let text = String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
+    if !status.success() {
+        bail!("{} failed under /usr/bin/time ({status})", argv.join(" "));
+    }
     text.lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
         .with_context(|| format!("unexpected output of /usr/bin/time: {text}"))
 }
 
+/// `argv` as a command to measure. Without `cargo run`'s LD_LIBRARY_PATH
+/// (target/debug/deps, the toolchain's lib), which would have the dynamic
+/// loader look for each shared library in those directories first.
+fn command(argv: &[String]) -> Command {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env_remove("LD_LIBRARY_PATH");
+    cmd
+}
+
 /// Wall time and CPU time (user + system, the whole process tree) of one run.
 fn measure(argv: &[String]) -> Result<(Duration, Duration)> {
+    measure_split(argv).map(|(wall, user, system)| (wall, user + system))
+}
+
+/// Wall time, user and system time (the whole process tree) of one run.
+fn measure_split(argv: &[String]) -> Result<(Duration, Duration, Duration)> {
     let start = Instant::now();
-    let child = Command::new(&argv[0])
-        .args(&argv[1..])
+    let child = command(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -485,7 +549,7 @@ fn measure(argv: &[String]) -> Result<(Duration, Duration)> {
         bail!("{} failed (wait status {status:#x})", argv.join(" "));
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Ok((wall, tv(usage.ru_utime) + tv(usage.ru_stime)))
+    Ok((wall, tv(usage.ru_utime), tv(usage.ru_stime)))
 }
 
 #[cfg(test)]

@@ -16,12 +16,14 @@ commands:
   image
       build the default image for chapter 8 (three layer tarballs, with
       the default rootfs); prints their paths, bottom layer first.
-  bench [--runs N] [--write FILE] [--against DIR]
+  bench [--runs N] [--write FILE] [--against DIR] [--only oci]
       time /bin/true in each chapter's container (release build) next to
       `unshare ... chroot` as the floor, and chapter 8's layer costs; prints
       markdown tables (and writes them to FILE). With --against, the chapter
       binaries in DIR (another build, e.g. an older commit's
       target/release) run in the same rounds, each row under the new one.
+      Chapter 12 runs side by side with crun and runc; --only oci measures
+      that section alone and puts it in place of its old self in FILE.
       Needs root.
   demo NN [--pace enter|SECONDS] | demo list
       chapter NN's demo, live: its snapshot tests, each command shown
@@ -93,7 +95,7 @@ fn rootfs(mut args: impl Iterator<Item = String>) -> Result<()> {
 }
 
 fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
-    let (mut runs, mut write, mut against) = (30, None, None);
+    let (mut runs, mut write, mut against, mut only) = (30, None, None, None);
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -103,13 +105,17 @@ fn bench(mut args: impl Iterator<Item = String>) -> Result<()> {
             "--runs" => runs = value()?.parse()?,
             "--write" => write = Some(PathBuf::from(value()?)),
             "--against" => against = Some(PathBuf::from(value()?)),
+            "--only" => only = Some(value()?),
             other => bail!("bench: unknown argument {other:?}\n{USAGE}"),
         }
     }
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
-    xtask::bench::run(runs, write, against)
+    if only.is_some() && against.is_some() {
+        bail!("--only and --against do not go together");
+    }
+    xtask::bench::run(runs, write, against, only)
 }
 
 fn lab(mut args: impl Iterator<Item = String>) -> Result<()> {
