@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 /// The markers around this section in results.md: `--only oci` rewrites
 /// what is between them and leaves the rest of the file alone.
-pub const BEGIN: &str = "<!-- oci: `cargo xtask bench --only oci` rewrites from here -->";
-pub const END: &str = "<!-- /oci -->";
+/// The section's bounds, which are also mdBook anchors: chapter 12's page
+/// includes the section alone.
+pub const BEGIN: &str = "<!-- ANCHOR: oci (`cargo xtask bench --only oci` rewrites from here) -->";
+pub const END: &str = "<!-- ANCHOR_END: oci -->";
 
 /// The targets: wall and CPU at most crun's and 0.4× runc's, peak
 /// memory at most crun's.
