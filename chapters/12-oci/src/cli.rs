@@ -441,7 +441,10 @@ fn bundle_of(args: &CreateArgs) -> Result<spec::Bundle, Fail> {
     for fd in 3..3 + args.preserve_fds as i32 {
         // SAFETY: F_GETFD reads a descriptor's flags and touches no memory.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(fail(format!("--preserve-fds {}: descriptor {fd} is not open", args.preserve_fds)));
+            return Err(fail(format!(
+                "--preserve-fds {}: descriptor {fd} is not open",
+                args.preserve_fds
+            )));
         }
     }
     let dir = absolute(&args.bundle)?;

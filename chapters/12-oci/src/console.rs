@@ -6,9 +6,15 @@
 //!  child     open /dev/ptmx in the container's own devpts (setup, after
 //!            pivot_root), unlockpt, send the master to the engine over the
 //!            socket (SCM_RIGHTS), bind the slave onto /dev/console
-//!  child     (last, after start) setsid, TIOCSCTTY: the slave becomes the
-//!            controlling terminal; it becomes stdin, stdout and stderr
+//!            and make it stdin, stdout and stderr
+//!  child     (last, after start) TIOCSCTTY: the slave becomes the
+//!            controlling terminal of the session chapter 9 made
 //! ```
+//!
+//! The slave replaces the process's stdio already in setup, before
+//! `create` returns: the descriptors it had were `create`'s, and an engine
+//! that reads `create`'s output to its end (containerd's shim) would
+//! otherwise wait for a container that waits for `start`.
 
 use ch01_process::{Context, Ctx, Error, Result, Step};
 use nix::fcntl::{open, OFlag};
