@@ -24,20 +24,20 @@ mod kit;
 mod podman;
 
 use common::root;
+use containerd::Containerd;
+use docker::Docker;
 use kit::{value, IMAGE};
 use podman::Podman;
 
-/// Whether `program` runs here; else the test fails as NOT RUN.
-fn have(program: &str, why: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-        || common::skip(&format!(
-            "no {program} ({why}; scripts/install-deps.sh installs it)"
-        ))
+/// Whether `program` is in PATH; else the test fails as NOT RUN.
+fn have(program: &str, package: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(dir.join(program)).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    }) || common::skip(&format!(
+        "no {program} (Debian's {package}: scripts/install-deps.sh installs it)"
+    ))
 }
 
 fn podman_here() -> bool {
@@ -140,6 +140,10 @@ fn podman_exit_codes() {
 /// The script of a detached container: it says hello, waits, and on
 /// SIGTERM says so and exits 0 (as pid 1 it would else ignore the signal).
 const SERVICE: &str = "trap 'echo stopping; exit 0' TERM; echo hello; sleep 1000 & wait";
+
+/// [`SERVICE`] without its output: `ctr run -d` hands the container's
+/// stdout to the shim and exits, so what it printed of it would be a race.
+const QUIET_SERVICE: &str = "trap 'exit 0' TERM; sleep 1000 & wait";
 
 /// `run -d`, `ps`, `logs`, `stop`, `rm`: the container is listed while it
 /// runs, its output kept, its exit status 0 after the stop, and nothing
@@ -342,4 +346,338 @@ fn podman_calls() {
     let ns = kit::config_namespaces(&log, &kit::created_id(&log));
     crate::snapshot!("podman_calls", format!("{}{shown}{ns}", out.transcript));
     p.finish();
+}
+
+fn containerd_here() -> bool {
+    root()
+        && common::overlay_available()
+        && have("containerd", "containerd")
+        && have("ctr", "containerd")
+        && have("containerd-shim-runc-v2", "containerd")
+}
+
+/// `--env STEPBOX_HOST_NS=...` for ctr (which has no `-e NAME` that
+/// takes the value from its own environment), and the transcript with the
+/// host's inode numbers shown as the variable.
+fn ctr_env() -> (String, impl Fn(&str) -> String) {
+    let env = format!("STEPBOX_HOST_NS={}", kit::host_ns());
+    let quoted = format!("'{env}'");
+    (env, move |t: &str| {
+        t.replace(&quoted, "\"STEPBOX_HOST_NS=$STEPBOX_HOST_NS\"")
+    })
+}
+
+/// `ctr run --rm`: pid 1 in namespaces of its own, exit statuses passed
+/// through, and containerd knows no container afterwards.
+#[test]
+fn containerd_run_rm() {
+    if !containerd_here() {
+        return;
+    }
+    let c = Containerd::new(false);
+    let (env, shown) = ctr_env();
+    let id = format!("sb{}", common::unique_id());
+    let out = c.run(&[
+        "--rm",
+        "--env",
+        &env,
+        containerd::IMAGE,
+        &id,
+        "/bin/probe",
+        "identity",
+        "ns",
+    ]);
+    let mut transcript = shown(&out.transcript);
+    assert_eq!(out.code, 0, "{transcript}");
+    assert_eq!(value(&out.stdout, "pid"), Some("1"), "{transcript}");
+    let own = own_namespaces(&out.stdout);
+    for ns in ["ipc", "mnt", "net", "pid", "uts"] {
+        assert!(own.contains(&ns), "{ns}: {transcript}");
+    }
+    for (script, want) in [("exit 0", 0), ("exit 3", 3)] {
+        let id = format!("sb{}", common::unique_id());
+        let out = c.run(&["--rm", containerd::IMAGE, &id, "sh", "-c", script]);
+        transcript += &out.transcript;
+        assert_eq!(out.code, want, "{transcript}");
+    }
+    let ls = c.ctr(&["containers", "ls", "-q"]).ok();
+    assert_eq!(ls.stdout, "", "{}", ls.transcript);
+    transcript += &ls.transcript;
+    crate::snapshot!("containerd_run_rm", transcript);
+    c.finish();
+}
+
+/// The status `ctr task ls` gives task `id` (RUNNING, STOPPED, ...).
+fn task_status(c: &Containerd, id: &str) -> String {
+    let ls = c.ctr(&["tasks", "ls"]).ok();
+    ls.stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `ctr run -d`, `ctr task ls`, `ctr task kill` (SIGTERM, which the
+/// container's script answers), `ctr task delete` (its exit status),
+/// `ctr container delete`: nothing of the container is left after.
+#[test]
+fn containerd_detached() {
+    if !containerd_here() {
+        return;
+    }
+    let c = Containerd::new(false);
+    let id = format!("sb{}", common::unique_id());
+    let run = c.run(&["-d", containerd::IMAGE, &id, "sh", "-c", QUIET_SERVICE]);
+    let mut transcript = run.transcript.clone();
+    assert_eq!(run.code, 0, "{transcript}");
+    assert_eq!(task_status(&c, &id), "RUNNING");
+    transcript += &c.ctr(&["tasks", "ls"]).ok().transcript;
+    transcript += &c.ctr(&["tasks", "kill", &id]).ok().transcript;
+    kit::wait_until("the task's end", || task_status(&c, &id) == "STOPPED");
+    transcript += &c.ctr(&["tasks", "ls"]).ok().transcript;
+    let delete = c.ctr(&["tasks", "delete", &id]).ok();
+    transcript += &delete.transcript;
+    transcript += &c.ctr(&["containers", "delete", &id]).ok().transcript;
+    let ls = c.ctr(&["containers", "ls", "-q"]).ok();
+    assert_eq!(ls.stdout, "", "{}", ls.transcript);
+    transcript += &ls.transcript;
+    crate::snapshot!("containerd_detached", transcript);
+    c.finish();
+}
+
+/// `ctr task exec` in a running container: its output and exit status.
+// needs ch12 exec
+#[test]
+fn containerd_exec() {
+    if !containerd_here() {
+        return;
+    }
+    let c = Containerd::new(false);
+    let id = format!("sb{}", common::unique_id());
+    let run = c.run(&["-d", containerd::IMAGE, &id, "sh", "-c", QUIET_SERVICE]);
+    let mut transcript = run.transcript.clone();
+    assert_eq!(run.code, 0, "{transcript}");
+    let fifo = c.fifo_dir();
+    let exec = c.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e1",
+        "--fifo-dir",
+        &fifo,
+        &id,
+        "/bin/probe",
+        "identity",
+    ]);
+    transcript += &exec.transcript;
+    let exec_code = exec.code;
+    let exec_pid = value(&exec.stdout, "pid").map(str::to_owned);
+    let exit4 = c.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "e2",
+        "--fifo-dir",
+        &fifo,
+        &id,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    transcript += &exit4.transcript;
+    // Stopped and removed whatever the execs did, then the asserts.
+    c.ctr(&["tasks", "kill", "-s", "SIGKILL", &id]).ok();
+    kit::wait_until("the task's end", || task_status(&c, &id) == "STOPPED");
+    c.ctr(&["tasks", "delete", &id]);
+    c.ctr(&["containers", "delete", &id]).ok();
+    assert_eq!(exec_code, 0, "{transcript}");
+    assert_ne!(exec_pid.as_deref(), Some("1"), "{transcript}");
+    assert_eq!(exit4.code, 4, "{transcript}");
+    crate::snapshot!("containerd_exec", transcript);
+    c.finish();
+}
+
+/// `ctr run -t`: the container's stdio is a terminal (ctr's own stdio
+/// must be one too: the test gives it a pseudo-terminal).
+// needs ch12 console-socket
+#[test]
+fn containerd_tty() {
+    if !containerd_here() {
+        return;
+    }
+    let c = Containerd::new(false);
+    let id = format!("sb{}", common::unique_id());
+    let out = c.run_on_pty(&[
+        "--rm",
+        "-t",
+        containerd::IMAGE,
+        &id,
+        "sh",
+        "-c",
+        "tty; [ -t 1 ] && echo a terminal",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript);
+    assert!(out.stdout.starts_with("/dev/pts/"), "{}", out.transcript);
+    assert!(out.stdout.ends_with("a terminal\n"), "{}", out.transcript);
+    crate::snapshot!("containerd_tty", out.transcript);
+    c.finish();
+}
+
+/// How containerd's runc shim calls the runtime for one `ctr run --rm`.
+#[test]
+fn containerd_calls() {
+    if !containerd_here() {
+        return;
+    }
+    let c = Containerd::new(true);
+    let id = format!("sb{}", common::unique_id());
+    let out = c.run(&["--rm", containerd::IMAGE, &id, "true"]);
+    assert_eq!(out.code, 0, "{}", out.transcript);
+    let log = c.log.clone().unwrap();
+    let (commands, shown) = kit::calls(&c.redact, &log, &[]);
+    assert_eq!(commands, ["create", "start", "delete", "delete"], "{shown}");
+    let ns = kit::config_namespaces(&log, &id);
+    crate::snapshot!("containerd_calls", format!("{}{shown}{ns}", out.transcript));
+    c.finish();
+}
+
+fn docker_here() -> bool {
+    root()
+        && common::overlay_available()
+        && have("dockerd", "docker.io")
+        && have("containerd-shim-runc-v2", "containerd")
+}
+
+/// `docker run --rm`: pid 1 in namespaces of its own, exit statuses
+/// passed through, and dockerd lists no container afterwards.
+#[test]
+fn docker_run_rm() {
+    if !docker_here() {
+        return;
+    }
+    let d = Docker::new(false);
+    let ns = kit::host_ns();
+    let env = [("STEPBOX_HOST_NS", ns.as_str())];
+    let out = d.run_env(
+        &[
+            "--rm",
+            "-e",
+            "STEPBOX_HOST_NS",
+            IMAGE,
+            "/bin/probe",
+            "identity",
+            "ns",
+        ],
+        &env,
+    );
+    let mut transcript = out.transcript.clone();
+    assert_eq!(out.code, 0, "{transcript}");
+    assert_eq!(value(&out.stdout, "pid"), Some("1"), "{transcript}");
+    let own = own_namespaces(&out.stdout);
+    for ns in ["ipc", "mnt", "net", "pid", "uts"] {
+        assert!(own.contains(&ns), "{ns}: {transcript}");
+    }
+    for (script, want) in [("exit 0", 0), ("exit 3", 3)] {
+        let out = d.run(&["--rm", IMAGE, "sh", "-c", script]);
+        transcript += &out.transcript;
+        assert_eq!(out.code, want, "{transcript}");
+    }
+    let ps = d.docker(&["ps", "-a", "-q"]).ok();
+    assert_eq!(ps.stdout, "", "{}", ps.transcript);
+    transcript += &ps.transcript;
+    crate::snapshot!("docker_run_rm", transcript);
+    d.finish();
+}
+
+/// `docker run -d`, `ps`, `logs`, `stop`, `rm`, as podman's.
+#[test]
+fn docker_detached() {
+    if !docker_here() {
+        return;
+    }
+    let d = Docker::new(false);
+    let name = format!("sb{}", common::unique_id());
+    let run = d.run(&["-d", "--name", &name, IMAGE, "sh", "-c", SERVICE]);
+    let mut transcript = run.transcript.clone();
+    assert_eq!(run.code, 0, "{transcript}");
+    let ps = d.docker(&["ps", "--format", "{{.Names}}"]).ok();
+    assert_eq!(ps.stdout, format!("{name}\n"), "{}", ps.transcript);
+    transcript += &ps.transcript;
+    let mut logs = d.docker(&["logs", &name]).ok();
+    kit::wait_until("hello in the logs", || {
+        logs = d.docker(&["logs", &name]);
+        logs.stdout.contains("hello")
+    });
+    transcript += &logs.transcript;
+    transcript += &d.docker(&["stop", &name]).ok().transcript;
+    let state = d
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &name,
+        ])
+        .ok();
+    assert_eq!(state.stdout, "exited 0\n", "{}", state.transcript);
+    transcript += &state.transcript;
+    let logs = d.docker(&["logs", &name]).ok();
+    assert_eq!(logs.stdout, "hello\nstopping\n", "{}", logs.transcript);
+    transcript += &logs.transcript;
+    transcript += &d.docker(&["rm", &name]).ok().transcript;
+    let ps = d.docker(&["ps", "-a", "-q"]).ok();
+    assert_eq!(ps.stdout, "", "{}", ps.transcript);
+    transcript += &ps.transcript;
+    crate::snapshot!("docker_detached", transcript);
+    d.finish();
+}
+
+/// `docker exec` in a running container: its output and exit status.
+// needs ch12 exec
+#[test]
+fn docker_exec() {
+    if !docker_here() {
+        return;
+    }
+    let d = Docker::new(false);
+    let name = format!("sb{}", common::unique_id());
+    let run = d.run(&["-d", "--name", &name, IMAGE, "sh", "-c", SERVICE]);
+    let mut transcript = run.transcript.clone();
+    assert_eq!(run.code, 0, "{transcript}");
+    let exec = d.docker(&["exec", &name, "/bin/probe", "identity"]);
+    transcript += &exec.transcript;
+    assert_eq!(exec.code, 0, "{transcript}");
+    assert_ne!(value(&exec.stdout, "pid"), Some("1"), "{transcript}");
+    let exec = d.docker(&["exec", &name, "sh", "-c", "exit 4"]);
+    transcript += &exec.transcript;
+    assert_eq!(exec.code, 4, "{transcript}");
+    transcript += &d.docker(&["rm", "-f", &name]).ok().transcript;
+    crate::snapshot!("docker_exec", transcript);
+    d.finish();
+}
+
+/// How dockerd (through its containerd's runc shim) calls the runtime
+/// for one `docker run --rm`.
+#[test]
+fn docker_calls() {
+    if !docker_here() {
+        return;
+    }
+    let d = Docker::new(true);
+    let out = d.run(&["--rm", IMAGE, "true"]);
+    let log = d.log.clone().unwrap();
+    let (commands, shown) = kit::calls(&d.redact, &log, &[]);
+    let ns = match std::fs::read_to_string(&log) {
+        Ok(_) => kit::config_namespaces(&log, &kit::created_id(&log)),
+        Err(_) => String::new(),
+    };
+    let transcript = format!("{}{shown}{ns}", out.transcript);
+    assert_eq!(out.code, 0, "{transcript}");
+    assert_eq!(
+        commands,
+        ["create", "start", "delete", "delete"],
+        "{transcript}"
+    );
+    crate::snapshot!("docker_calls", transcript);
+    d.finish();
 }

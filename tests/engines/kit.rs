@@ -378,11 +378,17 @@ pub fn calls(redact: &Redact, log: &Path, skip: &[&str]) -> (Vec<String>, String
     for line in text.lines() {
         let (dir, args) = line.split_once('\t').unwrap();
         let args: Vec<&str> = args.split(' ').filter(|a| !a.is_empty()).collect();
-        let command = args
-            .iter()
-            .find(|a| !a.starts_with('-') && !a.starts_with('/') && !a.contains('='))
-            .copied()
-            .unwrap_or("");
+        // The first word that is neither a global option nor its value.
+        let mut command = "";
+        let mut words = args.iter();
+        while let Some(&word) = words.next() {
+            if ["--root", "--log", "--log-format", "--criu"].contains(&word) {
+                words.next();
+            } else if !word.starts_with('-') {
+                command = word;
+                break;
+            }
+        }
         if skip.contains(&command) {
             continue;
         }
@@ -523,6 +529,16 @@ pub fn processes_with(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// SIGKILL to each of [`processes_with`]'s answers (the test's own).
+pub fn kill_all(processes: &[String]) {
+    for p in processes {
+        if let Some(pid) = p.split(' ').next().and_then(|p| p.parse().ok()) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+    }
 }
 
 /// Polls `cond` until it holds: a handshake on what the engine answers,

@@ -158,6 +158,7 @@ impl Podman {
         }
         self.scratch.unmount_all();
         let after = HostSnap::capture(&self.scratch);
+        // Drop's cleanup still runs, and finds nothing to do.
         assert!(problems.is_empty(), "{}", problems.join("\n"));
         assert_eq!(self.before, after, "podman changed the host");
     }
@@ -165,15 +166,18 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        // After a failed test: what it started goes, before its dir does.
-        for p in kit::processes_with(&self.redact.tmp) {
-            if let Some(pid) = p.split(' ').next().and_then(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::SIGKILL,
-                );
-            }
+        // After a failed test, what it started goes before its dir does:
+        // its containers (podman's, then chapter 12's of them that podman
+        // lost), then any process still named after the dir (conmon).
+        let _ = self.podman(&["rm", "-a", "-f", "-t", "0"]);
+        for state in states_under(Path::new(CH12_ROOT), &self.redact.tmp) {
+            let id = state.parent().unwrap().file_name().unwrap();
+            let _ = std::process::Command::new(kit::ch12())
+                .args(["--root", CH12_ROOT, "delete", "--force"])
+                .arg(id)
+                .output();
         }
+        kit::kill_all(&kit::processes_with(&self.redact.tmp));
     }
 }
 
