@@ -409,7 +409,7 @@ fn containerd_run_rm() {
 
 /// The status `ctr task ls` gives task `id` (RUNNING, STOPPED, ...).
 fn task_status(c: &Containerd, id: &str) -> String {
-    let ls = c.ctr(&["tasks", "ls"]).ok();
+    let ls = c.tasks_ls();
     ls.stdout
         .lines()
         .find(|l| l.split_whitespace().next() == Some(id))
@@ -432,10 +432,10 @@ fn containerd_detached() {
     let mut transcript = run.transcript.clone();
     assert_eq!(run.code, 0, "{transcript}");
     assert_eq!(task_status(&c, &id), "RUNNING");
-    transcript += &c.ctr(&["tasks", "ls"]).ok().transcript;
+    transcript += &c.tasks_ls().transcript;
     transcript += &c.ctr(&["tasks", "kill", &id]).ok().transcript;
     kit::wait_until("the task's end", || task_status(&c, &id) == "STOPPED");
-    transcript += &c.ctr(&["tasks", "ls"]).ok().transcript;
+    transcript += &c.tasks_ls().transcript;
     let delete = c.ctr(&["tasks", "delete", &id]).ok();
     transcript += &delete.transcript;
     transcript += &c.ctr(&["containers", "delete", &id]).ok().transcript;

@@ -121,6 +121,21 @@ impl Containerd {
         kit::run(&self.redact, "ctr", "ctr", &all, &[])
     }
 
+    /// `ctr tasks ls`, its columns joined by two spaces in the transcript:
+    /// ctr pads them to the widest value, and the pid's width varies.
+    pub fn tasks_ls(&self) -> Out {
+        let mut out = self.ctr(&["tasks", "ls"]).ok();
+        out.transcript = out
+            .transcript
+            .lines()
+            .map(|l| match l.starts_with("$ ") {
+                true => format!("{l}\n"),
+                false => format!("{}\n", l.split_whitespace().collect::<Vec<_>>().join("  ")),
+            })
+            .collect();
+        out
+    }
+
     /// `ctr run` with chapter 12 as the runtime, then `args`.
     pub fn run(&self, args: &[&str]) -> Out {
         let mut all = vec!["run"];

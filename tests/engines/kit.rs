@@ -244,7 +244,7 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
             (r"\b[0-9a-f]{12}\b", "CID12"),
             // containerd's shim writes an exec's process.json to a temp file.
             (r"/tmp/runc-process[0-9]+", "/tmp/runc-processN"),
-            // `ctr task ls`: the host's pid of the container's process.
+            // `ctr tasks ls`: the host's pid of the container's process.
             (r"(?m)^(sbID +)[0-9]+( +[A-Z]+)$", "${1}PID$2"),
         ]
         .into_iter()
