@@ -331,6 +331,62 @@ fn podman_pause() {
     p.finish();
 }
 
+/// `--network container:NAME`, `--ipc container:NAME`: podman's config
+/// gives the other container's namespaces by path (/proc/PID/ns/...),
+/// for the runtime to join with setns(2).
+// needs ch12 linux.namespaces[].path
+#[test]
+fn podman_join_namespaces() {
+    if !podman_here() {
+        return;
+    }
+    let mut p = Podman::new(false);
+    let name = format!("sb{}", common::unique_id());
+    let run = p.run_detached(&["--name", &name, IMAGE, "sh", "-c", SERVICE]);
+    assert_eq!(run.code, 0, "{}", run.transcript);
+    let mut transcript = run.transcript;
+    let pid = p
+        .podman(&["inspect", "--format", "{{.State.Pid}}", &name])
+        .ok();
+    let pid = pid.stdout.trim().to_owned();
+    let theirs: Vec<String> = ["net", "ipc"]
+        .iter()
+        .map(|ns| {
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+            link.to_string_lossy().into_owned()
+        })
+        .collect();
+    // Not RUN's `--network none`: podman takes one network mode.
+    let net = format!("container:{name}");
+    let join = p.podman(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--network",
+        &net,
+        "--ipc",
+        &net,
+        IMAGE,
+        "readlink",
+        "/proc/self/ns/net",
+        "/proc/self/ns/ipc",
+    ]);
+    let inode = regex::Regex::new(r"(net|ipc):\[[0-9]+\]").unwrap();
+    transcript += &inode.replace_all(&join.transcript, "$1:[N]");
+    transcript += &p.podman(&["rm", "-f", "-t", "1", &name]).ok().transcript;
+    assert_eq!(join.code, 0, "{transcript}");
+    assert_eq!(
+        join.stdout,
+        format!("{}\n{}\n", theirs[0], theirs[1]),
+        "{transcript}"
+    );
+    crate::snapshot!("podman_join_namespaces", transcript);
+    p.finish();
+}
+
 /// How podman (through conmon) calls the runtime for one `run --rm`.
 #[test]
 fn podman_calls() {

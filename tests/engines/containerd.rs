@@ -18,6 +18,8 @@ pub struct Containerd {
     runtime_flags: Vec<String>,
     before: HostSnap,
     pub log: Option<PathBuf>,
+    /// Last: dropped after everything else is cleaned up.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 /// Plugins the tests do not use, not loaded: CRI (Kubernetes' API, which
@@ -38,6 +40,7 @@ impl Containerd {
     /// Starts containerd, waits until it answers, imports the image.
     /// With `logged`, chapter 12 is called through [`kit::call_logger`].
     pub fn new(logged: bool) -> Containerd {
+        let serial = kit::serial();
         let scratch = Scratch::new("ct");
         let before = HostSnap::capture(&scratch);
         let redact = Redact::new(&scratch);
@@ -91,6 +94,7 @@ impl Containerd {
             runtime_flags,
             before,
             log,
+            _serial: serial,
         };
         // Ready once it answers on its socket: `ctr version` asks the daemon.
         let sock = c.sock.clone();

@@ -22,12 +22,15 @@ pub struct Docker {
     host: String,
     before: HostSnap,
     pub log: Option<PathBuf>,
+    /// Last: dropped after everything else is cleaned up.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Docker {
     /// Starts dockerd, waits until it answers, loads the image. With
     /// `logged`, chapter 12 is called through [`kit::call_logger`].
     pub fn new(logged: bool) -> Docker {
+        let serial = kit::serial();
         let scratch = Scratch::new("dk");
         let before = HostSnap::capture(&scratch);
         let redact = Redact::new(&scratch);
@@ -73,6 +76,7 @@ impl Docker {
             host,
             before,
             log,
+            _serial: serial,
         };
         let host = d.host.clone();
         let dockerd_log = d.scratch.path("dockerd.log");

@@ -20,6 +20,16 @@ pub fn ch12() -> PathBuf {
     common::bin_dir().join("ch12-oci")
 }
 
+/// One engine test at a time in this test binary (whatever
+/// `--test-threads` says): the host checks look at host-wide things
+/// (links, firewall rules, the engines' default dirs), which another
+/// engine test running meanwhile would change. Held until the test's
+/// cleanup is done: the last field of each engine's struct.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A directory of the test's own under SCRATCH, named after a
 /// [`common::unique_id`], so that the host checks see every mount under it
 /// and no other test's; short (`what` is 2 letters), since podman refuses
@@ -242,6 +252,8 @@ fn redactions() -> &'static [(regex::Regex, &'static str)] {
                 "hostname: [the container's id]",
             ),
             (r"\b[0-9a-f]{12}\b", "CID12"),
+            // Another process's namespaces, as a config gives them.
+            (r"/proc/[0-9]+/ns/", "/proc/PID/ns/"),
             // containerd's shim writes an exec's process.json to a temp file.
             (r"/tmp/runc-process[0-9]+", "/tmp/runc-processN"),
             // `ctr tasks ls`: the host's pid of the container's process.

@@ -19,6 +19,8 @@ pub struct Podman {
     before: HostSnap,
     /// The ids of the containers the test made, for the leftover checks.
     pub cids: Vec<String>,
+    /// Last: dropped after everything else is cleaned up.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Podman {
@@ -27,6 +29,7 @@ impl Podman {
     /// its runtime (with `logged`, through [`kit::call_logger`], logging
     /// to TMP/calls.log), and the image imported from the default rootfs.
     pub fn new(logged: bool) -> Podman {
+        let serial = kit::serial();
         let scratch = Scratch::new("pm");
         let before = HostSnap::capture(&scratch);
         let redact = Redact::new(&scratch);
@@ -81,6 +84,7 @@ impl Podman {
             env,
             before,
             cids: Vec::new(),
+            _serial: serial,
         };
         let tar = kit::images(&podman.scratch).rootfs_tar;
         podman
