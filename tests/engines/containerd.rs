@@ -19,7 +19,7 @@ pub struct Containerd {
     before: HostSnap,
     pub log: Option<PathBuf>,
     /// Last: dropped after everything else is cleaned up.
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _serial: kit::Serial,
 }
 
 /// Plugins the tests do not use, not loaded: CRI (Kubernetes' API, which
@@ -222,8 +222,10 @@ impl Containerd {
 
     /// containerd 1.6's shims put their sockets in /run/containerd/s
     /// whatever the config says (a path built into containerd); the test
-    /// removes that dir if it made it.
+    /// removes that dir if it made it, and the parent cgroup of the
+    /// containers (`/default`, containerd's namespace) if it made that.
     fn remove_host_dirs(&self) {
+        kit::remove_new_cgroup_parents(&self.before, "default");
         kit::remove_if_new(&self.before, "/run/containerd", &[], &["/run/containerd/s"]);
     }
 }
@@ -241,8 +243,10 @@ impl Drop for Containerd {
                     .output();
             }
         }
+        let tasks = kit::task_ids(&self.scratch.path("state"), "default");
         let _ = self.stop();
         kit::kill_all(&kit::processes_with(&self.redact.tmp));
+        kit::remove_shim_sockets(&self.sock, "default", &tasks);
         self.remove_host_dirs();
     }
 }

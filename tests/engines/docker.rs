@@ -23,7 +23,7 @@ pub struct Docker {
     before: HostSnap,
     pub log: Option<PathBuf>,
     /// Last: dropped after everything else is cleaned up.
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _serial: kit::Serial,
 }
 
 impl Docker {
@@ -184,8 +184,10 @@ impl Docker {
     /// identity key, /etc/docker/key.json (the flag that moved it is gone
     /// from this build); /run/docker/plugins, where it looks for plugins'
     /// sockets; and its containerd's shims' /run/containerd/s (a path built
-    /// into containerd 1.6). Each is removed if the test made it.
+    /// into containerd 1.6); and the parent cgroup `/docker` of the
+    /// containers' cgroups. Each is removed if the test made it.
     fn remove_host_dirs(&self) {
+        kit::remove_new_cgroup_parents(&self.before, "docker");
         kit::remove_if_new(&self.before, "/etc/docker", &["/etc/docker/key.json"], &[]);
         kit::remove_if_new(&self.before, "/run/docker", &[], &["/run/docker/plugins"]);
         kit::remove_if_new(&self.before, "/run/containerd", &[], &["/run/containerd/s"]);
@@ -211,8 +213,12 @@ impl Drop for Docker {
                     .output();
             }
         }
+        let state = self.scratch.path("exec/containerd/daemon");
+        let tasks = kit::task_ids(&state, "moby");
         let _ = self.stop();
         kit::kill_all(&kit::processes_with(&self.redact.tmp));
+        let address = self.scratch.str("exec/containerd/containerd.sock");
+        kit::remove_shim_sockets(&address, "moby", &tasks);
         self.remove_host_dirs();
     }
 }

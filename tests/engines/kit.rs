@@ -20,14 +20,32 @@ pub fn ch12() -> PathBuf {
     common::bin_dir().join("ch12-oci")
 }
 
-/// One engine test at a time in this test binary (whatever
-/// `--test-threads` says): the host checks look at host-wide things
-/// (links, firewall rules, the engines' default dirs), which another
-/// engine test running meanwhile would change. Held until the test's
-/// cleanup is done: the last field of each engine's struct.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+/// One engine test at a time on this host: the host checks look at
+/// host-wide things (links, firewall rules, the engines' default dirs and
+/// parent cgroups), which another engine test running meanwhile would
+/// change; in this test binary whatever `--test-threads` says (a mutex),
+/// and across test processes (another checkout's run: flock(2) on a file
+/// in SCRATCH). Held until the test's cleanup is done: the last field of
+/// each engine's struct.
+pub struct Serial {
+    _file: std::fs::File,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+pub fn serial() -> Serial {
+    use std::os::fd::AsRawFd;
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::create_dir_all(common::SCRATCH).unwrap();
+    let file = std::fs::File::create(Path::new(common::SCRATCH).join("engines.lock")).unwrap();
+    // SAFETY: flock(2) on a descriptor that `file` owns and keeps open;
+    // the lock goes with the descriptor, when `file` is dropped.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0, "flock(2): {}", std::io::Error::last_os_error());
+    Serial {
+        _file: file,
+        _guard: guard,
+    }
 }
 
 /// A directory of the test's own under SCRATCH, named after a
@@ -426,6 +444,32 @@ pub struct HostSnap {
     ip_forward: String,
     iptables: String,
     dirs: Vec<(&'static str, bool)>,
+    cgroup_parents: Vec<(String, bool)>,
+}
+
+/// The parent cgroups the engines put their containers in (as
+/// `linux.cgroupsPath`, `/PARENT/ID`): podman's, containerd's (its
+/// namespace's name) and dockerd's. The runtime makes a parent that is
+/// missing and, as runc, leaves it when the container goes; each test
+/// removes the ones it caused ([`remove_new_cgroup_parents`]).
+pub const CGROUP_PARENTS: &[&str] = &["libpod_parent", "default", "docker"];
+
+/// Each of [`CGROUP_PARENTS`] in each cgroup hierarchy.
+fn cgroup_parents() -> Vec<String> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![root.to_path_buf()];
+    hierarchies.extend(
+        common::names(root)
+            .into_iter()
+            .map(|n| root.join(n))
+            .filter(|p| p.join("cgroup.procs").exists()),
+    );
+    hierarchies.sort();
+    hierarchies
+        .iter()
+        .flat_map(|h| CGROUP_PARENTS.iter().map(move |p| h.join(p)))
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 /// The engines' default dirs on the host: each test gives its engine
@@ -466,6 +510,13 @@ impl HostSnap {
                 .iter()
                 .map(|&d| (d, Path::new(d).exists()))
                 .collect(),
+            cgroup_parents: cgroup_parents()
+                .into_iter()
+                .map(|p| {
+                    let exists = Path::new(&p).exists();
+                    (p, exists)
+                })
+                .collect(),
         }
     }
 
@@ -486,6 +537,24 @@ pub fn remove_if_new(before: &HostSnap, top: &str, files: &[&str], dirs: &[&str]
     }
     for d in dirs.iter().chain([&top]) {
         let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// Removes the parent cgroups named `name` ([`CGROUP_PARENTS`]) that did
+/// not exist before the test, with the cgroups in them (podman's
+/// `libpod_parent/conmon`), deepest first; rmdir(2) refuses a cgroup with
+/// a process or a cgroup in it, so one in use stays.
+pub fn remove_new_cgroup_parents(before: &HostSnap, name: &str) {
+    for (path, existed) in &before.cgroup_parents {
+        if !existed && path.ends_with(&format!("/{name}")) {
+            let mut dirs = common::find_cgroups("");
+            dirs.retain(|d| d.starts_with(&format!("{path}/")));
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+            for d in dirs {
+                let _ = std::fs::remove_dir(d);
+            }
+            let _ = std::fs::remove_dir(path);
+        }
     }
 }
 
@@ -541,6 +610,26 @@ pub fn processes_with(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The tasks a containerd (its state dir `state`, namespace `ns`) has
+/// bundles for: the ids of the containers it has shims for.
+pub fn task_ids(state: &Path, ns: &str) -> Vec<String> {
+    common::names(&state.join("io.containerd.runtime.v2.task").join(ns))
+}
+
+/// Removes the sockets that containerd 1.6's shims for `ids` left in
+/// /run/containerd/s if they were killed (a shim that exits removes its
+/// own): each is named after sha256 of ADDRESS/NAMESPACE/ID, ADDRESS
+/// being containerd's socket.
+pub fn remove_shim_sockets(address: &str, ns: &str, ids: &[String]) {
+    use sha2::Digest;
+    for id in ids {
+        let name = hex(&sha2::Sha256::digest(
+            format!("{address}/{ns}/{id}").as_bytes(),
+        ));
+        let _ = std::fs::remove_file(Path::new("/run/containerd/s").join(name));
+    }
 }
 
 /// SIGKILL to each of [`processes_with`]'s answers (the test's own).

@@ -20,7 +20,7 @@ pub struct Podman {
     /// The ids of the containers the test made, for the leftover checks.
     pub cids: Vec<String>,
     /// Last: dropped after everything else is cleaned up.
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _serial: kit::Serial,
 }
 
 impl Podman {
@@ -160,6 +160,7 @@ impl Podman {
                 "chapter 12 state dirs of this test's containers: {states:?}"
             ));
         }
+        kit::remove_new_cgroup_parents(&self.before, "libpod_parent");
         self.scratch.unmount_all();
         let after = HostSnap::capture(&self.scratch);
         // Drop's cleanup still runs, and finds nothing to do.
@@ -182,6 +183,7 @@ impl Drop for Podman {
                 .output();
         }
         kit::kill_all(&kit::processes_with(&self.redact.tmp));
+        kit::remove_new_cgroup_parents(&self.before, "libpod_parent");
     }
 }
 
