@@ -8,8 +8,11 @@
 //!
 //! One test per case rather than one per engine: an engine's setup takes
 //! a second or two (podman's import; containerd's and dockerd's start), so
-//! each case gets its own, and a case that needs what chapter 12 does not
-//! do yet (marked `// needs ch12 ...`) fails alone, as its own test.
+//! each case gets its own engine, torn down by its own guard whatever
+//! happens, and a case that needs what chapter 12 does not do yet (marked
+//! `// needs ch12 ...`) fails alone, as its own test. The tests run one at
+//! a time on the host whatever `--test-threads` says (`kit::serial`): the
+//! host checks look at host-wide things.
 //!
 //! Run with `cargo test --test engines -- --test-threads=1`.
 

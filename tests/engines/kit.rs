@@ -51,8 +51,9 @@ pub fn serial() -> Serial {
 /// A directory of the test's own under SCRATCH, named after a
 /// [`common::unique_id`], so that the host checks see every mount under it
 /// and no other test's; short (`what` is 2 letters), since podman refuses
-/// a runroot path longer than 50 characters. Dropped (also on a panic): whatever is still
-/// mounted under it is unmounted, deepest first, then it is removed.
+/// a runroot path longer than 50 characters. Dropped (also on a panic):
+/// whatever is still mounted under it is unmounted, deepest first, then
+/// it is removed.
 pub struct Scratch {
     pub dir: PathBuf,
     pub id: String,
@@ -114,8 +115,10 @@ impl Out {
     }
 }
 
-/// Runs `cmd` (its stdin /dev/null unless set) with output to anonymous
-/// files (no pipe can fill up while it runs), killing it after [`LIMIT`].
+/// Runs `cmd` with its output to anonymous files, killing it after
+/// [`LIMIT`]: no pipe fills up while it runs, and none is held open by
+/// what it leaves running (`podman run -d`'s conmon, `ctr run -d`'s shim)
+/// for the test to wait on.
 pub fn output(cmd: &mut Command) -> (i32, Vec<u8>, Vec<u8>) {
     use std::io::{Read, Seek};
     let mut out = tempfile::tempfile().unwrap();
@@ -178,6 +181,7 @@ pub fn run_on_pty(redact: &Redact, name: &str, program: &str, args: &[&str]) -> 
     let mut cmd = Command::new(program);
     let slave = || Stdio::from(pty.slave.try_clone().unwrap());
     cmd.args(args)
+        .current_dir(&redact.tmp)
         .stdin(slave())
         .stdout(slave())
         .stderr(slave());
