@@ -3,8 +3,12 @@
 # busybox-static (the default rootfs), a C linker for cargo, coreutils' chroot
 # (the chapter 5 demo), GNU time, crun and runc (the benchmark), iproute2 (the --veth tests), strace (the kill -9
 # tests), uidmap, nsenter, useradd and slirp4netns (chapter 11), Chromium and a font for the glyphs
-# the book's fonts lack (tests/book.rs renders the book in it). Run as root; `apt-get update` runs
-# once, only if needed.
+# the book's fonts lack (tests/book.rs renders the book in it), and the container engines that
+# tests/engines.rs drives chapter 12 with: podman and conmon, containerd (ctr, its runc shim),
+# docker.io (dockerd: the test starts a daemon of its own; note that on a host with systemd the
+# package also enables and starts docker's service, with its docker0 bridge and firewall rules,
+# which the tests neither need nor use), runc and crun (runtimes to compare with). Run as root;
+# `apt-get update` runs once, only if needed.
 #
 # With --exercises, also the host tools that the book's exercises use and a
 # minimal install may lack (book/src/setup.md lists them): ping
@@ -38,6 +42,12 @@ command -v nsenter >/dev/null || need+=(util-linux) # chapter 11's kill demo
 command -v useradd >/dev/null || need+=(passwd) # chapter 11's rootless tests make a user of their own
 command -v slirp4netns >/dev/null || need+=(slirp4netns) # chapter 3's --network slirp4netns, for rootless containers
 command -v chromium >/dev/null || need+=(chromium) # the book's width check, headless
+command -v podman >/dev/null || need+=(podman) # tests/engines.rs
+command -v conmon >/dev/null || need+=(conmon)
+command -v containerd >/dev/null && command -v containerd-shim-runc-v2 >/dev/null || need+=(containerd)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v runc >/dev/null || need+=(runc)
+command -v crun >/dev/null || need+=(crun)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2

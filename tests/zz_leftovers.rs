@@ -24,10 +24,11 @@ fn this_runs<'a>(name: &'a str, prefixes: &[&str]) -> Option<&'a str> {
 }
 
 /// The ids of this run a mount point's path names in one of its components
-/// (`state-ID`, `store-ID`, `containers/ID`).
+/// (`state-ID`, `store-ID`, `containers/ID`; tests/engines.rs's scratch
+/// dirs for podman, containerd and dockerd: `pm-ID`, `ct-ID`, `dk-ID`).
 fn names_this_runs_id(path: &str) -> bool {
     path.split('/')
-        .any(|c| this_runs(c, &["", "state-", "store-"]).is_some())
+        .any(|c| this_runs(c, &["", "state-", "store-", "pm-", "ct-", "dk-"]).is_some())
 }
 
 fn read_lossy(path: &Path) -> String {
