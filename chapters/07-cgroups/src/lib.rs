@@ -97,6 +97,7 @@ impl Chapter for Opts {
             },
             cgroup_parent: self.cgroup_parent.clone(),
             cgroup_name: None,
+            no_cgroupns: false,
         }
     }
 }
@@ -112,6 +113,11 @@ pub struct Config {
     /// The cgroup's own name, below the parent; None: `stepbox-<id>`
     /// (chapter 12 takes both from a `config.json`'s `cgroupsPath`).
     pub cgroup_name: Option<String>,
+    /// No cgroup namespace of its own (a `config.json` that lists none):
+    /// the container is still placed and limited, and the cgroup
+    /// filesystem is mounted read-only as the host's cgroup namespace
+    /// shows it, from the root.
+    pub no_cgroupns: bool,
 }
 
 impl Steps for Config {
@@ -121,6 +127,7 @@ impl Steps for Config {
             limits: self.limits.clone(),
             parent: self.cgroup_parent.clone(),
             name: self.cgroup_name.clone(),
+            cgroupns: !self.no_cgroupns,
             cgroup: None,
             created: false,
             rootless: false,
@@ -260,7 +267,10 @@ pub trait Cgroup: Send {
     fn add(&self, ctx: &Ctx, pid: Pid) -> Result<()>;
     /// Child, in its new cgroup namespace: mount the cgroup filesystem on
     /// /sys/fs/cgroup, read-only.
-    fn mount_inside(&self, ctx: &Ctx) -> Result<()>;
+    /// Without a cgroup namespace of its own (`own_namespace` false), v1
+    /// shows each hierarchy's container cgroup alone, as runc binds it; v2
+    /// the whole tree, as runc mounts it.
+    fn mount_inside(&self, ctx: &Ctx, own_namespace: bool) -> Result<()>;
     /// Parent, after the container exited: how often the OOM killer struck.
     fn oom_kills(&self) -> u64;
     /// Parent, last: remove whatever create() made, killing what lingers.
@@ -291,6 +301,9 @@ struct Cgroups {
     parent: Option<PathBuf>,
     /// The cgroup's name; None: `stepbox-<id>`.
     name: Option<String>,
+    /// A cgroup namespace of its own (always, but for chapter 12's configs
+    /// that list none).
+    cgroupns: bool,
     /// Found in check(), made in prepare(). Without a cgroup of the
     /// container's own (`own` false), only what setup() mounts.
     cgroup: Option<Box<dyn Cgroup>>,
@@ -469,12 +482,14 @@ impl Step for Cgroups {
         // in it is writable: the files are root's, or the caller's for a
         // delegated cgroup (then the container has one of its own), and
         // the mount is read-only anyway.
-        ctx.say(format_args!("unshare(2) CLONE_NEWCGROUP"));
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-            .context("unshare(2) CLONE_NEWCGROUP")?;
+        if self.cgroupns {
+            ctx.say(format_args!("unshare(2) CLONE_NEWCGROUP"));
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .context("unshare(2) CLONE_NEWCGROUP")?;
+        }
         // ch05's setup() ran before this one: "/" is the container's rootfs,
         // /sys its read-only sysfs.
-        cgroup.mount_inside(ctx)
+        cgroup.mount_inside(ctx, self.cgroupns)
     }
     // ANCHOR_END: namespace
 

@@ -118,6 +118,50 @@ impl Hierarchies {
         })
     }
 
+    /// Without a cgroup namespace the hierarchy's root would be the host's:
+    /// it is mounted at a scratch point, the container's own cgroup in it
+    /// bound onto `target` (read-only), and the scratch mount taken away,
+    /// as runc binds it. Programs that read their limit at
+    /// /sys/fs/cgroup/memory/memory.limit_in_bytes (a JVM) find theirs.
+    fn bind_own(&self, ctx: &Ctx, h: &Hierarchy, target: &str, flags: MsFlags) -> Result<()> {
+        use nix::mount::{mount, umount2, MntFlags};
+        let scratch = format!("{ROOT}/.{}", h.label());
+        std::fs::create_dir(&scratch).context(format!("mkdir {scratch}"))?;
+        crate::mount_inside(
+            ctx,
+            "cgroup",
+            &scratch,
+            flags | MsFlags::MS_RDONLY,
+            Some(&h.mount_data),
+        )?;
+        let own = h.dir.strip_prefix(&h.root).unwrap_or(&h.dir);
+        let source = Path::new(&scratch).join(own);
+        ctx.say(format_args!(
+            "mount(2) {} on {target}, MS_BIND, then read-only",
+            source.display()
+        ));
+        let bound = mount(
+            Some(&source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .and_then(|_| {
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | flags,
+                None::<&str>,
+            )
+        })
+        .context(format!("binding {} on {target}", source.display()));
+        let _ = umount2(scratch.as_str(), MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&scratch);
+        bound
+    }
+
     fn dir(&self, controller: &str) -> &Path {
         let h = self
             .list
@@ -228,7 +272,7 @@ impl Cgroup for Hierarchies {
     }
 
     // ANCHOR: v1_mount
-    fn mount_inside(&self, ctx: &Ctx) -> Result<()> {
+    fn mount_inside(&self, ctx: &Ctx, own_namespace: bool) -> Result<()> {
         // The container's /sys is a read-only sysfs (chapter 5), whose
         // /sys/fs/cgroup is an empty directory: a tmpfs on it makes room for
         // one mount point per hierarchy.
@@ -240,13 +284,16 @@ impl Cgroup for Hierarchies {
             std::fs::create_dir(&target).context(format!("mkdir {target}"))?;
             // Same controllers as on the host, so the kernel mounts the same
             // hierarchy; in the new cgroup namespace its root is the container's cgroup.
-            crate::mount_inside(
-                ctx,
-                "cgroup",
-                &target,
-                flags | MsFlags::MS_RDONLY,
-                Some(&h.mount_data),
-            )?;
+            match own_namespace {
+                true => crate::mount_inside(
+                    ctx,
+                    "cgroup",
+                    &target,
+                    flags | MsFlags::MS_RDONLY,
+                    Some(&h.mount_data),
+                )?,
+                false => self.bind_own(ctx, h, &target, flags)?,
+            }
             // cpu,cpuacct: also reachable as cpu and cpuacct, as on the host.
             if h.controllers.len() > 1 {
                 for c in &h.controllers {

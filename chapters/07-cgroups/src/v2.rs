@@ -268,7 +268,7 @@ impl Cgroup for Unified {
         // lab: end
     }
 
-    fn mount_inside(&self, ctx: &Ctx) -> Result<()> {
+    fn mount_inside(&self, ctx: &Ctx, _own_namespace: bool) -> Result<()> {
         // Read-only: the container sees its limits and usage but cannot raise them.
         let flags =
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;

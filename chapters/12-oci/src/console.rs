@@ -121,23 +121,16 @@ impl Step for Console {
             self.socket_path.display()
         ))?;
         self.pts.store(n, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn last(&self, ctx: &Ctx) -> Result<()> {
-        let slave = format!("/dev/pts/{}", self.pts.load(Ordering::Relaxed));
-        // A controlling terminal is given to a session leader only.
-        if nix::unistd::getsid(None).ok() != Some(nix::unistd::getpid()) {
-            nix::unistd::setsid().context("setsid(2)")?;
-        }
-        ctx.say(format_args!(
-            "open(2) {slave}, TIOCSCTTY, dup2(2) onto 0, 1, 2"
-        ));
-        let fd = open(slave.as_str(), OFlag::O_RDWR, Mode::empty())
-            .context(format!("opening {slave}"))?;
-        // SAFETY: TIOCSCTTY takes an int argument (0: do not steal it).
-        let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
-        nix::errno::Errno::result(r).context(format!("ioctl(2) TIOCSCTTY {slave}"))?;
+        drop(master);
+        // O_NOCTTY: it becomes the controlling terminal only in last(),
+        // once this process leads a session of its own.
+        ctx.say(format_args!("open(2) {slave}, dup2(2) onto 0, 1, 2"));
+        let fd = open(
+            slave.as_str(),
+            OFlag::O_RDWR | OFlag::O_NOCTTY,
+            Mode::empty(),
+        )
+        .context(format!("opening {slave}"))?;
         for target in 0..3 {
             // SAFETY: dup2(2) on descriptors; `fd` is open.
             nix::errno::Errno::result(unsafe { libc::dup2(fd, target) })
@@ -146,6 +139,20 @@ impl Step for Console {
         if fd > 2 {
             let _ = nix::unistd::close(fd);
         }
+        Ok(())
+    }
+
+    fn last(&self, ctx: &Ctx) -> Result<()> {
+        // A controlling terminal is given to a session leader only
+        // (chapter 9 makes one; not with --privileged).
+        if nix::unistd::getsid(None).ok() != Some(nix::unistd::getpid()) {
+            nix::unistd::setsid().context("setsid(2)")?;
+        }
+        let slave = format!("/dev/pts/{}", self.pts.load(Ordering::Relaxed));
+        ctx.say(format_args!("ioctl(2) {slave} TIOCSCTTY"));
+        // SAFETY: TIOCSCTTY takes an int argument (0: do not steal it).
+        let r = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        nix::errno::Errno::result(r).context(format!("ioctl(2) TIOCSCTTY {slave}"))?;
         Ok(())
     }
 }

@@ -273,6 +273,8 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
             ));
         }
     }
+    // The spec: a namespace not listed is the runtime's.
+    ch07.no_cgroupns = !namespaces.contains_key("cgroup");
     ch11.userns = match namespaces.contains_key("user") {
         false => UserNs::Host,
         true => UserNs::Maps {
