@@ -1,0 +1,444 @@
+//! Chapter 12 as an engine drives it: every step of the lifecycle and
+//! every step it must refuse, a runtime killed in the middle of `create`,
+//! fifty containers at once, configs it must refuse before making
+//! anything, the config fields it honours as the container sees them,
+//! and the same bundles under runc and crun.
+//!
+//! Every container has an id of its own (`common::unique_id`, which is also
+//! chapter 1's id through `STEPBOX_CONTAINER_ID`: its cgroups are
+//! `stepbox-ID`) and a `--root` under the test's own directory; a test's
+//! `Lab` deletes its containers with `delete --force` when it is dropped,
+//! panicking or not.
+
+mod common;
+#[path = "oci/lab.rs"]
+mod lab;
+
+use common::{root, HostState};
+use lab::{alive, read_config, wait_for, Lab, Rt};
+use serde_json::{json, Value};
+use std::path::Path;
+
+const CH12: Rt = Rt::Ch12;
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// The runtime's own binary, as /proc/PID/exe names it.
+fn ch12_exe() -> std::path::PathBuf {
+    std::fs::canonicalize(common::bin_dir().join("ch12-oci")).unwrap()
+}
+
+/// A process blocked before its execve(2): asleep, in the runtime's binary.
+fn assert_waiting_to_start(pid: i32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let state = status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .unwrap()
+        .trim();
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    assert!(
+        state.starts_with('S'),
+        "{pid}: {state} (wchan {wchan}): not blocked"
+    );
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, ch12_exe(), "{pid} has exec'd before start");
+}
+
+// ---------------------------------------------------------------------
+// 1. The lifecycle
+// ---------------------------------------------------------------------
+
+/// create → created, start → running, kill → stopped, delete → gone, and
+/// what each refuses on the way.
+#[test]
+fn lifecycle_every_transition_and_every_refusal() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("life");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", "echo started; exec sleep 1000"], |_| {});
+    let b = bundle.to_str().unwrap();
+    let pid_file = lab.dir.join("pid");
+    let root_dir = lab.root(CH12);
+
+    // create
+    let create = lab.oci(
+        &id,
+        &[
+            "create",
+            "--bundle",
+            b,
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+        ],
+    );
+    create.ok("create");
+    let state = lab.state(CH12, &id).expect("state after create");
+    assert_eq!(s(&state["status"]), "created", "{state}");
+    assert_eq!(s(&state["id"]), id);
+    assert_eq!(s(&state["bundle"]), b);
+    let pid = state["pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0, "{state}");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string(),
+        "the pid file"
+    );
+    assert!(alive(pid));
+    assert_waiting_to_start(pid);
+    assert_eq!(create.output(), "", "the command ran before start");
+    assert!(root_dir.join(&id).is_dir());
+    let record = lab.record(&id);
+    assert!(
+        root_dir.join(format!("containers/{record}.json")).exists(),
+        "no state record"
+    );
+    assert!(!common::find_cgroups(&record).is_empty(), "no cgroup");
+
+    // a second create of the same id fails; the first is untouched
+    let other = lab.bundle(&["true"], |_| {});
+    lab.oci(&id, &["create", "--bundle", other.to_str().unwrap(), &id])
+        .refused("create of an existing id", "already exists");
+    let again = lab.state(CH12, &id).unwrap();
+    assert_eq!(
+        (s(&again["status"]), &again["pid"]),
+        ("created", &state["pid"])
+    );
+    assert_eq!(s(&again["bundle"]), b);
+
+    // start
+    lab.oci(&id, &["start", &id]).ok("start");
+    wait_for("the command's output", || create.output() == "started\n");
+    assert_eq!(lab.status(CH12, &id), "running");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("busybox"), "{}", exe.display());
+
+    // refused while running
+    lab.oci(&id, &["start", &id])
+        .refused("start on running", "is running");
+    lab.oci(&id, &["delete", &id])
+        .refused("delete on running", "is running");
+    assert_eq!(lab.status(CH12, &id), "running");
+    assert!(alive(pid));
+
+    // kill
+    lab.oci(&id, &["kill", &id, "KILL"]).ok("kill");
+    lab.wait_status(CH12, &id, "stopped");
+    let stopped = lab.state(CH12, &id).unwrap();
+    assert_eq!(stopped["pid"], 0, "{stopped}");
+
+    // refused once stopped
+    lab.oci(&id, &["start", &id])
+        .refused("start on stopped", "is stopped");
+    lab.oci(&id, &["kill", &id, "KILL"])
+        .refused("kill on stopped", "not running");
+
+    // delete
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    lab.oci(&id, &["state", &id])
+        .refused("state after delete", "does not exist");
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// runc deletes a created container without --force: its process has run
+/// nothing of the config's yet.
+#[test]
+fn delete_of_a_created_container() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("delcreated");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["true"], |_| {});
+    lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id])
+        .ok("create");
+    let pid = lab.state(CH12, &id).unwrap()["pid"].as_i64().unwrap() as i32;
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", &id]).ok("delete of created");
+    wait_for("the process to go", || !alive(pid));
+    lab.assert_gone(&id, &record, &before);
+}
+
+#[test]
+fn delete_force_of_a_running_container() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("delforce");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sleep", "1000"], |_| {});
+    lab.oci(
+        &id,
+        &["run", "--detach", "--bundle", bundle.to_str().unwrap(), &id],
+    )
+    .ok("run --detach");
+    assert_eq!(lab.status(CH12, &id), "running");
+    let pid = lab.state(CH12, &id).unwrap()["pid"].as_i64().unwrap() as i32;
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", &id])
+        .refused("delete without --force", "delete --force");
+    assert!(alive(pid));
+    lab.oci(&id, &["delete", "--force", &id])
+        .ok("delete --force");
+    assert!(!alive(pid), "the process outlived delete --force");
+    lab.oci(&id, &["state", &id])
+        .refused("state after delete", "does not exist");
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// state, kill and delete of an id nobody created; ids that are paths.
+#[test]
+fn unknown_and_bad_ids_are_refused() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("badid");
+    let id = lab.id(CH12);
+    let bundle = lab.bundle(&["true"], |_| {});
+    let b = bundle.to_str().unwrap();
+    lab.oci(&id, &["state", &id])
+        .refused("state unknown", "does not exist");
+    lab.oci(&id, &["kill", &id])
+        .refused("kill unknown", "does not exist");
+    lab.oci(&id, &["kill", &id, "KILL"])
+        .refused("kill unknown", "does not exist");
+    lab.oci(&id, &["delete", &id])
+        .refused("delete unknown", "does not exist");
+    lab.oci(&id, &["start", &id])
+        .refused("start unknown", "does not exist");
+    // runc's: an engine cleaning up after a failed create finds nothing.
+    lab.oci(&id, &["delete", "--force", &id])
+        .ok("delete --force unknown");
+
+    let root_dir = lab.root(CH12);
+    for bad in ["../x", "a/b", "..", "", "a b"] {
+        for args in [
+            vec!["create", "--bundle", b, bad],
+            vec!["state", bad],
+            vec!["start", bad],
+            vec!["kill", bad, "KILL"],
+            vec!["delete", bad],
+            vec!["delete", "--force", bad],
+        ] {
+            lab.oci(&id, &args)
+                .refused(&format!("{args:?}"), "is not a container id");
+        }
+    }
+    assert!(!lab.dir.join("x").exists(), "create ../x made a directory");
+    assert!(!root_dir.join("a").exists());
+    assert_eq!(lab.records_in_root(), Vec::<String>::new());
+}
+
+/// `kill ID SIG` takes a name with or without SIG, any case, or a number.
+#[test]
+fn signals_by_name_and_number() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("signals");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    // pid 1 of a pid namespace gets only the signals it handles.
+    let script = "trap 'echo got USR1' USR1; trap 'echo got HUP' HUP; echo ready; \
+                  while :; do sleep 0.05; done";
+    let bundle = lab.bundle(&["sh", "-c", script], |_| {});
+    let create = lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    create.ok("create");
+    let record = lab.record(&id);
+    lab.oci(&id, &["start", &id]).ok("start");
+    wait_for("ready", || create.output() == "ready\n");
+    let mut expected = String::from("ready\n");
+    for (sig, name) in [
+        ("USR1", "USR1"),
+        ("SIGUSR1", "USR1"),
+        ("usr1", "USR1"),
+        ("10", "USR1"),
+        ("SIGHUP", "HUP"),
+        ("1", "HUP"),
+    ] {
+        lab.oci(&id, &["kill", &id, sig]).ok(&format!("kill {sig}"));
+        expected.push_str(&format!("got {name}\n"));
+        wait_for(&format!("the trap of {sig}"), || {
+            create.output() == expected
+        });
+    }
+    for bad in ["NOPE", "SIGNOPE", "0x10", "999", "-1"] {
+        lab.oci(&id, &["kill", &id, bad])
+            .refused(&format!("kill {bad}"), bad.trim_start_matches('-'));
+    }
+    assert_eq!(lab.status(CH12, &id), "running");
+    lab.oci(&id, &["kill", &id, "9"]).ok("kill 9");
+    lab.wait_status(CH12, &id, "stopped");
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// `run` exits with the command's status, and with 128 + N when a signal
+/// killed it.
+#[test]
+fn run_passes_the_exit_status_through() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("runexit");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", "exit 3"], |_| {});
+    let run = lab.oci(&id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!((run.code, run.stderr.as_str()), (3, ""));
+    assert_eq!(
+        lab.records_in_root(),
+        Vec::<String>::new(),
+        "a record is left"
+    );
+    lab.assert_gone(&id, "", &before);
+
+    // Killed by SIGKILL (from the host, by its pid: see the next test).
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sleep", "1000"], |_| {});
+    let b = bundle.to_str().unwrap().to_owned();
+    let state = lab.root(CH12).join(&id).join("state.json");
+    let run = std::thread::scope(|scope| {
+        let running = scope.spawn(|| lab.oci(&id, &["run", "--bundle", &b, &id]));
+        wait_for("run's container", || state.exists());
+        let _ = lab.record(&id);
+        let pid = saved_pid(&state);
+        wait_for("the command's execve", || {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e.ends_with("busybox"))
+        });
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+        running.join().unwrap()
+    });
+    assert_eq!((run.code, run.stderr.as_str()), (137, ""));
+    assert_eq!(
+        lab.records_in_root(),
+        Vec::<String>::new(),
+        "a record is left"
+    );
+    lab.assert_gone(&id, "", &before);
+}
+
+fn saved_pid(state_json: &Path) -> i32 {
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(state_json).unwrap()).unwrap();
+    saved["pid"].as_i64().unwrap() as i32
+}
+
+/// As runc's: `state` and `kill` work on a container that `run` runs in
+/// the foreground (an engine's or a user's `kill` of it).
+#[test]
+fn state_and_kill_of_a_container_run_runs() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("runkill");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sleep", "1000"], |_| {});
+    let b = bundle.to_str().unwrap().to_owned();
+    let state = lab.root(CH12).join(&id).join("state.json");
+    let run = std::thread::scope(|scope| {
+        let running = scope.spawn(|| lab.oci(&id, &["run", "--bundle", &b, &id]));
+        wait_for("run's container", || state.exists());
+        let _ = lab.record(&id);
+        let pid = saved_pid(&state);
+        // A command that waits for `run` to end would wait forever: 20 s
+        // is plenty for one that does not.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let shown = lab.oci_within(20, &id, &["state", &id]);
+            shown.ok("state of run's container");
+            assert!(shown.stdout.contains("\"running\""), "{}", shown.stdout);
+            lab.oci_within(20, &id, &["kill", &id, "KILL"]).ok("kill");
+        }));
+        if let Err(panic) = checked {
+            // The container by hand, so that `run` ends and the test reports.
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ = running.join();
+            std::panic::resume_unwind(panic);
+        }
+        running.join().unwrap()
+    });
+    assert_eq!((run.code, run.stderr.as_str()), (137, ""));
+    assert_eq!(
+        lab.records_in_root(),
+        Vec::<String>::new(),
+        "a record is left"
+    );
+    lab.assert_gone(&id, "", &before);
+}
+
+/// The container's process is known by its pid and its start time: with a
+/// start time that is not its own (as a reused pid's would be), the
+/// container is stopped, and kill signals nothing.
+#[test]
+fn stopped_is_detected_even_if_the_pid_is_reused() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("pidreuse");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sleep", "1000"], |_| {});
+    lab.oci(
+        &id,
+        &["run", "--detach", "--bundle", bundle.to_str().unwrap(), &id],
+    )
+    .ok("run --detach");
+    let pid = lab.state(CH12, &id).unwrap()["pid"].as_i64().unwrap() as i32;
+    let record = lab.record(&id);
+    let path = lab.root(CH12).join(&id).join("state.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut saved: Value = serde_json::from_str(&text).unwrap();
+    let start = saved["start"]
+        .as_u64()
+        .expect("state.json has the start time");
+    saved["start"] = json!(start + 1);
+    std::fs::write(&path, saved.to_string()).unwrap();
+
+    let state = lab.state(CH12, &id).unwrap();
+    assert_eq!(s(&state["status"]), "stopped", "{state}");
+    lab.oci(&id, &["kill", &id, "KILL"])
+        .refused("kill of a reused pid", "not running");
+    assert!(alive(pid), "kill signalled the process of a reused pid");
+
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(lab.status(CH12, &id), "running");
+    lab.oci(&id, &["delete", "--force", &id])
+        .ok("delete --force");
+    assert!(!alive(pid));
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// `ch12-oci spec`'s capability names are the ones runc and crun know:
+/// `CAP_CHOWN`, not `CAP_CAP_CHOWN` (runc ignores those with a warning, and
+/// the container then has no capability at all).
+#[test]
+fn spec_writes_capability_names_runc_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::bin_dir().join("ch12-oci"))
+        .args(["spec", "--bundle"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let config = read_config(dir.path());
+    for set in ["bounding", "effective", "permitted"] {
+        let caps = config["process"]["capabilities"][set].as_array().unwrap();
+        assert!(caps.iter().any(|c| c == "CAP_CHOWN"), "{set}: {caps:?}");
+        for cap in caps {
+            assert!(
+                !s(cap).starts_with("CAP_CAP_"),
+                "{set}: {cap} is not a capability name"
+            );
+        }
+    }
+}
