@@ -15,7 +15,7 @@ mod common;
 mod lab;
 
 use common::{root, HostState};
-use lab::{alive, read_config, wait_for, Lab, Rt};
+use lab::{alive, processes_with, read_config, wait_for, Lab, Rt};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -441,4 +441,163 @@ fn spec_writes_capability_names_runc_knows() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------
+// 2. A runtime killed in the middle of create
+// ---------------------------------------------------------------------
+
+/// strace(1), which scripts/install-deps.sh installs.
+fn strace_available() -> bool {
+    std::process::Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        || common::skip("no strace(1): the exact kill points need it (scripts/install-deps.sh)")
+}
+
+/// Where strace(1) stops `create` (the runtime's own process, not its
+/// children: `-f` would wait for the container's process, which outlives
+/// it) and kills it with SIGKILL, before the system call runs.
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    /// mkfifo(3) of ROOT/ID/exec.fifo: only ROOT/ID exists.
+    Fifo,
+    /// clone(2) of the container's process: its record and cgroups exist.
+    Clone,
+    /// The open of ROOT/ID/state.json.tmp: the container's process exists,
+    /// waiting on the FIFO, and nothing says so under ROOT/ID.
+    StateJson,
+    /// The open of the pid file's temp file: state.json is written.
+    PidFile,
+}
+
+fn create_killed_at(point: Point) {
+    if !root() || !strace_available() {
+        return;
+    }
+    let lab = Lab::new("kill9");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["true"], |_| {});
+    let pid_file = lab.dir.join("pid");
+    let root_dir = lab.root(CH12);
+    let args = [
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ];
+    let state_tmp = root_dir.join(&id).join("state.json.tmp");
+    let pid_tmp = lab.dir.join("pid.tmp-ch12");
+    let filter: Vec<String> = match point {
+        Point::Fifo => vec!["-e".into(), "inject=mknodat:signal=SIGKILL:when=1".into()],
+        Point::Clone => vec![
+            "-e".into(),
+            "inject=clone,clone3:signal=SIGKILL:when=1".into(),
+        ],
+        Point::StateJson => vec![
+            "-P".into(),
+            state_tmp.display().to_string(),
+            "-e".into(),
+            "trace=openat".into(),
+            "-e".into(),
+            "inject=openat:signal=SIGKILL".into(),
+        ],
+        Point::PidFile => vec![
+            "-P".into(),
+            pid_tmp.display().to_string(),
+            "-e".into(),
+            "trace=openat".into(),
+            "-e".into(),
+            "inject=openat:signal=SIGKILL".into(),
+        ],
+    };
+    let runtime = lab.command(CH12, &id, &args);
+    let mut strace = lab.command(CH12, &id, &[]);
+    strace.cmd = std::process::Command::new("strace");
+    strace
+        .cmd
+        .args(["-qq", "-o", "/dev/null"])
+        .args(&filter)
+        .arg("--")
+        .arg(runtime.cmd.get_program())
+        .args(runtime.cmd.get_args())
+        .env("STEPBOX_CONTAINER_ID", &id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&strace.out).unwrap())
+        .stderr(std::fs::File::create(&strace.err).unwrap());
+    let out = lab.finish(strace);
+    assert_eq!(out.code, 137, "{point:?}: not killed: {}", out.stderr);
+
+    // What the kill left, so that delete has something to do.
+    let records = lab.records_in_root();
+    let lab_dir = lab.dir.to_string_lossy().into_owned();
+    assert!(root_dir.join(&id).is_dir(), "{point:?}: no ROOT/ID");
+    match point {
+        Point::Fifo => assert_eq!(records, Vec::<String>::new(), "{point:?}"),
+        Point::Clone | Point::StateJson | Point::PidFile => {
+            assert_eq!(records.len(), 1, "{point:?}: {records:?}");
+            assert!(!common::find_cgroups(&records[0]).is_empty(), "{point:?}");
+        }
+    }
+    match point {
+        Point::Fifo | Point::Clone => {
+            assert_eq!(processes_with(&lab_dir), Vec::<String>::new(), "{point:?}")
+        }
+        Point::StateJson | Point::PidFile => {
+            assert_eq!(
+                processes_with(&lab_dir).len(),
+                1,
+                "{point:?}: the container's process"
+            )
+        }
+    }
+    assert_eq!(
+        root_dir.join(&id).join("state.json").exists(),
+        matches!(point, Point::PidFile),
+        "{point:?}"
+    );
+
+    lab.oci(&id, &["delete", "--force", &id])
+        .ok(&format!("{point:?}: delete --force"));
+    assert_eq!(
+        processes_with(&lab_dir),
+        Vec::<String>::new(),
+        "{point:?}: a process is left after delete --force"
+    );
+    for record in records.iter().map(String::as_str).chain([""]) {
+        assert_eq!(
+            lab.leftovers(CH12, &id, record),
+            Vec::<String>::new(),
+            "{point:?}: left after delete --force"
+        );
+    }
+    assert_eq!(lab.records_in_root(), Vec::<String>::new(), "{point:?}");
+    lab.oci(&id, &["state", &id])
+        .refused("state after delete", "does not exist");
+    assert_eq!(HostState::capture(&id), before);
+}
+
+#[test]
+fn create_killed_at_the_fifo_then_delete_force_cleans() {
+    create_killed_at(Point::Fifo);
+}
+
+#[test]
+fn create_killed_at_the_clone_then_delete_force_cleans() {
+    create_killed_at(Point::Clone);
+}
+
+#[test]
+fn create_killed_at_the_state_json_then_delete_force_cleans() {
+    create_killed_at(Point::StateJson);
+}
+
+#[test]
+fn create_killed_at_the_pid_file_then_delete_force_cleans() {
+    create_killed_at(Point::PidFile);
 }

@@ -373,6 +373,22 @@ impl Drop for Lab {
                 .stderr(Stdio::null())
                 .status();
         }
+        // What a killed runtime left running (a container's process
+        // waiting on its FIFO, whose state.json was never written): by
+        // the lab's directory in its command line.
+        let dir = self.dir.to_string_lossy().into_owned();
+        for p in processes_with(&dir) {
+            if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+        let start = Instant::now();
+        while !processes_with(&dir).is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let records = std::mem::take(&mut *self.records.lock().unwrap_or_else(|e| e.into_inner()));
         for id in ids.iter().map(|(_, id)| id).chain(&records) {
             let mut cgroups = find_cgroups(id);
@@ -451,4 +467,24 @@ pub fn wait_for(what: &str, cond: impl Fn() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The processes whose command line has `needle` (the lab's directory:
+/// runtimes and containers' processes before their execve).
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && alive(name.parse().unwrap()) {
+            found.push(format!("{name}: {cmdline}"));
+        }
+    }
+    found
 }
