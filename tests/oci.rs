@@ -601,3 +601,87 @@ fn create_killed_at_the_state_json_then_delete_force_cleans() {
 fn create_killed_at_the_pid_file_then_delete_force_cleans() {
     create_killed_at(Point::PidFile);
 }
+
+// ---------------------------------------------------------------------
+// 3. Many at once
+// ---------------------------------------------------------------------
+
+/// Fifty containers created and started from 50 threads at once (on a
+/// 2-core machine: each `create` waits for the others' CPU), every one
+/// running; then all deleted, from 50 threads again; nothing left.
+#[test]
+fn fifty_containers_in_parallel() {
+    if !root() {
+        return;
+    }
+    const N: usize = 50;
+    let lab = Lab::new("fifty");
+    let probe = lab.id(CH12);
+    let before = HostState::capture(&probe);
+    let bundle = lab.bundle(&["sh", "-c", "echo up; exec sleep 1000"], |_| {});
+    let b = bundle.to_str().unwrap();
+    let ids: Vec<String> = (0..N).map(|_| lab.id(CH12)).collect();
+    let outputs: Vec<Result<lab::Out, String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let lab = &lab;
+                scope.spawn(move || {
+                    let create = lab.oci(id, &["create", "--bundle", b, id]);
+                    if create.code != 0 {
+                        return Err(format!("create {id}: {}", create.stderr));
+                    }
+                    let start = lab.oci(id, &["start", id]);
+                    if start.code != 0 {
+                        return Err(format!("start {id}: {}", start.stderr));
+                    }
+                    Ok(create)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = outputs.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert_eq!(failed, Vec::<&String>::new(), "failures among {N}");
+    let mut records = Vec::new();
+    for (id, out) in ids.iter().zip(&outputs) {
+        let out = out.as_ref().unwrap();
+        wait_for(&format!("{id}'s output"), || out.output() == "up\n");
+        assert_eq!(lab.status(CH12, id), "running", "{id}");
+        records.push(lab.record(id));
+    }
+    let mut distinct = records.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), N, "two containers share a record id");
+    let list = lab.oci(&probe, &["list", "--quiet"]);
+    list.ok("list");
+    assert_eq!(list.stdout.lines().count(), N, "{}", list.stdout);
+
+    let deleted: Vec<lab::Out> = std::thread::scope(|scope| {
+        let threads: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let lab = &lab;
+                scope.spawn(move || lab.oci(id, &["delete", "--force", id]))
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (id, out) in ids.iter().zip(&deleted) {
+        out.ok(&format!("delete --force {id}"));
+    }
+    for (id, record) in ids.iter().zip(&records) {
+        lab.assert_gone(id, record, &before);
+    }
+    assert_eq!(lab.records_in_root(), Vec::<String>::new());
+    assert_eq!(
+        common::names(&lab.root(CH12)),
+        vec!["containers".to_owned()]
+    );
+    assert_eq!(
+        processes_with(&lab.dir.to_string_lossy()),
+        Vec::<String>::new()
+    );
+    assert_eq!(HostState::capture(&probe), before);
+}
