@@ -685,3 +685,229 @@ fn fifty_containers_in_parallel() {
     );
     assert_eq!(HostState::capture(&probe), before);
 }
+
+// ---------------------------------------------------------------------
+// 4. Bad input: refused in one line, before anything exists
+// ---------------------------------------------------------------------
+
+/// A bundle or a command line the runtime must refuse.
+struct Bad {
+    what: &'static str,
+    /// Flags before the command (global) and after `create`.
+    global: &'static [&'static str],
+    flags: &'static [&'static str],
+    /// What `config.json` is: the spec's default, edited; or a text.
+    config: Config,
+    /// A word the one line must have.
+    says: &'static str,
+}
+
+enum Config {
+    Edit(fn(&mut Value)),
+    Text(&'static str),
+    Missing,
+}
+
+fn bad_inputs() -> Vec<Bad> {
+    use Config::*;
+    fn none(_: &mut Value) {}
+    vec![
+        Bad {
+            what: "no config.json",
+            global: &[],
+            flags: &[],
+            config: Missing,
+            says: "config.json",
+        },
+        Bad {
+            what: "not JSON",
+            global: &[],
+            flags: &[],
+            config: Text("{\"ociVersion\": "),
+            says: "not JSON",
+        },
+        Bad {
+            what: "ociVersion 2.0.0",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| c["ociVersion"] = json!("2.0.0")),
+            says: "ociVersion",
+        },
+        Bad {
+            what: "an unknown field",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| c["linux"]["intelRdt"] = json!({"closID": "guaranteed_group"})),
+            says: "linux.intelRdt",
+        },
+        Bad {
+            what: "no args",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| c["process"]["args"] = json!([])),
+            says: "process.args",
+        },
+        Bad {
+            what: "a relative cwd",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| c["process"]["cwd"] = json!("tmp")),
+            says: "process.cwd",
+        },
+        Bad {
+            what: "no ipc namespace",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "ipc");
+            }),
+            says: "ipc",
+        },
+        Bad {
+            what: "a namespace's path",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| {
+                for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                    if n["type"] == "network" {
+                        n["path"] = json!("/proc/1/ns/net");
+                    }
+                }
+            }),
+            says: "/proc/1/ns/net",
+        },
+        Bad {
+            what: "a bad capability",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| {
+                for set in ["bounding", "effective", "permitted"] {
+                    c["process"]["capabilities"][set] = json!(["CAP_CHOWN", "CAP_NOPE"]);
+                }
+            }),
+            says: "CAP_NOPE",
+        },
+        Bad {
+            what: "an unknown mount option",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "frobnicate"]
+                }))
+            }),
+            says: "frobnicate",
+        },
+        Bad {
+            what: "a systemd cgroupsPath",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| c["linux"]["cgroupsPath"] = json!("system.slice:stepbox:x")),
+            says: "cgroupsPath",
+        },
+        Bad {
+            what: "a sysctl of the host",
+            global: &[],
+            flags: &[],
+            config: Edit(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"})),
+            says: "kernel.panic",
+        },
+        Bad {
+            what: "--no-pivot",
+            global: &[],
+            flags: &["--no-pivot"],
+            config: Edit(none),
+            says: "--no-pivot",
+        },
+        Bad {
+            what: "--preserve-fds 1",
+            global: &[],
+            flags: &["--preserve-fds", "1"],
+            config: Edit(none),
+            says: "--preserve-fds",
+        },
+        Bad {
+            what: "--systemd-cgroup",
+            global: &["--systemd-cgroup"],
+            flags: &[],
+            config: Edit(none),
+            says: "--systemd-cgroup",
+        },
+    ]
+}
+
+/// Runs `bad`: the one line it is refused with, paths and id replaced.
+fn refuse(lab: &Lab, bad: &Bad) -> String {
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["true"], |_| {});
+    match bad.config {
+        Config::Edit(edit) => {
+            let mut config = read_config(&bundle);
+            edit(&mut config);
+            lab::write_config(&bundle, &config);
+        }
+        Config::Text(text) => std::fs::write(bundle.join("config.json"), text).unwrap(),
+        Config::Missing => std::fs::remove_file(bundle.join("config.json")).unwrap(),
+    }
+    let b = bundle.to_str().unwrap();
+    let mut args: Vec<&str> = bad.global.to_vec();
+    args.extend(["create", "--bundle", b]);
+    args.extend(bad.flags);
+    args.push(&id);
+    let line = lab.oci(&id, &args).refused(bad.what, bad.says);
+    assert!(
+        !lab.root(CH12).join(&id).exists(),
+        "{}: ROOT/ID left",
+        bad.what
+    );
+    assert_eq!(lab.records_in_root(), Vec::<String>::new(), "{}", bad.what);
+    assert_eq!(HostState::capture(&id), before, "{}", bad.what);
+    line.replace(b, "BUNDLE").replace(&id, "ID")
+}
+
+#[test]
+fn bad_input_is_refused_in_one_line_before_anything_exists() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("bad");
+    let mut shown = String::new();
+    let mut failed = Vec::new();
+    for bad in bad_inputs() {
+        // Every case runs, so that one report lists every failure.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| refuse(&lab, &bad))) {
+            Ok(line) => shown.push_str(&format!("# {}\n{line}\n", bad.what)),
+            Err(e) => failed.push(match e.downcast::<String>() {
+                Ok(msg) => *msg,
+                Err(_) => bad.what.to_owned(),
+            }),
+        }
+    }
+    assert_eq!(failed, Vec::<String>::new());
+    snapshot!("bad_input", shown);
+}
+
+/// `CAP_CAP_CHOWN` is not a capability (runc ignores it with a warning;
+/// chapter 12 must refuse it, as it refuses `CAP_NOPE`).
+#[test]
+fn a_capability_named_with_cap_twice_is_refused() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("badcap");
+    let bad = Bad {
+        what: "a capability named twice over",
+        global: &[],
+        flags: &[],
+        config: Config::Edit(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set] = json!(["CAP_CAP_CHOWN"]);
+            }
+        }),
+        says: "CAP_CAP_CHOWN",
+    };
+    refuse(&lab, &bad);
+}
