@@ -911,3 +911,497 @@ fn a_capability_named_with_cap_twice_is_refused() {
     };
     refuse(&lab, &bad);
 }
+
+// ---------------------------------------------------------------------
+// 5. Config fields, as the container sees them
+// ---------------------------------------------------------------------
+
+/// `ch12-oci run` of a bundle with `args` and `edit`, to its end; the
+/// host must be as it was, and nothing left under the root.
+fn run_config(args: &[&str], edit: impl FnOnce(&mut Value)) -> lab::Out {
+    let lab = Lab::new("field");
+    run_in(&lab, args, edit)
+}
+
+fn run_in(lab: &Lab, args: &[&str], edit: impl FnOnce(&mut Value)) -> lab::Out {
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(args, edit);
+    let out = lab.oci(&id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(
+        lab.records_in_root(),
+        Vec::<String>::new(),
+        "a record is left"
+    );
+    lab.assert_gone(&id, "", &before);
+    out
+}
+
+/// The run succeeded; its stdout.
+fn stdout_of(out: &lab::Out) -> &str {
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (0, ""),
+        "stdout: {:?}",
+        out.stdout
+    );
+    &out.stdout
+}
+
+fn set_caps(c: &mut Value, caps: &[&str]) {
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set] = json!(caps);
+    }
+}
+
+const TOUCH_ROOT: &str = "touch /file 2>&1; echo status $?";
+
+#[test]
+fn field_root_readonly() {
+    if !root() {
+        return;
+    }
+    let ro = run_config(&["sh", "-c", TOUCH_ROOT], |c| {
+        c["root"]["readonly"] = json!(true)
+    });
+    assert_eq!(
+        stdout_of(&ro),
+        "touch: /file: Read-only file system\nstatus 1\n"
+    );
+    let rw = run_config(&["sh", "-c", TOUCH_ROOT], |c| {
+        c["root"]["readonly"] = json!(false)
+    });
+    assert_eq!(stdout_of(&rw), "status 0\n");
+}
+
+#[test]
+fn field_hostname() {
+    if !root() {
+        return;
+    }
+    let out = run_config(&["probe", "identity"], |c| c["hostname"] = json!("box-12"));
+    assert!(
+        stdout_of(&out).contains("\nhostname: box-12\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn field_user_uid_gid_and_additional_gids() {
+    if !root() {
+        return;
+    }
+    let out = run_config(&["probe", "caps"], |c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [20, 30]});
+    });
+    let text = stdout_of(&out);
+    // The supplementary groups are additionalGids alone, as runc sets
+    // them: the primary gid is not added to them.
+    for line in [
+        "uids: real 1000, effective 1000, saved 1000, fs 1000\n",
+        "gids: real 1001, effective 1001, saved 1001, fs 1001\n",
+        "groups: 20 30\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    // A user other than root has no capability left (capabilities(7):
+    // the permitted and effective sets are cleared at the uid change).
+    assert!(text.contains("effective: none\n"), "{text}");
+}
+
+#[test]
+fn field_capabilities() {
+    if !root() {
+        return;
+    }
+    // A writable root: on a read-only one mknod(2) fails with EROFS
+    // before the kernel looks at CAP_MKNOD.
+    let out = run_config(
+        &["sh", "-c", "probe caps; probe attempt mknod raw-socket"],
+        |c| {
+            c["root"]["readonly"] = json!(false);
+            set_caps(c, &["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]);
+        },
+    );
+    let text = stdout_of(&out);
+    for set in ["effective", "permitted", "bounding"] {
+        let want = format!("{set}: 3 of 41\n  chown kill net_raw\n");
+        assert!(text.contains(&want), "no {want:?} in\n{text}");
+    }
+    assert!(text.contains("inheritable: none\nbounding"), "{text}");
+    assert!(text.contains("ambient: none\n"), "{text}");
+    assert!(text.contains("mknod: EPERM"), "{text}");
+    assert!(text.contains("raw-socket: ok"), "{text}");
+}
+
+#[test]
+fn field_no_new_privileges() {
+    if !root() {
+        return;
+    }
+    for (nnp, want) in [(true, "NoNewPrivs: 1\n"), (false, "NoNewPrivs: 0\n")] {
+        let out = run_config(&["probe", "caps"], |c| {
+            c["process"]["noNewPrivileges"] = json!(nnp)
+        });
+        assert!(stdout_of(&out).contains(want), "{nnp}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn field_rlimits() {
+    if !root() {
+        return;
+    }
+    let out = run_config(
+        &["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u; ulimit -Hu"],
+        |c| {
+            c["process"]["rlimits"] = json!([
+                {"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654},
+                {"type": "RLIMIT_NPROC", "soft": 111, "hard": 222},
+            ]);
+        },
+    );
+    assert_eq!(stdout_of(&out), "321\n654\n111\n222\n");
+}
+
+#[test]
+fn field_cwd() {
+    if !root() {
+        return;
+    }
+    let out = run_config(&["pwd"], |c| c["process"]["cwd"] = json!("/tmp"));
+    assert_eq!(stdout_of(&out), "/tmp\n");
+}
+
+/// Exactly the config's environment: nothing of the runtime's own
+/// (`STEPBOX_*`, what the engine ran it with), only HOME added (from the
+/// user's passwd entry, as runc adds it when the config has none) and
+/// HOSTNAME (chapter 6's, as docker sets it; runc does not: on purpose).
+#[test]
+fn field_env_exactly() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("env");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["env"], |c| {
+        c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "FOO=bar baz", "EMPTY="]);
+    });
+    let mut cmd = lab.command(
+        CH12,
+        &id,
+        &["run", "--bundle", bundle.to_str().unwrap(), &id],
+    );
+    cmd.cmd.env("LEAKED_FROM_THE_ENGINE", "1");
+    let out = lab.finish(cmd);
+    let mut env: Vec<&str> = stdout_of(&out).lines().collect();
+    env.sort();
+    assert_eq!(
+        env,
+        [
+            "EMPTY=",
+            "FOO=bar baz",
+            "HOME=/root",
+            "HOSTNAME=stepbox",
+            "PATH=/usr/bin:/bin"
+        ],
+        "{}",
+        out.stdout
+    );
+    lab.assert_gone(&id, "", &before);
+
+    // A HOME of the config's own is kept as it is.
+    let out = run_in(&lab, &["env"], |c| {
+        c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "HOME=/tmp"]);
+    });
+    let mut env: Vec<&str> = stdout_of(&out).lines().collect();
+    env.sort();
+    assert_eq!(env, ["HOME=/tmp", "HOSTNAME=stepbox", "PATH=/usr/bin:/bin"]);
+}
+
+#[test]
+fn field_masked_and_readonly_paths() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("paths");
+    let script = "wc -c < /etc/group; ls -A /home; touch /tmp/x 2>&1; touch /x && echo rw";
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", script], |c| {
+        c["root"]["readonly"] = json!(false);
+        c["linux"]["maskedPaths"] = json!(["/etc/group", "/home"]);
+        c["linux"]["readonlyPaths"] = json!(["/tmp"]);
+    });
+    std::fs::write(bundle.join("rootfs/home/secret"), "s").unwrap();
+    let out = lab.oci(&id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(
+        stdout_of(&out),
+        "0\ntouch: /tmp/x: Read-only file system\nrw\n"
+    );
+    lab.assert_gone(&id, "", &before);
+    // The default config's: /proc/keys masked (this kernel has no
+    // /proc/kcore), /proc/sys read-only.
+    assert!(Path::new("/proc/keys").exists());
+    let out = run_in(
+        &lab,
+        &[
+            "sh",
+            "-c",
+            "wc -c < /proc/keys; echo 1 > /proc/sys/kernel/ns_last_pid",
+        ],
+        |_| {},
+    );
+    assert_eq!(out.stdout, "0\n", "{out:?}");
+    assert!(out.stderr.contains("Read-only file system"), "{out:?}");
+}
+
+#[test]
+fn field_bind_mount_read_only() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("bind");
+    let share = lab.dir.join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("hello"), "hi from the host\n").unwrap();
+    let source = share.to_str().unwrap().to_owned();
+    let out = run_in(
+        &lab,
+        &["sh", "-c", "cat /mnt/share/hello; touch /mnt/share/x 2>&1"],
+        |c| {
+            c["root"]["readonly"] = json!(false);
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt/share", "type": "bind", "source": source,
+                "options": ["rbind", "ro", "nosuid", "nodev"]
+            }));
+        },
+    );
+    assert_eq!(
+        out.stdout, "hi from the host\ntouch: /mnt/share/x: Read-only file system\n",
+        "{out:?}"
+    );
+    assert!(!share.join("x").exists());
+}
+
+#[test]
+fn field_tmpfs_mount() {
+    if !root() {
+        return;
+    }
+    let out = run_config(
+        &[
+            "sh",
+            "-c",
+            "grep ' /run ' /proc/self/mounts; touch /run/x && echo written",
+        ],
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/run", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "size=1m", "mode=1770"]
+            }));
+        },
+    );
+    assert_eq!(
+        stdout_of(&out),
+        "tmpfs /run tmpfs rw,nosuid,nodev,relatime,size=1024k,mode=1770 0 0\nwritten\n"
+    );
+}
+
+#[test]
+fn field_sysctl_of_the_network_namespace() {
+    if !root() {
+        return;
+    }
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let out = run_config(&["cat", "/proc/sys/net/ipv4/ping_group_range"], |c| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "100 200"});
+    });
+    assert_eq!(stdout_of(&out), "100\t200\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap(),
+        host,
+        "the host's changed"
+    );
+}
+
+#[test]
+fn field_oom_score_adj() {
+    if !root() {
+        return;
+    }
+    let out = run_config(&["cat", "/proc/self/oom_score_adj"], |c| {
+        c["process"]["oomScoreAdj"] = json!(500)
+    });
+    assert_eq!(stdout_of(&out), "500\n");
+}
+
+#[test]
+fn field_memory_and_pids_limits() {
+    if !root() {
+        return;
+    }
+    let out = run_config(&["probe", "cgroup"], |c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+        c["linux"]["resources"]["pids"] = json!({"limit": 20});
+    });
+    let text = stdout_of(&out);
+    assert!(text.contains("memory limit: 64 MiB\n"), "{text}");
+    assert!(text.contains("pids limit: 20\n"), "{text}");
+}
+
+/// A profile of the config's own: everything allowed but keyctl(2).
+fn keyctl_profile() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    })
+}
+
+#[test]
+fn field_seccomp_from_the_config() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("seccomp");
+    let with = run_in(&lab, &["probe", "attempt", "keyctl", "personality"], |c| {
+        c["linux"]["seccomp"] = keyctl_profile()
+    });
+    assert_eq!(
+        common::attempts(&common::Run::new(
+            "ch12-oci",
+            &[],
+            with.code,
+            with.stdout.as_bytes(),
+            with.stderr.as_bytes()
+        )),
+        [
+            (
+                "keyctl".to_owned(),
+                "EPERM (Operation not permitted)".to_owned()
+            ),
+            ("personality".to_owned(), "ok".to_owned()),
+        ]
+    );
+    let without = run_in(&lab, &["probe", "attempt", "keyctl"], |_| {});
+    assert_eq!(stdout_of(&without), "keyctl: ok\n");
+}
+
+#[test]
+fn field_user_namespace_with_mappings() {
+    if !root() {
+        return;
+    }
+    let out = run_config(
+        &[
+            "sh",
+            "-c",
+            "probe identity userns; cat /proc/self/uid_map /proc/self/gid_map",
+        ],
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        },
+    );
+    let text = stdout_of(&out);
+    assert!(text.contains("\nuid: 0\ngid: 0\n"), "{text}");
+    let maps: Vec<Vec<&str>> = text
+        .lines()
+        .rev()
+        .take(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        maps,
+        [vec!["0", "300000", "65536"], vec!["0", "200000", "65536"]],
+        "{text}"
+    );
+    assert!(!text.contains("is root on the host"), "{text}");
+}
+
+/// Each hook appends its name and its stdin (the state) to one file:
+/// the order they ran in, and what each was told.
+#[test]
+fn field_hooks_in_order_with_the_state() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("hooks");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let log = lab.dir.join("hooks.log");
+    let hook = |kind: &str| {
+        let script = format!(
+            "printf '{kind} ' >> {0}; cat >> {0}; echo >> {0}",
+            log.display()
+        );
+        json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+    };
+    let bundle = lab.bundle(&["sh", "-c", "echo started; exec sleep 1000"], |c| {
+        c["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let create = lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    create.ok("create");
+    let record = lab.record(&id);
+    let pid = lab.state(CH12, &id).unwrap()["pid"].clone();
+    lab.oci(&id, &["start", &id]).ok("start");
+    wait_for("started", || create.output() == "started\n");
+    lab.oci(&id, &["kill", &id, "KILL"]).ok("kill");
+    lab.wait_status(CH12, &id, "stopped");
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    lab.assert_gone(&id, &record, &before);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ran: Vec<(&str, Value)> = text
+        .lines()
+        .map(|l| {
+            let (kind, json) = l.split_once(' ').unwrap();
+            (
+                kind,
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("{l}: {e}")),
+            )
+        })
+        .collect();
+    let kinds: Vec<&str> = ran.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
+    // The runtime spec's states: the hooks of create run while it is
+    // "creating", as runc 1.1.5 tells them; poststart's once start has
+    // let it go (runc says "created" there, chapter 12 "running": either
+    // is taken), poststop's once it has stopped (runc leaves the pid out).
+    let want: [(&str, &[&str]); 4] = [
+        ("prestart", &["creating"]),
+        ("createRuntime", &["creating"]),
+        ("poststart", &["created", "running"]),
+        ("poststop", &["stopped"]),
+    ];
+    for ((kind, state), (_, status)) in ran.iter().zip(want) {
+        assert_eq!(s(&state["id"]), id, "{kind}: {state}");
+        assert!(status.contains(&s(&state["status"])), "{kind}: {state}");
+        assert_eq!(
+            s(&state["bundle"]),
+            bundle.to_str().unwrap(),
+            "{kind}: {state}"
+        );
+        if *kind != "poststop" {
+            assert_eq!(state["pid"], pid, "{kind}: {state}");
+        }
+    }
+}
