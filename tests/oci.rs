@@ -1405,3 +1405,461 @@ fn field_hooks_in_order_with_the_state() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// 6. The same bundles under runc and crun
+// ---------------------------------------------------------------------
+
+/// Whether `program` runs (`--version`): Debian's runc and crun, which
+/// scripts/install-deps.sh installs.
+fn installed(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        || common::skip(&format!(
+            "no {program}: the differential tests need it (scripts/install-deps.sh)"
+        ))
+}
+
+/// crun 1.8.1 refuses a hybrid host whose cgroup2 hierarchy holds a
+/// controller ("cgroups in hybrid mode not supported, drop all controllers
+/// from cgroupv2"); here that is hugetlb, the one controller no v1
+/// hierarchy has. Mounting a v1 hugetlb hierarchy moves it there, for the
+/// whole machine: this process holds such a mount in a mount namespace of
+/// its own (so that no host mount list sees it), for as long as it runs.
+/// When it ends (dropped, or the test process killed: its stdin closes),
+/// the namespace goes with its mount, the hierarchy has no cgroup left,
+/// and the kernel hands hugetlb back to cgroup2.
+struct HugetlbV1 {
+    child: std::process::Child,
+}
+
+impl HugetlbV1 {
+    fn hold(dir: &Path) -> Option<HugetlbV1> {
+        let controllers = "/sys/fs/cgroup/unified/cgroup.controllers";
+        let held = std::fs::read_to_string(controllers).unwrap_or_default();
+        if held.trim().is_empty() {
+            return None; // nothing to move (or no hybrid host)
+        }
+        assert_eq!(
+            held.trim(),
+            "hugetlb",
+            "{controllers}: more than hugetlb to move"
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let script = format!(
+            "mount -t cgroup -o hugetlb stepbox-hugetlb {} && echo ready && read x",
+            dir.display()
+        );
+        let mut child = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("unshare(1)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        if line != "ready\n" {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mounting a v1 hugetlb hierarchy: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        wait_for("hugetlb to leave cgroup2", || {
+            std::fs::read_to_string(controllers).is_ok_and(|c| c.trim().is_empty())
+        });
+        Some(HugetlbV1 { child })
+    }
+}
+
+impl Drop for HugetlbV1 {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// What every container of the comparison reports, one section a line
+/// group: the probe's sections, a few attempts, limits, writes, masked
+/// paths, its mounts (point, type, and the flags that matter), its
+/// environment.
+const REPORT: &str = "probe identity ns proc net ipc fs cgroup caps userns; \
+echo '# attempts'; probe attempt keyctl mknod raw-socket unshare; \
+echo '# limits'; ulimit -n; ulimit -Hn; ulimit -u; cat /proc/self/oom_score_adj; \
+echo '# writes'; touch /x 2>&1 && echo '/ is writable'; touch /mnt/share/x 2>&1; \
+echo '# masked'; wc -c < /proc/keys; ls -A /home; \
+echo '# mounts'; awk '{f=\",\"$4\",\"; s=\"rw\"; if (f ~ /,ro,/) s=\"ro\"; \
+if (f ~ /,nosuid,/) s=s\",nosuid\"; if (f ~ /,nodev,/) s=s\",nodev\"; \
+if (f ~ /,noexec,/) s=s\",noexec\"; print $2, $3, s}' /proc/self/mounts | sort; \
+echo '# env'; env | sort";
+
+/// The configurations compared: the spec's default, and one field each.
+fn differential_configs(share: &Path) -> Vec<(&'static str, Box<dyn Fn(&mut Value)>)> {
+    let share = share.to_str().unwrap().to_owned();
+    vec![
+        ("default", Box::new(|_: &mut Value| {})),
+        (
+            "writable root",
+            Box::new(|c: &mut Value| c["root"]["readonly"] = json!(false)),
+        ),
+        (
+            "user",
+            Box::new(|c: &mut Value| {
+                c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [20, 30]})
+            }),
+        ),
+        (
+            "capabilities",
+            Box::new(|c: &mut Value| {
+                for set in ["bounding", "effective", "permitted"] {
+                    c["process"]["capabilities"][set] =
+                        json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_ADMIN"]);
+                }
+            }),
+        ),
+        (
+            "masked paths",
+            Box::new(|c: &mut Value| {
+                c["linux"]["maskedPaths"] = json!(["/proc/keys", "/home", "/etc/group"]);
+                c["linux"]["readonlyPaths"] = json!(["/proc/sys", "/tmp"]);
+            }),
+        ),
+        (
+            "rlimits",
+            Box::new(|c: &mut Value| {
+                c["process"]["rlimits"] = json!([
+                    {"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654},
+                    {"type": "RLIMIT_NPROC", "soft": 111, "hard": 222},
+                ]);
+                c["process"]["oomScoreAdj"] = json!(300);
+            }),
+        ),
+        (
+            "hostname",
+            Box::new(|c: &mut Value| c["hostname"] = json!("other-name")),
+        ),
+        (
+            "mounts",
+            Box::new(move |c: &mut Value| {
+                c["root"]["readonly"] = json!(false);
+                let mounts = c["mounts"].as_array_mut().unwrap();
+                mounts.push(json!({
+                    "destination": "/mnt/share", "type": "bind", "source": share,
+                    "options": ["rbind", "ro", "nosuid", "nodev"]
+                }));
+                mounts.push(json!({
+                    "destination": "/run", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=1770"]
+                }));
+            }),
+        ),
+        (
+            "seccomp",
+            Box::new(|c: &mut Value| c["linux"]["seccomp"] = keyctl_profile()),
+        ),
+    ]
+}
+
+/// A report with what differs on purpose between chapter 12 and the
+/// others taken out, each for the reason its comment gives. `masked`:
+/// the config's maskedPaths.
+fn comparable(rt: Rt, report: &str, masked: &[String]) -> String {
+    let mut out = Vec::new();
+    let mut section = "";
+    for line in report.lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            section = name;
+        }
+        // The probe's own pid: runc's init is a Go program whose threads
+        // took the container's first pids before it exec'd the command.
+        if section == "identity" && (line.starts_with("pid: ") || line.starts_with("ppid: "))
+            || section == "processes" && line.starts_with("/proc/self: ")
+        {
+            let (key, rest) = line.split_once(": ").unwrap();
+            let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            out.push(format!("{key}: N{rest}"));
+            continue;
+        }
+        // The probe's count of mounts: chapter 7 mounts the hierarchies of
+        // the controllers it uses in /sys/fs/cgroup, runc and crun every
+        // one; the `# mounts` section compares the rest line by line.
+        if section == "filesystem" && line.starts_with("mounts: ") {
+            out.push("mounts: N".to_owned());
+            continue;
+        }
+        if section == "mounts" {
+            let words: Vec<&str> = line.split(' ').collect();
+            let (point, fstype) = (words[0], words.get(1).copied().unwrap_or(""));
+            // /sys/fs/cgroup: the tmpfs is read-only under chapter 12, as
+            // the config's "ro" asks; runc 1.1.5 and crun 1.8.1 leave it
+            // writable (their cgroup mounts in it are read-only). And the
+            // hierarchies in it: see the count above.
+            if point.starts_with("/sys/fs/cgroup") {
+                continue;
+            }
+            // /proc and the read-only binds in it: chapter 5 mounts proc
+            // nosuid,nodev,noexec whatever the config's options (none in
+            // runc's default): stricter than asked, on purpose.
+            if fstype == "proc" {
+                let ro = words[2].split(',').next().unwrap();
+                out.push(format!("{point} proc {ro}"));
+                continue;
+            }
+            // A masked file is a bind of a /dev/null: crun's is the host's
+            // (devtmpfs, read-only), runc's and chapter 12's the
+            // container's (on its /dev tmpfs). Either reads as empty.
+            if masked.iter().any(|m| m == point) {
+                out.push(format!("{point} masked"));
+                continue;
+            }
+        }
+        // HOSTNAME: chapter 6 sets it, as docker does; runc and crun do not.
+        if section == "env" && rt == Rt::Ch12 && line.starts_with("HOSTNAME=") {
+            continue;
+        }
+        // HOME for a user without a passwd entry: runc and chapter 12 say
+        // "/", crun 1.8.1 sets none.
+        if section == "env" && line == "HOME=/" {
+            continue;
+        }
+        out.push(line.to_owned());
+    }
+    out.join("\n") + "\n"
+}
+
+/// `RT --root ROOT run --bundle B ID` of the report, in a bundle of its
+/// own; and the config's maskedPaths.
+fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, Vec<String>) {
+    let id = lab.id(rt);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", REPORT], |c| edit(c));
+    std::fs::create_dir_all(bundle.join("rootfs/mnt/share")).unwrap();
+    let out = lab.cmd(rt, &id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    if rt == CH12 {
+        assert_eq!(lab.records_in_root(), Vec::<String>::new());
+    }
+    assert_eq!(
+        HostState::capture(&id),
+        before,
+        "{} changed the host",
+        rt.name()
+    );
+    let masked = read_config(&bundle)["linux"]["maskedPaths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| s(m).to_owned())
+        .collect();
+    (out, masked)
+}
+
+/// The runtimes to compare chapter 12 with, and what keeps crun running.
+fn references(lab: &Lab) -> (Vec<Rt>, Option<HugetlbV1>) {
+    let mut rts = Vec::new();
+    if installed("runc") {
+        rts.push(Rt::Runc);
+    }
+    let hugetlb = match installed("crun") {
+        true => {
+            rts.push(Rt::Crun);
+            HugetlbV1::hold(&lab.dir.join("hugetlb"))
+        }
+        false => None,
+    };
+    (rts, hugetlb)
+}
+
+#[test]
+fn differential_the_container_seen_from_inside() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("diff");
+    let share = lab.dir.join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("hello"), "hi\n").unwrap();
+    let (others, _hugetlb) = references(&lab);
+    // A difference, and the configs and runtimes it was seen with.
+    let mut differences: Vec<(String, Vec<String>)> = Vec::new();
+    let mut seen = |what: String, with: String| match differences.iter_mut().find(|d| d.0 == what) {
+        Some(d) => d.1.push(with),
+        None => differences.push((what, vec![with])),
+    };
+    for (name, edit) in differential_configs(&share) {
+        let (ours, masked) = report_under(&lab, CH12, &*edit);
+        let ours_text = comparable(CH12, &ours.stdout, &masked);
+        for &rt in &others {
+            let (theirs, _) = report_under(&lab, rt, &*edit);
+            let with = format!("{name} ({})", rt.name());
+            if theirs.code != ours.code {
+                seen(
+                    format!(
+                        "  exit status {} under ch12-oci, {} under {} ({})\n",
+                        ours.code,
+                        theirs.code,
+                        rt.name(),
+                        theirs.stderr.trim()
+                    ),
+                    with.clone(),
+                );
+            }
+            let theirs_text = comparable(rt, &theirs.stdout, &masked);
+            if theirs_text != ours_text {
+                seen(diff(&ours_text, &theirs_text), with);
+            }
+        }
+    }
+    let shown: Vec<String> = differences
+        .iter()
+        .map(|(what, with)| {
+            format!(
+                "ch12-oci (-) and the others (+) differ in {}:\n{what}",
+                with.join(", ")
+            )
+        })
+        .collect();
+    assert!(shown.is_empty(), "{}", shown.join("\n"));
+}
+
+/// The lines only one of `a` and `b` has, as `-` (a's) and `+` (b's), in
+/// order: enough to read a difference of reports.
+fn diff(a: &str, b: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    // Longest common subsequence, then the walk.
+    let mut l = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            l[i][j] = match a[i] == b[j] {
+                true => l[i + 1][j + 1] + 1,
+                false => l[i + 1][j].max(l[i][j + 1]),
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || l[i][j + 1] >= l[i + 1][j]) {
+            out.push_str(&format!("  + {}\n", b[j]));
+            j += 1;
+        } else {
+            out.push_str(&format!("  - {}\n", a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The lifecycle as an engine sees it, under each runtime: the keys of
+/// `state` and the statuses it says, and which refusals are refusals
+/// (their exit statuses differ: 125 here, 1 in runc and crun).
+#[test]
+fn differential_the_lifecycle_seen_from_outside() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("difflife");
+    let (others, _hugetlb) = references(&lab);
+    let ours = lifecycle_under(&lab, CH12);
+    for rt in others {
+        let theirs = lifecycle_under(&lab, rt);
+        assert_eq!(ours, theirs, "ch12-oci (left) and {} (right)", rt.name());
+    }
+}
+
+/// (step, what it showed) for one container's life under `rt`.
+fn lifecycle_under(lab: &Lab, rt: Rt) -> Vec<(&'static str, String)> {
+    let id = lab.id(rt);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", "echo started; exec sleep 1000"], |_| {});
+    let b = bundle.to_str().unwrap();
+    let mut seen = Vec::new();
+    let code = |out: &lab::Out| match out.code {
+        0 => "ok".to_owned(),
+        _ => "refused".to_owned(),
+    };
+    let state = |step: &'static str, seen: &mut Vec<(&'static str, String)>| {
+        let out = lab.cmd(rt, &id, &["state", &id]);
+        if out.code != 0 {
+            seen.push((step, "refused".to_owned()));
+            return;
+        }
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            // runc's and crun's own: the rootfs's path and the owner, and
+            // crun's systemd-scope (empty without systemd); chapter 12's
+            // state has none of them. And annotations: runc leaves them
+            // out when there are none, chapter 12 shows `{}`.
+            .filter(|(k, v)| {
+                !matches!(k.as_str(), "rootfs" | "owner" | "systemd-scope")
+                    && !(k.as_str() == "annotations" && v.as_object().is_some_and(|o| o.is_empty()))
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        keys.sort();
+        let pid = match v["pid"].as_i64() {
+            Some(0) | None => "no pid",
+            Some(_) => "a pid",
+        };
+        seen.push((
+            step,
+            format!("{} {pid} {}", s(&v["status"]), keys.join(",")),
+        ));
+    };
+    let create = lab.cmd(rt, &id, &["create", "--bundle", b, &id]);
+    seen.push(("create", code(&create)));
+    state("state after create", &mut seen);
+    seen.push(("start", code(&lab.cmd(rt, &id, &["start", &id]))));
+    wait_for("the command's output", || create.output() == "started\n");
+    state("state after start", &mut seen);
+    seen.push((
+        "start when running",
+        code(&lab.cmd(rt, &id, &["start", &id])),
+    ));
+    seen.push((
+        "delete when running",
+        code(&lab.cmd(rt, &id, &["delete", &id])),
+    ));
+    state("state after the refusals", &mut seen);
+    seen.push(("kill KILL", code(&lab.cmd(rt, &id, &["kill", &id, "KILL"]))));
+    wait_for("stopped", || {
+        let out = lab.cmd(rt, &id, &["state", &id]);
+        out.stdout.contains("\"stopped\"")
+    });
+    state("state after kill", &mut seen);
+    seen.push((
+        "kill when stopped",
+        code(&lab.cmd(rt, &id, &["kill", &id, "KILL"])),
+    ));
+    seen.push((
+        "start when stopped",
+        code(&lab.cmd(rt, &id, &["start", &id])),
+    ));
+    seen.push(("delete", code(&lab.cmd(rt, &id, &["delete", &id]))));
+    state("state after delete", &mut seen);
+    seen.push(("delete again", code(&lab.cmd(rt, &id, &["delete", &id]))));
+    seen.push((
+        "delete --force again",
+        code(&lab.cmd(rt, &id, &["delete", "--force", &id])),
+    ));
+    assert_eq!(
+        HostState::capture(&id),
+        before,
+        "{} changed the host",
+        rt.name()
+    );
+    seen
+}
