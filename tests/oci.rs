@@ -1503,7 +1503,9 @@ if (f ~ /,noexec,/) s=s\",noexec\"; print $2, $3, s}' /proc/self/mounts | sort; 
 echo '# env'; env | sort";
 
 /// The configurations compared: the spec's default, and one field each.
-fn differential_configs(share: &Path) -> Vec<(&'static str, Box<dyn Fn(&mut Value)>)> {
+type Edit = Box<dyn Fn(&mut Value)>;
+
+fn differential_configs(share: &Path) -> Vec<(&'static str, Edit)> {
     let share = share.to_str().unwrap().to_owned();
     vec![
         ("default", Box::new(|_: &mut Value| {})),
@@ -1804,8 +1806,10 @@ fn lifecycle_under(lab: &Lab, rt: Rt) -> Vec<(&'static str, String)> {
             // state has none of them. And annotations: runc leaves them
             // out when there are none, chapter 12 shows `{}`.
             .filter(|(k, v)| {
-                !matches!(k.as_str(), "rootfs" | "owner" | "systemd-scope")
-                    && !(k.as_str() == "annotations" && v.as_object().is_some_and(|o| o.is_empty()))
+                let theirs = matches!(k.as_str(), "rootfs" | "owner" | "systemd-scope");
+                let none =
+                    k.as_str() == "annotations" && v.as_object().is_some_and(|o| o.is_empty());
+                !theirs && !none
             })
             .map(|(k, _)| k.as_str())
             .collect();
