@@ -30,21 +30,28 @@ fn ch12_exe() -> std::path::PathBuf {
     std::fs::canonicalize(common::bin_dir().join("ch12-oci")).unwrap()
 }
 
-/// A process blocked before its execve(2): asleep, in the runtime's binary.
+/// A process blocked before its execve(2): asleep, in the runtime's
+/// binary. create may return while it is still on its way to the FIFO's
+/// open (runc's too: its init goes on after it said it was ready), so
+/// "asleep" is waited for; "in the runtime's binary" holds all along.
 fn assert_waiting_to_start(pid: i32) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let state = status
-        .lines()
-        .find_map(|l| l.strip_prefix("State:"))
-        .unwrap()
-        .trim();
+    let exe = || std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let asleep = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let state = status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        assert_eq!(exe(), ch12_exe(), "{pid} has exec'd before start");
+        state.starts_with('S')
+    };
+    wait_for(&format!("{pid} to block"), asleep);
     let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    assert!(
-        state.starts_with('S'),
-        "{pid}: {state} (wchan {wchan}): not blocked"
-    );
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert_eq!(exe, ch12_exe(), "{pid} has exec'd before start");
+    // The kernel's fifo_open() waits in wait_for_partner().
+    assert_eq!(wchan, "wait_for_partner", "{pid} is asleep elsewhere");
+    assert_eq!(exe(), ch12_exe(), "{pid} has exec'd before start");
 }
 
 // ---------------------------------------------------------------------
