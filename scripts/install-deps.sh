@@ -35,6 +35,8 @@ command -v newuidmap >/dev/null || need+=(uidmap) # chapter 11: newuidmap, newgi
 command -v nsenter >/dev/null || need+=(util-linux) # chapter 11's kill demo
 command -v useradd >/dev/null || need+=(passwd) # chapter 11's rootless tests make a user of their own
 command -v slirp4netns >/dev/null || need+=(slirp4netns) # chapter 3's --network slirp4netns, for rootless containers
+command -v runc >/dev/null || need+=(runc) # tests/oci.rs runs the same bundles under runc
+command -v crun >/dev/null || need+=(crun) # and under crun
 command -v chromium >/dev/null || need+=(chromium) # the book's width check, headless
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
