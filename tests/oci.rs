@@ -1442,21 +1442,25 @@ fn installed(program: &str) -> bool {
 /// and the kernel hands hugetlb back to cgroup2.
 struct HugetlbV1 {
     child: std::process::Child,
+    dir: std::path::PathBuf,
 }
 
 impl HugetlbV1 {
-    fn hold(dir: &Path) -> Option<HugetlbV1> {
+    /// Declared before the test's `Lab`, so that it is dropped after it:
+    /// the lab's `crun delete --force` needs it too.
+    fn hold() -> Option<HugetlbV1> {
+        let dir = Path::new(common::SCRATCH).join(format!("hugetlb-{}", common::unique_id()));
         let controllers = "/sys/fs/cgroup/unified/cgroup.controllers";
-        let held = std::fs::read_to_string(controllers).unwrap_or_default();
-        if held.trim().is_empty() {
-            return None; // nothing to move (or no hybrid host)
-        }
-        assert_eq!(
-            held.trim(),
-            "hugetlb",
-            "{controllers}: more than hugetlb to move"
+        // Not a hybrid host: nothing to move.
+        let held = std::fs::read_to_string(controllers).ok()?;
+        // Another test's hold may have moved it already: this one mounts
+        // all the same (the mount joins the same hierarchy), so that crun
+        // keeps running here when that test ends first.
+        assert!(
+            matches!(held.trim(), "" | "hugetlb"),
+            "{controllers}: {held:?}: more than hugetlb to move"
         );
-        std::fs::create_dir_all(dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
         let script = format!(
             "mount -t cgroup -o hugetlb stepbox-hugetlb {} && echo ready && read x",
             dir.display()
@@ -1484,7 +1488,7 @@ impl HugetlbV1 {
         wait_for("hugetlb to leave cgroup2", || {
             std::fs::read_to_string(controllers).is_ok_and(|c| c.trim().is_empty())
         });
-        Some(HugetlbV1 { child })
+        Some(HugetlbV1 { child, dir })
     }
 }
 
@@ -1492,6 +1496,7 @@ impl Drop for HugetlbV1 {
     fn drop(&mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -1672,7 +1677,7 @@ fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, Vec<
 }
 
 /// The runtimes to compare chapter 12 with, and what keeps crun running.
-fn references(lab: &Lab) -> (Vec<Rt>, Option<HugetlbV1>) {
+fn references() -> (Vec<Rt>, Option<HugetlbV1>) {
     let mut rts = Vec::new();
     if installed("runc") {
         rts.push(Rt::Runc);
@@ -1680,7 +1685,7 @@ fn references(lab: &Lab) -> (Vec<Rt>, Option<HugetlbV1>) {
     let hugetlb = match installed("crun") {
         true => {
             rts.push(Rt::Crun);
-            HugetlbV1::hold(&lab.dir.join("hugetlb"))
+            HugetlbV1::hold()
         }
         false => None,
     };
@@ -1692,11 +1697,11 @@ fn differential_the_container_seen_from_inside() {
     if !root() {
         return;
     }
+    let (others, _hugetlb) = references();
     let lab = Lab::new("diff");
     let share = lab.dir.join("share");
     std::fs::create_dir(&share).unwrap();
     std::fs::write(share.join("hello"), "hi\n").unwrap();
-    let (others, _hugetlb) = references(&lab);
     // A difference, and the configs and runtimes it was seen with.
     let mut differences: Vec<(String, Vec<String>)> = Vec::new();
     let mut seen = |what: String, with: String| match differences.iter_mut().find(|d| d.0 == what) {
@@ -1777,8 +1782,8 @@ fn differential_the_lifecycle_seen_from_outside() {
     if !root() {
         return;
     }
+    let (others, _hugetlb) = references();
     let lab = Lab::new("difflife");
-    let (others, _hugetlb) = references(&lab);
     let ours = lifecycle_under(&lab, CH12);
     for rt in others {
         let theirs = lifecycle_under(&lab, rt);
