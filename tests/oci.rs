@@ -4,11 +4,14 @@
 //! anything, the config fields it honours as the container sees them,
 //! and the same bundles under runc and crun.
 //!
-//! Every container has an id of its own (`common::unique_id`, which is also
-//! chapter 1's id through `STEPBOX_CONTAINER_ID`: its cgroups are
-//! `stepbox-ID`) and a `--root` under the test's own directory; a test's
-//! `Lab` deletes its containers with `delete --force` when it is dropped,
-//! panicking or not.
+//! Every container has an id of its own (`common::unique_id`) and a
+//! `--root` under the test's own directory (tests/oci/lab.rs). What it
+//! makes on the host is named after chapter 1's id for it, which chapter
+//! 12 chooses (`ROOT/ID/state.json`'s `record`: cgroups `stepbox-REC`,
+//! `ROOT/containers/REC.json`): the lab reads it, to check those are gone.
+//! A test's `Lab` deletes its containers with `delete --force` when it is
+//! dropped, panicking or not, then whatever a killed runtime left.
+//! Each test compares the host before and after (`common::HostState`).
 
 mod common;
 #[path = "oci/lab.rs"]

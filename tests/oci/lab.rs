@@ -108,8 +108,6 @@ pub struct Lab {
     /// Chapter 1's ids of chapter 12's containers (see [`Lab::record`]).
     records: Mutex<Vec<String>>,
     n: AtomicU32,
-    /// Extra environment for every command (crun's hugetlb holder needs none).
-    pub env: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -121,7 +119,6 @@ impl Lab {
             ids: Mutex::new(Vec::new()),
             records: Mutex::new(Vec::new()),
             n: AtomicU32::new(0),
-            env: Vec::new(),
         }
     }
 
@@ -206,21 +203,16 @@ impl Lab {
 
     /// `RT --root ROOT ARGS` to its end (at most 120 s), stdin closed,
     /// stdout and stderr in files: a `create`'s container keeps them open
-    /// after the runtime exits. The runtime gets `STEPBOX_CONTAINER_ID`
-    /// (chapter 1's id, which names its record and cgroups) = `record`.
-    pub fn cmd(&self, rt: Rt, record: &str, args: &[&str]) -> Out {
-        self.cmd_env(rt, record, args, &[])
-    }
-
-    pub fn cmd_env(&self, rt: Rt, record: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
-        let mut cmd = self.command(rt, record, args);
-        cmd.cmd.envs(env.iter().copied());
-        self.finish(cmd)
+    /// after the runtime exits. The runtime's environment has
+    /// `STEPBOX_CONTAINER_ID=ID` (`id`: the container's), which the
+    /// leftovers sweep (tests/zz_leftovers.rs) knows this run's processes by.
+    pub fn cmd(&self, rt: Rt, id: &str, args: &[&str]) -> Out {
+        self.finish(self.command(rt, id, args))
     }
 
     /// The command [`cmd`](Self::cmd) runs, not started; its stdout and
     /// stderr go to files of its own, which [`finish`](Self::finish) reads.
-    pub fn command(&self, rt: Rt, record: &str, args: &[&str]) -> Cmd {
+    pub fn command(&self, rt: Rt, id: &str, args: &[&str]) -> Cmd {
         let n = self.next();
         let out = self.dir.join(format!("log/{n}.out"));
         let err = self.dir.join(format!("log/{n}.err"));
@@ -228,8 +220,7 @@ impl Lab {
         cmd.arg("--root")
             .arg(self.root(rt))
             .args(args)
-            .env("STEPBOX_CONTAINER_ID", record)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("STEPBOX_CONTAINER_ID", id)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap());
@@ -367,7 +358,6 @@ impl Drop for Lab {
                 .arg(self.root(*rt))
                 .args(["delete", "--force", id])
                 .env("STEPBOX_CONTAINER_ID", id)
-                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
