@@ -27,12 +27,15 @@
 //!
 //! The checks are properties, not transcripts: each one runs the built
 //! binary with the default image's probe and reads what the probe answers
-//! (see `checks()`). Every run is inside throwaway mount, UTS, IPC and pid
-//! namespaces (`unshare(1)`): a mount the student's code leaks, a hostname
-//! it sets, an IPC object or a process it leaves, dies with them. The
-//! wrapper's `/` is made shared, as systemd makes the host's, so a leak
-//! shows there (and fails the check) without reaching the host, whose
-//! mounts, hostname and cgroups are compared around each run too.
+//! (see `checks()`); chapter 12's, an OCI runtime's, are sh scripts that
+//! drive it as an engine does (create, state, start, exec, delete) and
+//! look at its container from outside, in `/proc`. Every run is inside
+//! throwaway mount, UTS, IPC and pid namespaces (`unshare(1)`): a mount
+//! the student's code leaks, a hostname it sets, an IPC object or a
+//! process it leaves, dies with them. The wrapper's `/` is made shared,
+//! as systemd makes the host's, so a leak shows there (and fails the
+//! check) without reaching the host, whose mounts, hostname and cgroups
+//! are compared around each run too.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -406,15 +409,19 @@ enum Root {
     Host,
     /// Chapters 5-7: `--rootfs` the default rootfs.
     Rootfs,
-    /// Chapter 8 on: `--state-dir` and the default image's `--layer`s.
+    /// Chapters 8-11: `--state-dir` and the default image's `--layer`s.
     Image,
+    /// Chapter 12 on, an OCI runtime: `--root` a directory of the run, and
+    /// a bundle per check, whose rootfs is the default one (see [`Check::bundle`]).
+    Bundle,
 }
 
 fn root_of(number: u32) -> Root {
     match number {
         1..=4 => Root::Host,
         5..=7 => Root::Rootfs,
-        _ => Root::Image,
+        8..=11 => Root::Image,
+        _ => Root::Bundle,
     }
 }
 
@@ -450,9 +457,13 @@ impl Seen {
     }
     /// The probe's `NAME: answer` line of `probe attempt NAME`.
     pub fn attempt(&self, name: &str) -> Option<String> {
+        self.line(name)
+    }
+    /// The rest of the first line of stdout that starts `KEY: `.
+    pub fn line(&self, key: &str) -> Option<String> {
         self.stdout
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
             .map(str::to_owned)
     }
 }
@@ -467,6 +478,11 @@ struct Check {
     before: &'static str,
     /// sh run in the wrapper after it; its output is [`Seen::after`].
     after: &'static str,
+    /// Chapter 12: the container's command, `sh -c` this. The binary's own
+    /// `spec` writes it into a new bundle's config.json first (the bundle is
+    /// `$BUNDLE`), and `args` is then a command run with the binary and its
+    /// options after it (see [`oci_check`]).
+    bundle: Option<&'static str>,
     /// Ok, or what the student should look at.
     judge: fn(&Seen) -> std::result::Result<(), String>,
 }
@@ -485,6 +501,7 @@ fn check(
         args: words(args),
         before: "",
         after: "",
+        bundle: None,
         judge,
     }
 }
@@ -503,7 +520,59 @@ fn sh_check(
         args,
         before: "",
         after: "",
+        bundle: None,
         judge,
+    }
+}
+
+/// What every chapter 12 driver begins with: the container's id; `create
+/// RUNTIME...`, which says `create: STATUS` and ends the driver unless it
+/// is 0 (the container's output goes to `$BUNDLE/out`); and the two fields
+/// of `state`'s JSON it reads, from stdin.
+const OCI_PRELUDE: &str = r#"ID=$STEPBOX_CONTAINER_ID
+create() {
+  timeout 20 "$@" create --bundle "$BUNDLE" "$ID" > "$BUNDLE/out"; c=$?
+  echo "create: $c"
+  [ $c = 0 ] || { "$@" delete --force "$ID" 2> /dev/null; exit $c; }
+}
+status() { sed -n 's/^ *"status": "\([a-z]*\)".*/\1/p'; }
+pid() { sed -n 's/^ *"pid": \([0-9]*\).*/\1/p'; }
+"#;
+
+/// A chapter 12 check: a bundle whose container runs `sh -c command`, and
+/// `driver`, sh run in the wrapper with `"$@"` the runtime and its options
+/// (`create "$@"`, then `"$@" start "$ID"`). The driver prints `KEY: value`
+/// lines for the judge ([`Seen::line`]), and ends with `delete --force`,
+/// whose status is the run's.
+fn oci_check(
+    property: &'static str,
+    command: &'static str,
+    driver: &str,
+    judge: fn(&Seen) -> std::result::Result<(), String>,
+) -> Check {
+    Check {
+        property,
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            format!("{OCI_PRELUDE}{driver}"),
+            "sh".into(),
+        ],
+        before: "",
+        after: "",
+        bundle: Some(command),
+        judge,
+    }
+}
+
+/// A chapter 12 driver's `create` returned (`create: STATUS` is not
+/// timeout(1)'s 124): a copy that is not sealed re-executes itself for ever.
+fn returned(seen: &Seen) -> std::result::Result<(), String> {
+    match seen.line("create").as_deref() {
+        Some("124") => {
+            Err("copy() in sealed.rs: create never returned; is_sealed() needs all of SEALS".into())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -940,6 +1009,80 @@ fn checks(number: u32) -> Vec<Check> {
                 },
             ),
         ],
+        12 => vec![
+            oci_check(
+                "create stops before the command; start runs it",
+                "echo ran",
+                r#"create "$@"
+echo "created: $("$@" state "$ID" | status)"
+sleep 0.2
+echo "output before start: $(cat "$BUNDLE/out")"
+"$@" start "$ID"
+i=0; while [ ! -s "$BUNDLE/out" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+echo "output after start: $(cat "$BUNDLE/out")"
+echo "started: $("$@" state "$ID" | status)"
+"$@" delete --force "$ID""#,
+                |s| {
+                    returned(s)?;
+                    let line = |k: &str| s.line(k).unwrap_or_default();
+                    expect(
+                        s,
+                        line("created") == "created" && line("output before start").is_empty(),
+                        "create: the command ran before start, or state is not `created`",
+                    )?;
+                    expect(
+                        s,
+                        line("output after start") == "ran"
+                            && ["running", "stopped"].contains(&line("started").as_str()),
+                        "start() in cli.rs: the process waits in open(2) of exec.fifo for a reader",
+                    )
+                },
+            ),
+            oci_check(
+                "exec's process is in the container's namespaces",
+                "sleep 60",
+                r#"create "$@"
+"$@" start "$ID"
+pid=$("$@" state "$ID" | pid)
+ns='for n in net pid mnt; do readlink /proc/$1/ns/$n; done'
+echo "host: $(sh -c "$ns" sh self | tr '\n' ' ')"
+echo "container: $(sh -c "$ns" sh "$pid" | tr '\n' ' ')"
+echo "exec: $("$@" exec "$ID" sh -c "$ns" sh self | tr '\n' ' ')"
+"$@" delete --force "$ID""#,
+                |s| {
+                    returned(s)?;
+                    let (host, container, exec) = (
+                        s.line("host").unwrap_or_default(),
+                        s.line("container").unwrap_or_default(),
+                        s.line("exec").unwrap_or_default(),
+                    );
+                    let first = |l: &str| l.split(' ').next().unwrap_or("").to_owned();
+                    expect(
+                        s,
+                        words(&container).len() == 3
+                            && exec == container
+                            && first(&host) != first(&container),
+                        "namespaces_of() in exec.rs: setns(2) into each of the first process's",
+                    )
+                },
+            ),
+            oci_check(
+                "a created container's process runs from a sealed copy of the runtime",
+                "true",
+                r#"create "$@"
+pid=$("$@" state "$ID" | pid)
+echo "exe: $(readlink /proc/$pid/exe)"
+"$@" delete --force "$ID""#,
+                |s| {
+                    returned(s)?;
+                    expect(
+                        s,
+                        s.line("exe").as_deref() == Some("/memfd:ch12-oci (deleted)"),
+                        "copy() in sealed.rs: /proc/PID/exe must be a memfd named ch12-oci",
+                    )
+                },
+            ),
+        ],
         _ => Vec::new(),
     }
 }
@@ -1001,6 +1144,8 @@ struct Env {
     probe: String,
     base: Vec<String>,
     scratch: PathBuf,
+    /// The default rootfs, a bundle's `rootfs` (read-only in it).
+    rootfs: PathBuf,
 }
 
 impl Env {
@@ -1024,12 +1169,20 @@ impl Env {
                 }
                 ("/bin/probe".into(), base)
             }
+            Root::Bundle => (
+                "/bin/probe".into(),
+                vec![
+                    "--root".into(),
+                    scratch.join("oci-root").display().to_string(),
+                ],
+            ),
         };
         Ok(Env {
             bin: bin.to_path_buf(),
             probe,
             base,
             scratch: scratch.to_path_buf(),
+            rootfs,
         })
     }
 
@@ -1061,12 +1214,38 @@ impl Env {
         }
     }
 
+    /// A bundle in `dir`: the default rootfs, and the config.json the
+    /// binary's own `spec` writes for `sh -c command`, read-only.
+    fn write_bundle(&self, dir: &Path, command: &str) -> Result<()> {
+        fs::create_dir_all(dir)?;
+        let out = Command::new(&self.bin)
+            .args(&self.base)
+            .arg("spec")
+            .arg("--bundle")
+            .arg(dir)
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .args(["--read-only", "--", "sh", "-c", command])
+            .stdin(Stdio::null())
+            .output()
+            .context("running the binary's spec")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            bail!("spec: {}", err.lines().next().unwrap_or("failed"));
+        }
+        Ok(())
+    }
+
     /// One run in the throwaway namespaces; with what changed on the
     /// host, if anything did (and was cleaned up).
     fn observe(&self, check: &Check) -> Result<(Seen, Option<String>)> {
         let id = format!("1ab{}", random_hex(9));
         let out = self.scratch.join(format!("out-{id}"));
         fs::create_dir_all(&out)?;
+        let bundle = out.join("bundle");
+        if let Some(command) = check.bundle {
+            self.write_bundle(&bundle, command)?;
+        }
         let before = HostState::capture(&id, &self.scratch);
         let mut cmd = Command::new("unshare");
         cmd.args([
@@ -1084,20 +1263,25 @@ impl Env {
             WRAPPER,
             "sh",
         ])
-        .arg(&out)
-        .arg(&self.bin)
-        .args(&self.base)
-        .args(check.args.iter().map(|a| a.replace("PROBE", &self.probe)))
-        .env("STEPBOX_CONTAINER_ID", &id)
-        .env("STEPBOX_RUN_DIR", self.scratch.join("run"))
-        .env("PROBE", &self.probe)
-        .env("STATE", self.scratch.join("state"))
-        .env("LAB_BEFORE", check.before)
-        .env("LAB_AFTER", check.after)
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .arg(&out);
+        let args = check.args.iter().map(|a| a.replace("PROBE", &self.probe));
+        if check.bundle.is_some() {
+            // The driver first, the runtime as its "$@".
+            cmd.args(args).arg(&self.bin).args(&self.base);
+        } else {
+            cmd.arg(&self.bin).args(&self.base).args(args);
+        }
+        cmd.env("STEPBOX_CONTAINER_ID", &id)
+            .env("BUNDLE", &bundle)
+            .env("STEPBOX_RUN_DIR", self.scratch.join("run"))
+            .env("PROBE", &self.probe)
+            .env("STATE", self.scratch.join("state"))
+            .env("LAB_BEFORE", check.before)
+            .env("LAB_AFTER", check.after)
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().context("running unshare(1)")?;
         let start = Instant::now();
         let mut timed_out = false;

@@ -636,6 +636,7 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
     // container's process is blocked opening it for writing; this open
     // lets it go on, and it writes one byte.
     let fifo = dir.fifo();
+    // lab: begin open exec.fifo to read (O_NONBLOCK), poll(2) it and the pidfd, read its byte
     let fd = open(
         &fifo,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
@@ -667,6 +668,7 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
             )));
         }
     }
+    // lab: end
     let _ = std::fs::remove_file(&fifo);
     // The spec: a failing poststart hook is a warning; the container runs.
     let state = container::oci_state(&saved, Status::Running);

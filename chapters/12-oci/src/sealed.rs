@@ -62,6 +62,7 @@ pub fn reexec() -> io::Error {
 }
 
 fn copy() -> io::Result<OwnedFd> {
+    // lab: begin memfd_create(2) "ch12-oci", copy /proc/self/exe into it, then F_ADD_SEALS SEALS
     let name = c"ch12-oci";
     // SAFETY: a valid C string and flags; the kernel returns a new fd.
     let fd =
@@ -79,5 +80,6 @@ fn copy() -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(memfd)
+    // lab: end
 }
 // ANCHOR_END: reexec
