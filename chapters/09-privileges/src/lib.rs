@@ -122,6 +122,10 @@ pub struct Config {
     pub paths: Option<paths::Paths>,
     /// The command's umask; None: the runtime's own.
     pub umask: Option<u32>,
+    /// Exactly these supplementary groups (chapter 12's `additionalGids`),
+    /// instead of docker's: the primary group, the user's groups in the
+    /// image's /etc/group, and `group_add`.
+    pub exact_groups: Option<Vec<u32>>,
 }
 
 impl Steps for Config {
@@ -159,6 +163,7 @@ impl Config {
                 caps: self.caps,
                 paths: self.paths.clone(),
                 umask: self.umask,
+                exact_groups: self.exact_groups.clone(),
             },
             caps: caps::CapSet::default(),
             no_new_privs: false,
@@ -181,6 +186,7 @@ struct Own {
     caps: Option<caps::CapSet>,
     paths: Option<paths::Paths>,
     umask: Option<u32>,
+    exact_groups: Option<Vec<u32>>,
 }
 
 // ANCHOR: step
@@ -238,6 +244,10 @@ impl Step for Privileges {
         // default: a corner left.)
         if ctx.env_var("HOME") == Some(ch01_process::step::default_home().as_str()) {
             ctx.set_env("HOME", ids.home.clone());
+        }
+        let mut ids = ids;
+        if let Some(groups) = &self.config.exact_groups {
+            ids.groups = groups.clone();
         }
         self.ids = Some(ids);
         Ok(())

@@ -88,7 +88,8 @@ impl Step for Oci {
         }
         // The runtime's hooks, in the runtime's namespaces, once the
         // container's exist (their paths are /proc/PID/ns/*).
-        let state = container::hook_state(&self.config, "created", child.as_raw());
+        // "creating": the spec's status while create runs.
+        let state = container::hook_state(&self.config, "creating", child.as_raw());
         for kind in ["prestart", "createRuntime"] {
             hooks::run_all(ctx, &self.config.hooks, kind, &state).map_err(Error::runtime)?;
         }

@@ -184,11 +184,20 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
     let uid = u64_at(config, "process.user.uid").unwrap_or(0);
     let gid = u64_at(config, "process.user.gid").unwrap_or(0);
     ch09.user = Some(format!("{uid}:{gid}"));
-    ch09.group_add = config
+    // Exactly these, as the spec says: not the primary group, nor the
+    // user's groups in the image's /etc/group (docker's flags add those).
+    let gids = config
         .pointer("/process/user/additionalGids")
         .and_then(Value::as_array)
-        .map(|a| a.iter().map(|g| g.to_string()).collect())
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            g.as_u64()
+                .and_then(|g| u32::try_from(g).ok())
+                .ok_or_else(|| format!("process.user.additionalGids: {g} is not a gid"))
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    ch09.exact_groups = Some(gids);
     ch09.umask = u64_at(config, "process.user.umask").map(|m| m as u32);
     ch09.caps = Some(capabilities(process.get("capabilities"), uid)?);
     ch09.security_opt = match bool_at(config, "process.noNewPrivileges") {
@@ -503,10 +512,14 @@ fn capabilities(v: Option<&Value>, uid: u64) -> Result<caps::CapSet, String> {
     let set = |name: &str| -> Result<caps::CapSet, String> {
         let mut set = caps::CapSet::EMPTY;
         for cap in strings(v.and_then(|c| c.get(name))) {
-            let short = cap.strip_prefix("CAP_").unwrap_or(&cap);
-            let n = caps::number(short).ok_or_else(|| {
-                format!("process.capabilities.{name}: {cap:?} is not a capability")
-            })?;
+            // The spec's names: CAP_ and the kernel's name, once.
+            let n = cap
+                .strip_prefix("CAP_")
+                .filter(|short| !short.starts_with("CAP_"))
+                .and_then(caps::number)
+                .ok_or_else(|| {
+                    format!("process.capabilities.{name}: {cap:?} is not a capability")
+                })?;
             set.insert(n);
         }
         Ok(set)
@@ -624,9 +637,11 @@ pub fn cgroups_path(path: &str) -> Result<(Option<PathBuf>, String), String> {
 
 // ANCHOR: mounts
 /// One of `mounts`: None if it is one of those chapters 5 and 7 make
-/// anyway (/proc, /dev and what is below it, /sys, /sys/fs/cgroup), with
-/// the options runc's and podman's defaults give them; otherwise the mount
-/// for chapter 5 to add.
+/// anyway (/proc, /dev, /dev/pts, /sys, /sys/fs/cgroup), with the options
+/// runc's and podman's defaults give them; otherwise the mount for chapter
+/// 5 to add. /dev/shm and /dev/mqueue are mounted as the config says, on
+/// top of chapter 5's (engines differ in their options, and podman binds a
+/// /dev/shm of its own).
 fn mount_of(m: &Value) -> Result<Option<Mount>, String> {
     let dest = m
         .get("destination")
@@ -643,8 +658,6 @@ fn mount_of(m: &Value) -> Result<Option<Mount>, String> {
         ("/proc", "proc")
             | ("/dev", "tmpfs")
             | ("/dev/pts", "devpts")
-            | ("/dev/shm", "tmpfs")
-            | ("/dev/mqueue", "mqueue")
             | ("/sys", "sysfs")
             | ("/sys/fs/cgroup", "cgroup" | "cgroup2")
     );
