@@ -29,8 +29,10 @@ fn s(v: &Value) -> &str {
 }
 
 /// The runtime's own binary, as /proc/PID/exe names it.
+/// What a container's process is until its execve(2): the sealed copy of
+/// the runtime that create re-executed from (the CVE-2019-5736 defence).
 fn ch12_exe() -> std::path::PathBuf {
-    std::fs::canonicalize(common::bin_dir().join("ch12-oci")).unwrap()
+    std::path::PathBuf::from("/memfd:ch12-oci (deleted)")
 }
 
 /// A process blocked before its execve(2): asleep, in the runtime's
@@ -775,17 +777,17 @@ fn bad_inputs() -> Vec<Bad> {
             says: "ipc",
         },
         Bad {
-            what: "a namespace's path",
+            what: "joining a mount namespace",
             global: &[],
             flags: &[],
             config: Edit(|c| {
                 for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
-                    if n["type"] == "network" {
-                        n["path"] = json!("/proc/1/ns/net");
+                    if n["type"] == "mount" {
+                        n["path"] = json!("/proc/1/ns/mnt");
                     }
                 }
             }),
-            says: "/proc/1/ns/net",
+            says: "/proc/1/ns/mnt",
         },
         Bad {
             what: "a bad capability",

@@ -229,7 +229,7 @@ impl Record {
             lock_path.display(),
             ctx.id
         ));
-        let lock = try_lock(&lock_path)?.ok_or_else(|| {
+        let lock = new_lock(&dir, &ctx.id, &lock_path)?.ok_or_else(|| {
             Error::runtime(format!(
                 "container id {} is in use: another runtime holds {lock_path:?}",
                 ctx.id
@@ -597,6 +597,38 @@ fn check_dir(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The lock file of a new record, locked before anyone can see it: made
+/// and locked under a temp name, then linked to `<id>.lock`. Opened under
+/// its own name, another runtime's sweep could take the lock first (it
+/// tries every lock file it finds) and this start would take itself for a
+/// second runtime with its id. If `<id>.lock` exists already, it is a live
+/// runtime's (None) or a dead one's, which [`try_lock`] takes.
+fn new_lock(dir: &Path, id: &str, path: &Path) -> Result<Option<File>> {
+    // Not `<id>.tmp-…`, whose lock file a sweep would make to take it.
+    let tmp = dir.join(format!("{id}.newlock-{}", random_hex()?));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .context(format!("creating {}", tmp.display()))?;
+    let locked = file
+        .try_lock()
+        .map_err(|e| Error::runtime(format!("flock(2) {}: {e:?}", tmp.display())));
+    let linked = locked.and_then(|_| match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).context(format!("link(2) {} to {}", tmp.display(), path.display())),
+    });
+    let _ = remove_file(&tmp);
+    match linked? {
+        true => Ok(Some(file)),
+        false => try_lock(path),
+    }
 }
 
 /// Opens `path` (creating it) and takes its flock(2) without waiting; None

@@ -22,7 +22,8 @@ const DEVICES: [(&str, u64, u64); 6] = [
 
 // ANCHOR: populate
 /// Fills `root`/dev, before pivot_root(2) (see lib.rs's setup()).
-pub fn populate(ctx: &Ctx, root: &Path) -> Result<()> {
+/// `shm`: mount a /dev/shm (false: the configuration has one of its own).
+pub fn populate(ctx: &Ctx, root: &Path, shm: bool) -> Result<()> {
     let dev = |name: &str| root.join("dev").join(name).to_string_lossy().into_owned();
     // A tmpfs, not the host's /dev: only the nodes made here exist.
     mount_fs(
@@ -62,13 +63,15 @@ pub fn populate(ctx: &Ctx, root: &Path) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )?;
-    mount_fs(
-        ctx,
-        "tmpfs",
-        &dev("shm"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777,size=65536k"),
-    )?;
+    if shm {
+        mount_fs(
+            ctx,
+            "tmpfs",
+            &dev("shm"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777,size=65536k"),
+        )?;
+    }
     mount_fs(
         ctx,
         "mqueue",

@@ -151,7 +151,11 @@ impl Step for MountNamespace {
             nosuid_nodev_noexec | MsFlags::MS_RDONLY,
             None,
         )?;
-        dev::populate(ctx, root)?;
+        let own_shm = self
+            .mounts
+            .iter()
+            .any(|m| m.destination == Path::new("/dev/shm"));
+        dev::populate(ctx, root, !own_shm)?;
         mounts::mount_all(ctx, root, &self.mounts)?;
 
         // lab: begin chdir(2) root, pivot_root(2) ".", ".", umount2(2) the old root, chdir(2) /

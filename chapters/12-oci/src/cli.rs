@@ -495,6 +495,10 @@ fn create_in(
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .map_err(|e| fail(format!("chmod {}: {e}", fifo.display())))?;
     let mut ctx = context(cli, root);
+    // Before anything is made on the host: a create killed from here on
+    // leaves a state record that `delete --force` finds through this file.
+    std::fs::write(dir.path.join("record"), &ctx.id)
+        .map_err(|e| fail(format!("writing {}/record: {e}", dir.path.display())))?;
     ctx.start_fifo = Some(fifo);
     ctx.keep_fds.extend(3..3 + args.preserve_fds as i32);
     open_joins(&mut ctx, &bundle.config.joins)?;
@@ -732,7 +736,15 @@ fn delete(cli: &Cli, root: &Path, id: &str, force: bool) -> Result<(), Fail> {
         Err(e) => return Err(fail(e)),
     };
     let Some(saved) = dir.load().map_err(fail)? else {
-        // A create that was killed before it wrote its state.
+        // A create that was killed before it wrote its state: what it made
+        // is in the state record it named first.
+        if let Ok(record) = std::fs::read_to_string(dir.path.join("record")) {
+            let mut ctx = context(cli, root);
+            ctx.id = record.trim().to_owned();
+            let undo = ch01_process::state::Undo::of(&crate::Config::default().steps());
+            ch01_process::state::remove_detached(&ctx, &undo, &ctx.id)
+                .map_err(|e| (e.code, e.msg))?;
+        }
         return dir.remove().map_err(fail);
     };
     let status = dir.status(&saved);

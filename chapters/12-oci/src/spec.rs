@@ -637,11 +637,12 @@ pub fn cgroups_path(path: &str) -> Result<(Option<PathBuf>, String), String> {
 
 // ANCHOR: mounts
 /// One of `mounts`: None if it is one of those chapters 5 and 7 make
-/// anyway (/proc, /dev, /dev/pts, /sys, /sys/fs/cgroup), with the options
-/// runc's and podman's defaults give them; otherwise the mount for chapter
-/// 5 to add. /dev/shm and /dev/mqueue are mounted as the config says, on
-/// top of chapter 5's (engines differ in their options, and podman binds a
-/// /dev/shm of its own).
+/// anyway (/proc, /dev, /dev/pts, /dev/mqueue, /sys, /sys/fs/cgroup), with
+/// the options runc's and podman's defaults give them; otherwise the mount
+/// for chapter 5 to add. /dev/shm is mounted as the config says, on top of
+/// chapter 5's (engines differ in its options, and podman binds one of its
+/// own). An IPC namespace has one mqueue filesystem: a second mount of it on
+/// the same point is refused (EBUSY).
 fn mount_of(m: &Value) -> Result<Option<Mount>, String> {
     let dest = m
         .get("destination")
@@ -658,6 +659,7 @@ fn mount_of(m: &Value) -> Result<Option<Mount>, String> {
         ("/proc", "proc")
             | ("/dev", "tmpfs")
             | ("/dev/pts", "devpts")
+            | ("/dev/mqueue", "mqueue")
             | ("/sys", "sysfs")
             | ("/sys/fs/cgroup", "cgroup" | "cgroup2")
     );
