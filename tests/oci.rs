@@ -1884,3 +1884,328 @@ fn lifecycle_under(lab: &Lab, rt: Rt) -> Vec<(&'static str, String)> {
     );
     seen
 }
+
+/// A container that runs until it is killed, started; with its pid.
+fn started(lab: &Lab, id: &str, edit: impl FnOnce(&mut Value)) -> i32 {
+    let bundle = lab.bundle(&["sleep", "1000"], edit);
+    lab.oci(id, &["create", "--bundle", bundle.to_str().unwrap(), id])
+        .ok("create");
+    lab.oci(id, &["start", id]).ok("start");
+    lab.state(CH12, id).unwrap()["pid"].as_i64().unwrap() as i32
+}
+
+fn ns_of(pid: &str, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// exec: a new process in every namespace of the container and its cgroup,
+/// with the config's privileges; its status passes through; --detach
+/// leaves it running, and delete --force takes it too.
+#[test]
+fn exec_joins_the_container() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("exec");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let pid = started(&lab, &id, |_| {});
+    let script = "for n in mnt pid net ipc uts; do readlink /proc/self/ns/$n; done; \
+                  grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; cat /proc/self/cgroup";
+    let out = lab.oci(&id, &["exec", &id, "sh", "-c", script]);
+    out.ok("exec");
+    for (i, ns) in ["mnt", "pid", "net", "ipc", "uts"].iter().enumerate() {
+        assert_eq!(
+            out.stdout.lines().nth(i),
+            Some(ns_of(&pid.to_string(), ns).as_str()),
+            "{ns}: {}",
+            out.stdout
+        );
+        assert_ne!(ns_of(&pid.to_string(), ns), ns_of("self", ns));
+    }
+    let first = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    for key in ["CapEff", "NoNewPrivs"] {
+        let line = |text: &str| text.lines().find(|l| l.starts_with(key)).map(str::to_owned);
+        assert_eq!(line(&out.stdout), line(&first), "{key}");
+    }
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let exec_cgroup = |text: &str| {
+        text.lines()
+            .find(|l| l.contains(":memory:"))
+            .map(str::to_owned)
+    };
+    assert!(
+        exec_cgroup(&cgroups).is_some(),
+        "the container has a memory cgroup"
+    );
+    let status = lab.oci(&id, &["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(status.code, 7, "{}", status.stderr);
+    let pid_file = lab.dir.join("exec.pid");
+    lab.oci(
+        &id,
+        &[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "1000",
+        ],
+    )
+    .ok("exec --detach");
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(exec_pid), "the detached exec runs");
+    let procs = lab.oci(&id, &["ps", "--format", "json", &id]);
+    let pids: Vec<i32> = serde_json::from_str(&procs.stdout).unwrap();
+    assert!(
+        pids.contains(&pid) && pids.contains(&exec_pid),
+        "ps: {pids:?}"
+    );
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", "--force", &id])
+        .ok("delete --force");
+    wait_for("the exec'd process to go", || !alive(exec_pid));
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// pause freezes every process; state says paused; a signal waits for
+/// resume; update changes a limit the container sees; events --stats
+/// reports its usage.
+#[test]
+fn pause_resume_update_and_stats() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("pause");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let pid = started(&lab, &id, |c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    });
+    lab.oci(&id, &["pause", &id]).ok("pause");
+    assert_eq!(lab.status(CH12, &id), "paused");
+    let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let frozen = state.lines().find(|l| l.starts_with("State:")).unwrap();
+    assert!(!frozen.contains("R (running)"), "{frozen}");
+    assert!(lab.oci(&id, &["pause", &id]).code != 0, "pause twice");
+    lab.oci(&id, &["resume", &id]).ok("resume");
+    assert_eq!(lab.status(CH12, &id), "running");
+    assert!(
+        lab.oci(&id, &["resume", &id]).code != 0,
+        "resume a running one"
+    );
+    let limit = |lab: &Lab| {
+        let out = lab.oci(
+            &id,
+            &[
+                "exec",
+                &id,
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
+                                        /sys/fs/cgroup/memory.max 2>/dev/null",
+            ],
+        );
+        out.stdout.trim().to_owned()
+    };
+    assert_eq!(limit(&lab), "67108864");
+    lab.oci(&id, &["update", "--memory", "134217728", &id])
+        .ok("update");
+    assert_eq!(limit(&lab), "134217728");
+    let stats = lab.oci(&id, &["events", "--stats", &id]);
+    stats.ok("events --stats");
+    let stats: Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(stats["type"], "stats");
+    assert!(stats["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+    assert!(stats["data"]["pids"]["current"].as_u64().unwrap() >= 1);
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", "--force", &id])
+        .ok("delete --force");
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// process.terminal with --console-socket: the runtime sends the
+/// terminal's master over the socket; the command's stdio is the slave,
+/// its controlling terminal; create returns while start is to come.
+#[test]
+fn a_terminal_through_the_console_socket() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("tty");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(
+        &["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo a terminal"],
+        |c| c["process"]["terminal"] = json!(true),
+    );
+    let socket = lab.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let create = lab.oci(
+        &id,
+        &[
+            "create",
+            "--console-socket",
+            socket.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &id,
+        ],
+    );
+    create.ok("create --console-socket");
+    let (conn, _) = listener.accept().unwrap();
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut name = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let msg = nix::sys::socket::recvmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(&conn),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("the master, with SCM_RIGHTS");
+    // SAFETY: the kernel just installed this descriptor for us (SCM_RIGHTS).
+    let mut master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    lab.oci(&id, &["start", &id]).ok("start");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    // The reader ends at EIO once the command, the slave's last holder, exits.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let seen = String::from_utf8_lossy(&seen).replace("\r\n", "\n");
+    assert!(seen.starts_with("/dev/pts/"), "{seen}");
+    assert!(seen.ends_with("a terminal\n"), "{seen}");
+    lab.wait_status(CH12, &id, "stopped");
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    lab.assert_gone(&id, &record, &before);
+}
+
+/// --preserve-fds 1: descriptor 3 reaches the command.
+#[test]
+fn preserve_fds_passes_descriptors_on() {
+    use std::os::unix::process::CommandExt;
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("fds");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", "cat <&3"], |_| {});
+    let input = lab.dir.join("input");
+    std::fs::write(&input, "through fd 3\n").unwrap();
+    let file = std::fs::File::open(&input).unwrap();
+    let mut cmd = lab.command(
+        CH12,
+        &id,
+        &[
+            "run",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &id,
+        ],
+    );
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // SAFETY: dup2(2) in the child before exec, onto 3, of an open descriptor.
+    unsafe {
+        cmd.cmd.pre_exec(move || match libc::dup2(raw, 3) {
+            -1 => Err(std::io::Error::last_os_error()),
+            _ => Ok(()),
+        })
+    };
+    let out = lab.finish(cmd);
+    assert_eq!(stdout_of(&out), "through fd 3\n");
+    lab.assert_gone(&id, "", &before);
+}
+
+/// A namespace given by path is joined, not made.
+#[test]
+fn a_network_namespace_by_path_is_joined() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("netns");
+    let id = lab.id(CH12);
+    let other = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let pid = started(&lab, &other, |_| {});
+    let path = format!("/proc/{pid}/ns/net");
+    let out = run_in(&lab, &["readlink", "/proc/self/ns/net"], |c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(path);
+            }
+        }
+    });
+    assert_eq!(stdout_of(&out).trim(), ns_of(&pid.to_string(), "net"));
+    let record = lab.record(&other);
+    lab.oci(&other, &["delete", "--force", &other]).ok("delete");
+    lab.assert_gone(&other, &record, &before);
+}
+
+/// CVE-2019-5736: until its execve(2), a container's process runs the
+/// runtime from a sealed memfd. Writing to it through /proc/PID/exe, as
+/// the container's root would, fails, and the binary on disk is not it.
+#[test]
+fn the_runtime_binary_cannot_be_written_through_proc_pid_exe() {
+    use std::io::Write;
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("exe");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["true"], |_| {});
+    let pid_file = lab.dir.join("pid");
+    lab.oci(
+        &id,
+        &[
+            "create",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &id,
+        ],
+    )
+    .ok("create");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let exe = format!("/proc/{}/exe", pid.trim());
+    assert_eq!(
+        std::fs::read_link(&exe).unwrap(),
+        Path::new("/memfd:ch12-oci (deleted)")
+    );
+    let wrote = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&exe)
+        .and_then(|mut f| f.write_all(b"\x7fELF not the runtime"));
+    let e = wrote.expect_err("the sealed copy took a write");
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", "--force", &id]).ok("delete");
+    lab.assert_gone(&id, &record, &before);
+}

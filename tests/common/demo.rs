@@ -137,6 +137,12 @@ impl Demo {
         self.check();
     }
 
+    /// What a command printed, for runners that collect it before showing
+    /// it (tests/engines' kit).
+    pub fn output(&self, bytes: &[u8]) {
+        self.write(bytes);
+    }
+
     /// After a command: its exit status, as the transcript says it.
     pub fn status(&self, code: i32) {
         if code != 0 {

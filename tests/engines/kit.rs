@@ -162,7 +162,17 @@ pub fn run(redact: &Redact, name: &str, program: &str, args: &[&str], env: &[(&s
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // `cargo xtask demo 12`: each engine command shown, then what it printed.
+    let demo = common::demo::get();
+    if let Some(d) = demo {
+        d.command(name, args);
+    }
     let (code, stdout, stderr) = output(&mut cmd);
+    if let Some(d) = demo {
+        d.output(&stdout);
+        d.output(&stderr);
+        d.status(code);
+    }
     let run = Run::new(name, args, code, &stdout, &stderr);
     Out {
         code,

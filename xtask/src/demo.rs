@@ -160,6 +160,20 @@ pub const CHAPTERS: &[Chapter] = &[
             "as an ordinary user, by the test's own runner",
         )],
     },
+    Chapter {
+        number: 12,
+        shows: "podman, containerd and dockerd driving chapter 12's runtime: \
+                the calls each makes, the probe under podman, docker exec, \
+                a terminal",
+        tests: &[
+            ("engines", "podman_calls"),
+            ("engines", "containerd_calls"),
+            ("engines", "podman_run_rm"),
+            ("engines", "docker_exec"),
+            ("engines", "podman_tty"),
+        ],
+        left_out: &[],
+    },
 ];
 
 /// The chapter `arg` names: `6`, `06`.
