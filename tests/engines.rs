@@ -570,7 +570,12 @@ fn containerd_tty() {
     ]);
     assert_eq!(out.code, 0, "{}", out.transcript);
     assert!(out.stdout.starts_with("/dev/pts/"), "{}", out.transcript);
-    assert!(out.stdout.ends_with("a terminal\n"), "{}", out.transcript);
+    // ctr leaves the terminal's last line end as it found it.
+    assert!(
+        out.stdout.trim_end().ends_with("a terminal"),
+        "{}",
+        out.transcript
+    );
     crate::snapshot!("containerd_tty", out.transcript);
     c.finish();
 }
