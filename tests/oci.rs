@@ -2130,11 +2130,15 @@ fn preserve_fds_passes_descriptors_on() {
         ],
     );
     let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
-    // SAFETY: dup2(2) in the child before exec, onto 3, of an open descriptor.
+    // dup2 onto 3 clears close-on-exec, but not when the file is 3
+    // already: F_SETFD does it then.
+    // SAFETY: dup2(2) and fcntl(2) in the child before exec, on an open descriptor.
     unsafe {
-        cmd.cmd.pre_exec(move || match libc::dup2(raw, 3) {
-            -1 => Err(std::io::Error::last_os_error()),
-            _ => Ok(()),
+        cmd.cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         })
     };
     let out = lab.finish(cmd);
