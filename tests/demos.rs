@@ -283,8 +283,10 @@ const HOST_KEY: libc::key_t = 0x5b0c_4a11;
 const CONTAINER_KEY: &str = "0x5b0c4a12";
 
 fn remove_queue(key: libc::key_t) {
+    // SAFETY: msgget(2) takes integers only.
     let id = unsafe { libc::msgget(key, 0) };
     if id >= 0 {
+        // SAFETY: IPC_RMID reads no buffer: a null one is allowed.
         unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
     }
 }
@@ -306,6 +308,7 @@ fn ch04_ipc_namespace() {
     }
     let probe = host_probe();
     remove_queue(HOST_KEY);
+    // SAFETY: msgget(2) takes integers only.
     let id = unsafe { libc::msgget(HOST_KEY, libc::IPC_CREAT | 0o600) };
     assert!(id >= 0, "msgget on the host");
     let _queue = HostQueue;
@@ -313,6 +316,7 @@ fn ch04_ipc_namespace() {
     let after = run_clean("ch04-ipc", &["--", &probe, "ns", "ipc"]);
     // Vice versa: a queue made in the container never reaches the host.
     let made_inside = run("ch04-ipc", &["--", &probe, "ipc-create", CONTAINER_KEY]);
+    // SAFETY: msgget(2) takes integers only.
     let host_sees_inner = unsafe { libc::msgget(0x5b0c_4a12, 0) } >= 0;
     remove_queue(HOST_KEY);
     assert!(

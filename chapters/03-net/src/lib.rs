@@ -139,9 +139,8 @@ pub fn set_up(name: &str) -> Result<()> {
     }
     // lab: begin ioctl(2) SIOCGIFFLAGS, add IFF_UP to ifru_flags, ioctl(2) SIOCSIFFLAGS
     let fd = sock.as_raw_fd();
-    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
-    // `req`, a valid ifreq; `name` (lo, eth0) is shorter than IFNAMSIZ, so
-    // the zeroed tail terminates it.
+    // `name` (lo, eth0) is shorter than IFNAMSIZ: the zeroed tail ends it.
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes into `req`, a valid ifreq.
     if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
         return Err(nix::errno::Errno::last()).context(format!("ioctl(2) SIOCGIFFLAGS {name}"));
     }

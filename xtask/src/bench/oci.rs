@@ -338,9 +338,9 @@ echo ready; exec sleep 3600"#;
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl(2) is async-signal-safe and touches no memory. It
-        // makes the holder die with the bench, which gives the controllers
-        // back even when the bench is killed.
+        // The holder dies with the bench: the controllers come back even
+        // when the bench is killed.
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut holder, || {
                 match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) {
