@@ -151,9 +151,21 @@ fn a_demo_without_root_is_one_line() {
     if !common::root() {
         return;
     }
-    let xtask = common::bin_dir().join("xtask");
+    // A copy nobody can run: a clone in /root (mode 700) hides the build.
+    let dir = tempfile::Builder::new()
+        .prefix("stepbox-demo-nobody-")
+        .tempdir()
+        .unwrap();
+    let xtask = dir.path().join("xtask");
+    std::fs::copy(common::bin_dir().join("xtask"), &xtask).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     use std::os::unix::process::CommandExt;
     let out = Command::new(&xtask)
+        .current_dir("/")
         .args(["demo", "06"])
         .uid(65534)
         .gid(65534)

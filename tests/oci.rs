@@ -1625,6 +1625,15 @@ fn comparable(rt: Rt, report: &str, masked: &[String]) -> String {
             if point.starts_with("/sys/fs/cgroup") {
                 continue;
             }
+            // /: a bind of the bundle's rootfs, which keeps the flags of the
+            // host's mount it lives on (nosuid,nodev for a tmpfs /tmp) under
+            // runc and chapter 12; crun 1.8.1 clears them. Where the bundle
+            // is, not the runtime: only rw or ro is compared.
+            if point == "/" {
+                let ro = words.get(2).and_then(|w| w.split(',').next()).unwrap_or("");
+                out.push(format!("/ {fstype} {ro}"));
+                continue;
+            }
             // /proc and the read-only binds in it: chapter 5 mounts proc
             // nosuid,nodev,noexec whatever the config's options (none in
             // runc's default): stricter than asked, on purpose.

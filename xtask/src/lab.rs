@@ -1121,8 +1121,11 @@ pub fn grade(number: u32, bin: &Path) -> Vec<Outcome> {
             })
             .collect();
     }
-    let scratch = lab_dir()
-        .join("run")
+    // In /tmp, not the workspace: a container's root in a user namespace
+    // (chapter 11) is an unprivileged id on the host, which must reach its
+    // files, and a clone in /root (mode 700) would hide them.
+    let scratch = std::env::temp_dir()
+        .join("stepbox-lab-run")
         .join(format!("{number:02}-{}", random_hex(8)));
     let outcomes = match Env::new(number, bin, &scratch) {
         Ok(env) => checks.iter().map(|c| env.run(c)).collect(),
