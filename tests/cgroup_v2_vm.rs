@@ -6,6 +6,7 @@
 //! (`run.sh -s`): a cgroup other than the root, holding processes. Chapter
 //! 9's device test runs there too, in a guest of its own: on cgroup v2 the
 //! device allow list is an eBPF program, which only a v2 kernel runs.
+//! Chapter 12's lifecycle, limits and freezer run there too.
 
 mod common;
 
@@ -87,6 +88,33 @@ fn seccomp_in_a_vm() {
         stdout.contains("test result: ok. 6 passed; 0 failed"),
         "{stdout}"
     );
+}
+
+/// Chapter 12 on cgroup v2: the lifecycle, the limits, `pause` and
+/// `resume` (cgroup.freeze), `update`, `events --stats`, `exec` joining
+/// the container's cgroup, and a user namespace, as tests/oci.rs runs them
+/// on the host's v1. The engines and the reference runtimes stay on the
+/// host (the guest has only busybox).
+#[test]
+fn oci_on_cgroup_v2_in_a_vm() {
+    let bins = ["ch12-oci"];
+    let tests = [
+        "lifecycle_every_transition_and_every_refusal",
+        "delete_force_of_a_running_container",
+        "run_passes_the_exit_status_through",
+        "field_memory_and_pids_limits",
+        "field_user_namespace_with_mappings",
+        "field_hooks_in_order_with_the_state",
+        "pause_resume_update_and_stats",
+        "exec_joins_the_container",
+    ];
+    let mut args = vec!["--exact", "--test-threads", "1"];
+    args.extend(tests);
+    let Some(stdout) = in_a_vm("oci", &bins, &args) else {
+        return;
+    };
+    let want = format!("test result: ok. {} passed; 0 failed", tests.len());
+    assert!(stdout.contains(&want), "{stdout}");
 }
 
 /// Runs the test binary `name` (with `args`) in the v2 VM, with the

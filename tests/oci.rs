@@ -1341,7 +1341,10 @@ fn field_user_namespace_with_mappings() {
 }
 
 /// Each hook appends its name and its stdin (the state) to one file:
-/// the order they ran in, and what each was told.
+/// the order they ran in, and what each was told. `startContainer` runs
+/// in the container, after pivot_root(2): it reaches the file through a
+/// bind mount, and its /bin/sh is the container's (a marker file in the
+/// rootfs shows which /bin/sh ran it).
 #[test]
 fn field_hooks_in_order_with_the_state() {
     if !root() {
@@ -1350,22 +1353,32 @@ fn field_hooks_in_order_with_the_state() {
     let lab = Lab::new("hooks");
     let id = lab.id(CH12);
     let before = HostState::capture(&id);
-    let log = lab.dir.join("hooks.log");
-    let hook = |kind: &str| {
+    let shared = lab.dir.join("hooks");
+    std::fs::create_dir(&shared).unwrap();
+    let hook_at = |kind: &str, log: &str| {
         let script = format!(
-            "printf '{kind} ' >> {0}; cat >> {0}; echo >> {0}",
-            log.display()
+            "printf '{kind} ' >> {log}; cat >> {log}; echo >> {log}; \
+             test -e /in-the-rootfs && echo {kind} >> {log}.inside; true"
         );
         json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
     };
+    let log = shared.join("hooks.log");
+    let hook = |kind: &str| hook_at(kind, log.to_str().unwrap());
     let bundle = lab.bundle(&["sh", "-c", "echo started; exec sleep 1000"], |c| {
         c["hooks"] = json!({
             "prestart": [hook("prestart")],
             "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [hook_at("startContainer", "/hooks/hooks.log")],
             "poststart": [hook("poststart")],
             "poststop": [hook("poststop")],
         });
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/hooks", "type": "bind",
+            "source": shared, "options": ["rbind", "rw"],
+        }));
     });
+    std::fs::write(bundle.join("rootfs/in-the-rootfs"), "").unwrap();
     let create = lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id]);
     create.ok("create");
     let record = lab.record(&id);
@@ -1377,6 +1390,8 @@ fn field_hooks_in_order_with_the_state() {
     lab.oci(&id, &["delete", &id]).ok("delete");
     lab.assert_gone(&id, &record, &before);
 
+    let inside = std::fs::read_to_string(shared.join("hooks.log.inside")).unwrap();
+    assert_eq!(inside, "startContainer\n", "hooks that ran in the rootfs");
     let text = std::fs::read_to_string(&log).unwrap();
     let ran: Vec<(&str, Value)> = text
         .lines()
@@ -1389,21 +1404,22 @@ fn field_hooks_in_order_with_the_state() {
         })
         .collect();
     let kinds: Vec<&str> = ran.iter().map(|(k, _)| *k).collect();
-    assert_eq!(
-        kinds,
-        ["prestart", "createRuntime", "poststart", "poststop"],
-        "{text}"
-    );
     // The runtime spec's states: the hooks of create run while it is
-    // "creating", as runc 1.1.5 tells them; poststart's once start has
-    // let it go (runc says "created" there, chapter 12 "running": either
-    // is taken), poststop's once it has stopped (runc leaves the pid out).
-    let want: [(&str, &[&str]); 4] = [
+    // "creating", as runc 1.1.5 tells them; startContainer's while it is
+    // still "created"; poststart's once start has let it go (runc says
+    // "created" there, chapter 12 "running": either is taken), poststop's
+    // once it has stopped (runc leaves the pid out). The hooks run in the
+    // container get its pid as the container sees it: 1.
+    let want: [(&str, &[&str]); 6] = [
         ("prestart", &["creating"]),
         ("createRuntime", &["creating"]),
+        ("createContainer", &["creating"]),
+        ("startContainer", &["created"]),
         ("poststart", &["created", "running"]),
         ("poststop", &["stopped"]),
     ];
+    let want_kinds: Vec<&str> = want.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, want_kinds, "{text}");
     for ((kind, state), (_, status)) in ran.iter().zip(want) {
         assert_eq!(s(&state["id"]), id, "{kind}: {state}");
         assert!(status.contains(&s(&state["status"])), "{kind}: {state}");
@@ -1412,8 +1428,12 @@ fn field_hooks_in_order_with_the_state() {
             bundle.to_str().unwrap(),
             "{kind}: {state}"
         );
-        if *kind != "poststop" {
-            assert_eq!(state["pid"], pid, "{kind}: {state}");
+        match *kind {
+            "poststop" => {}
+            "createContainer" | "startContainer" => {
+                assert_eq!(state["pid"], 1, "{kind}: {state}")
+            }
+            _ => assert_eq!(state["pid"], pid, "{kind}: {state}"),
         }
     }
 }
@@ -1940,16 +1960,6 @@ fn exec_joins_the_container() {
         let line = |text: &str| text.lines().find(|l| l.starts_with(key)).map(str::to_owned);
         assert_eq!(line(&out.stdout), line(&first), "{key}");
     }
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let exec_cgroup = |text: &str| {
-        text.lines()
-            .find(|l| l.contains(":memory:"))
-            .map(str::to_owned)
-    };
-    assert!(
-        exec_cgroup(&cgroups).is_some(),
-        "the container has a memory cgroup"
-    );
     let status = lab.oci(&id, &["exec", &id, "sh", "-c", "exit 7"]);
     assert_eq!(status.code, 7, "{}", status.stderr);
     let pid_file = lab.dir.join("exec.pid");
@@ -1972,6 +1982,15 @@ fn exec_joins_the_container() {
         .parse()
         .unwrap();
     assert!(alive(exec_pid), "the detached exec runs");
+    // Every hierarchy's cgroup (v1) or the one (v2): the container's own,
+    // seen from the host.
+    let cgroups = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cgroups(pid).contains("/stepbox-"),
+        "the container has a cgroup of its own: {}",
+        cgroups(pid)
+    );
+    assert_eq!(cgroups(exec_pid), cgroups(pid), "exec joins the cgroups");
     let procs = lab.oci(&id, &["ps", "--format", "json", &id]);
     let pids: Vec<i32> = serde_json::from_str(&procs.stdout).unwrap();
     assert!(

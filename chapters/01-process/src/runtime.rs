@@ -698,14 +698,22 @@ fn container(
         // before Ready, so that create() reports it.
         let command = Exec::resolve(ctx, argv)?;
         channel.send(&Msg::Ready, &[])?;
-        match fifo {
-            None => wait_for(channel, Msg::Start),
-            Some(fd) => wait_for_fifo(fd)?,
-        }
+        let started = match fifo {
+            None => {
+                wait_for(channel, Msg::Start);
+                None
+            }
+            Some(fd) => Some(wait_for_fifo(fd)?),
+        };
         default_signals()?;
         for step in steps {
             step.last(ctx)?;
         }
+        // `start` waits for the FIFO's end of file: it returns once every
+        // last() is done (chapter 12's startContainer hooks run there,
+        // and the spec runs them before start's poststart hooks). Closed
+        // before before_exec(), which may fork an init that stays.
+        drop(started);
         for step in steps {
             step.before_exec(ctx)?;
         }
@@ -729,8 +737,10 @@ fn container(
 /// Waits for `start` (chapter 12): opening the FIFO for writing blocks
 /// until `start` opens it for reading; the byte written tells it the open
 /// was ours. The O_PATH descriptor opened before pivot_root(2) is reopened
-/// through /proc/self/fd, since the FIFO's path is gone from view.
-fn wait_for_fifo(fd: std::os::fd::RawFd) -> Result<()> {
+/// through /proc/self/fd, since the FIFO's path is gone from view. The
+/// descriptor returned is the FIFO's open end: closing it tells `start`
+/// the process is through its last steps.
+fn wait_for_fifo(fd: std::os::fd::RawFd) -> Result<OwnedFd> {
     use nix::fcntl::OFlag;
     let path = format!("/proc/self/fd/{fd}");
     let file = nix::fcntl::open(
@@ -743,7 +753,7 @@ fn wait_for_fifo(fd: std::os::fd::RawFd) -> Result<()> {
     let file = unsafe { OwnedFd::from_raw_fd(file) };
     nix::unistd::write(&file, b"0").context("writing to the start FIFO")?;
     let _ = nix::unistd::close(fd);
-    Ok(())
+    Ok(file)
 }
 // ANCHOR_END: fifo
 

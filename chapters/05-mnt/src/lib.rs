@@ -22,6 +22,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{chdir, pivot_root};
 use rootfs::NO_ROOTFS_HINT;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 // ANCHOR: opts
 #[derive(Args, Debug, Clone)]
@@ -65,6 +66,21 @@ pub struct Config {
     pub readonly: bool,
     /// The command's working directory, made if missing; None: `/`.
     pub workdir: Option<PathBuf>,
+    /// Run in the container's process once its mounts are made, before
+    /// pivot_root(2) takes the host's files away (chapter 12's
+    /// `createContainer` hooks: the spec runs them in the container's
+    /// namespaces, with paths of the host's).
+    pub before_pivot_root: Option<BeforePivotRoot>,
+}
+
+/// See [`Config::before_pivot_root`].
+#[derive(Clone)]
+pub struct BeforePivotRoot(pub Arc<dyn Fn(&Ctx) -> Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for BeforePivotRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforePivotRoot(..)")
+    }
 }
 
 impl Steps for Config {
@@ -75,6 +91,7 @@ impl Steps for Config {
             mounts: self.mounts.clone(),
             readonly: self.readonly,
             workdir: self.workdir.clone(),
+            before_pivot_root: self.before_pivot_root.clone(),
         }));
         steps
     }
@@ -86,6 +103,7 @@ struct MountNamespace {
     mounts: Vec<mounts::Mount>,
     readonly: bool,
     workdir: Option<PathBuf>,
+    before_pivot_root: Option<BeforePivotRoot>,
 }
 
 impl Step for MountNamespace {
@@ -157,6 +175,9 @@ impl Step for MountNamespace {
             .any(|m| m.destination == Path::new("/dev/shm"));
         dev::populate(ctx, root, !own_shm)?;
         mounts::mount_all(ctx, root, &self.mounts)?;
+        if let Some(BeforePivotRoot(run)) = &self.before_pivot_root {
+            run(ctx)?;
+        }
 
         // lab: begin chdir(2) root, pivot_root(2) ".", ".", umount2(2) the old root, chdir(2) /
         chdir(root).context(format!("chdir(2) {}", root.display()))?;

@@ -682,6 +682,23 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
     }
     // lab: end
     let _ = std::fs::remove_file(&fifo);
+    // The container's process keeps the FIFO open until its last steps
+    // (startContainer hooks, the seccomp filter) are done: its end of
+    // file, or its exit, comes before the poststart hooks, as the spec
+    // orders them.
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(fail(format!("poll(2): {e}"))),
+        }
+        let mut rest = [0u8; 16];
+        match nix::unistd::read(fd.as_raw_fd(), &mut rest) {
+            Ok(0) => break,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(fail(format!("reading {}: {e}", fifo.display()))),
+        }
+    }
     // The spec: a failing poststart hook is a warning; the container runs.
     let state = container::oci_state(&saved, Status::Running);
     if let Err(e) = crate::hooks::run_all(&context(cli, root), &saved.hooks, "poststart", &state) {
@@ -1261,7 +1278,8 @@ fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+            "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
             "sync", "async", "noatime", "atime", "nodiratime", "diratime", "relatime",
             "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private",

@@ -35,6 +35,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 // ANCHOR: config
 /// Chapter 12's part of the configuration: what `config.json` asks for
@@ -60,7 +61,15 @@ pub struct Config {
 
 impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
-        let mut steps = self.prev.steps();
+        let mut prev = self.prev.clone();
+        if has_hooks(&self.hooks, "createContainer") {
+            let config = self.clone();
+            let ch05 = &mut prev.prev.prev.prev.prev.prev.prev;
+            ch05.before_pivot_root = Some(ch05_mnt::BeforePivotRoot(Arc::new(move |ctx| {
+                in_the_container(ctx, &config, "createContainer", "creating")
+            })));
+        }
+        let mut steps = prev.steps();
         // Before chapter 10's filter and chapter 9's privileges, the last
         // two: its setup() writes /proc/sys, which chapter 9 makes read-only.
         let at = steps.len().saturating_sub(2);
@@ -111,6 +120,32 @@ impl Step for Oci {
         }
         Ok(())
     }
+
+    fn last(&self, ctx: &Ctx) -> Result<()> {
+        // After start, before chapter 10's filter (the hook is a program
+        // of the container's, which the filter would then be the hook's
+        // too) and with chapter 9's privileges already dropped.
+        in_the_container(ctx, &self.config, "startContainer", "created")
+    }
+}
+
+fn has_hooks(hooks: &Value, kind: &str) -> bool {
+    hooks
+        .get(kind)
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
+/// The hooks that the spec runs in the container's namespaces, from its
+/// process: `createContainer` before pivot_root(2), its path the host's;
+/// `startContainer` before execve(2), its path the container's. The pid
+/// in their state is the one the container sees, as the spec says.
+fn in_the_container(ctx: &Ctx, config: &Config, kind: &str, status: &str) -> Result<()> {
+    if !has_hooks(&config.hooks, kind) {
+        return Ok(());
+    }
+    let state = container::hook_state(config, status, std::process::id() as i32);
+    hooks::run_all(ctx, &config.hooks, kind, &state).map_err(Error::runtime)
 }
 
 /// A sysctl a container may set: one that belongs to a namespace of its
