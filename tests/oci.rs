@@ -1222,6 +1222,34 @@ fn field_tmpfs_mount() {
     );
 }
 
+/// `linux.devices` as podman's `--device /dev/fuse` writes it: the node
+/// is made with its mode, and the allow list lets it be opened, while a
+/// node the container makes itself (it may: mknod is allowed for any
+/// node, as docker allows it) cannot be opened.
+#[test]
+fn field_devices() {
+    if !root() {
+        return;
+    }
+    let script = "stat -c '%A %t:%T' /dev/fuse; \
+                  (exec 3<>/dev/fuse) 2>/dev/null && echo fuse opened; \
+                  mknod /dev/lc c 10 237 && (exec 3</dev/lc) 2>&1 | grep -o 'Operation not permitted'";
+    let out = run_config(&["sh", "-c", script], |c| {
+        c["linux"]["devices"] = json!([{
+            "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+            "fileMode": 0o20620, "uid": 0, "gid": 0
+        }]);
+        c["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}));
+    });
+    assert_eq!(
+        stdout_of(&out),
+        "crw--w---- a:e5\nfuse opened\nOperation not permitted\n"
+    );
+}
+
 #[test]
 fn field_sysctl_of_the_network_namespace() {
     if !root() {

@@ -9,6 +9,7 @@
 //! knows ([`SUPPORTED`]).
 
 use ch05_mnt::mounts::{Mount, What};
+use ch09_privileges::devices::{Access, Device, Kind};
 use ch09_privileges::{caps, paths, rlimit};
 use ch11_userns::UserNs;
 use nix::mount::MsFlags;
@@ -100,6 +101,13 @@ pub const SUPPORTED: &[&str] = &[
     "linux.resources.devices[].major",
     "linux.resources.devices[].minor",
     "linux.resources.devices[].access",
+    "linux.devices[].path",
+    "linux.devices[].type",
+    "linux.devices[].major",
+    "linux.devices[].minor",
+    "linux.devices[].fileMode",
+    "linux.devices[].uid",
+    "linux.devices[].gid",
     "linux.cgroupsPath",
     "linux.seccomp",
     "linux.rootfsPropagation",
@@ -377,8 +385,18 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
             // Chapter 7 takes the quota per 100 ms period.
             limits.cpu_quota = Some(quota * 100_000 / period);
         }
-        device_rules(r.get("devices"))?;
     }
+    let rules = linux.and_then(|l| l.pointer("/resources/devices"));
+    let nodes = device_nodes(linux.and_then(|l| l.get("devices")), rules)?;
+    if !nodes.is_empty() && namespaces.contains_key("user") {
+        return Err(
+            "linux.devices in a user namespace is not supported (the kernel refuses mknod(2) \
+             there; runc binds the host's node instead)"
+                .into(),
+        );
+    }
+    device_rules(rules, &nodes)?;
+    ch09.devices = nodes;
     if let Some(path) = str_at(config, "linux.cgroupsPath").filter(|p| !p.is_empty()) {
         let (parent, name) = cgroups_path(path)?;
         ch07.cgroup_parent = parent;
@@ -590,34 +608,118 @@ fn id_maps(linux: Option<&Value>, field: &str) -> Result<Vec<ch08_overlay::ids::
     Ok(out)
 }
 
+/// One rule of `linux.resources.devices`: allow, `c 1:3` (`*` for any
+/// number), its access letters.
+fn device_rule(rule: &Value) -> (bool, String, String) {
+    let allow = rule.get("allow").and_then(Value::as_bool).unwrap_or(false);
+    let kind = rule.get("type").and_then(Value::as_str).unwrap_or("a");
+    let n = |key: &str| match rule.get(key).and_then(Value::as_i64) {
+        Some(n) if n >= 0 => n.to_string(),
+        _ => "*".to_owned(),
+    };
+    let access = rule.get("access").and_then(Value::as_str).unwrap_or("rwm");
+    (
+        allow,
+        format!("{kind} {}:{}", n("major"), n("minor")),
+        access.to_owned(),
+    )
+}
+
 /// `linux.resources.devices`: chapter 9's allow list is docker's default,
 /// which is what podman, containerd and dockerd write (all denied, then
-/// the standard nodes). A rule that would allow more is refused.
-fn device_rules(v: Option<&Value>) -> Result<(), String> {
+/// the standard nodes), plus the nodes of `linux.devices` (podman's and
+/// docker's `--device`). A rule that would allow more is refused.
+fn device_rules(v: Option<&Value>, nodes: &[Device]) -> Result<(), String> {
     for rule in v.and_then(Value::as_array).into_iter().flatten() {
-        let allow = rule.get("allow").and_then(Value::as_bool).unwrap_or(false);
+        let (allow, what, access) = device_rule(rule);
         if !allow {
             continue;
         }
-        let kind = rule.get("type").and_then(Value::as_str).unwrap_or("a");
-        let major = rule.get("major").and_then(Value::as_i64).unwrap_or(-1);
-        let minor = rule.get("minor").and_then(Value::as_i64).unwrap_or(-1);
-        let access = rule.get("access").and_then(Value::as_str).unwrap_or("rwm");
-        let n = |n: i64| if n < 0 { "*".to_owned() } else { n.to_string() };
-        let what = format!("{kind} {}:{}", n(major), n(minor));
-        let allowed = ch09_privileges::devices::DOCKER_DEFAULT.iter().any(|r| {
+        let standard = ch09_privileges::devices::DOCKER_DEFAULT.iter().any(|r| {
             let line = r.v1_line();
             let (numbers, letters) = line.rsplit_once(' ').unwrap_or((&line, ""));
             numbers == what && access.chars().all(|c| letters.contains(c))
         });
-        if !allowed {
+        let listed = nodes.iter().any(|d| {
+            let line = d.rule().v1_line();
+            line.rsplit_once(' ').map(|(n, _)| n) == Some(what.as_str())
+        });
+        if !standard && !listed {
             return Err(format!(
-                "linux.resources.devices: allowing {kind} {major}:{minor} {access} is not \
-                 supported (chapter 9 allows docker's standard nodes only)"
+                "linux.resources.devices: allowing {what} {access} is not supported (chapter 9 \
+                 allows docker's standard nodes and those of linux.devices only)"
             ));
         }
     }
     Ok(())
+}
+
+/// `linux.devices`: nodes chapter 9 makes in the container, as its
+/// `--device` does, each with the access the allow rules for exactly that
+/// node give it. A node no rule allows is refused: chapter 9 adds every
+/// node it makes to the allow list.
+fn device_nodes(v: Option<&Value>, rules: Option<&Value>) -> Result<Vec<Device>, String> {
+    let mut nodes = Vec::new();
+    for (i, d) in v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = |what: String| format!("linux.devices[{i}]: {what}");
+        let path = d.get("path").and_then(Value::as_str).unwrap_or_default();
+        if !path.starts_with("/dev/") || path.split('/').any(|c| c == "..") {
+            return Err(at(format!("path {path:?} is not a path under /dev")));
+        }
+        let kind = match d.get("type").and_then(Value::as_str).unwrap_or_default() {
+            "c" | "u" => Kind::Char,
+            "b" => Kind::Block,
+            t => {
+                return Err(at(format!(
+                    "type {t:?}: chapter 9 makes character (c, u) and block (b) nodes"
+                )))
+            }
+        };
+        let number = |key: &str| {
+            d.get(key)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| at(format!("{key} is missing or not a device number")))
+        };
+        let (major, minor) = (number("major")?, number("minor")?);
+        let id = |key: &str| d.get(key).and_then(Value::as_u64).unwrap_or(0) as u32;
+        let what = format!("{} {major}:{minor}", kind.letter());
+        let mut letters = String::new();
+        for rule in rules.and_then(Value::as_array).into_iter().flatten() {
+            let (allow, rule_what, access) = device_rule(rule);
+            if allow && rule_what == what {
+                for c in access.chars() {
+                    if !letters.contains(c) {
+                        letters.push(c);
+                    }
+                }
+            }
+        }
+        let access = Access::parse(&letters).map_err(|_| {
+            at(format!(
+                "{path} ({what}): no linux.resources.devices rule allows it (chapter 9 allows \
+                 every node it makes)"
+            ))
+        })?;
+        nodes.push(Device {
+            host: PathBuf::from(path),
+            container: PathBuf::from(path),
+            access,
+            kind,
+            major,
+            minor,
+            // podman writes the node's type bits too (0o20666).
+            mode: d.get("fileMode").and_then(Value::as_u64).unwrap_or(0o666) as u32 & 0o7777,
+            uid: id("uid"),
+            gid: id("gid"),
+        });
+    }
+    Ok(nodes)
 }
 
 /// `linux.cgroupsPath`: `/parent/.../name` (cgroupfs), relative to the

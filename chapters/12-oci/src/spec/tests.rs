@@ -164,3 +164,71 @@ fn signals_by_name_or_number() {
     assert!(parse_signal("SIGNOPE").is_err());
     assert!(parse_signal("99").is_err());
 }
+
+/// podman's `--device /dev/fuse`: the node (its fileMode with the type
+/// bits, as podman writes it) and an allow rule for exactly that node.
+fn with_fuse(rule: Option<Value>) -> Value {
+    let mut v = minimal();
+    v["linux"]["devices"] = json!([{
+        "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+        "fileMode": 8630, "uid": 0, "gid": 0
+    }]);
+    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+    rules.extend(rule);
+    v["linux"]["resources"]["devices"] = json!(rules);
+    v
+}
+
+#[test]
+fn devices_are_made_with_the_access_their_rules_give() {
+    let rule = json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"});
+    let b = parse(&with_fuse(Some(rule)), Path::new("/b")).unwrap();
+    let ch09 = &b.config.prev.prev.prev;
+    assert_eq!(ch09.devices.len(), 1);
+    let d = &ch09.devices[0];
+    assert_eq!(d.container, Path::new("/dev/fuse"));
+    assert_eq!((d.kind.letter(), d.major, d.minor), ('c', 10, 229));
+    assert_eq!(d.mode, 0o666);
+    assert_eq!(d.access.letters(), "rw");
+}
+
+#[test]
+fn devices_no_rule_allows_are_refused() {
+    let e = parse(&with_fuse(None), Path::new("/b")).unwrap_err();
+    assert!(
+        e.contains("linux.devices[0]: /dev/fuse (c 10:229): no linux"),
+        "{e}"
+    );
+    // A rule for a node that is neither standard nor listed.
+    let mut v = with_fuse(Some(
+        json!({"allow": true, "type": "c", "major": 10, "minor": 229}),
+    ));
+    v["linux"]["resources"]["devices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rw"}));
+    let e = parse(&v, Path::new("/b")).unwrap_err();
+    assert!(e.contains("allowing b 8:0 rw is not supported"), "{e}");
+}
+
+#[test]
+fn devices_of_other_kinds_or_outside_dev_are_refused() {
+    let rule = json!({"allow": true, "type": "c", "major": 10, "minor": 229});
+    let mut v = with_fuse(Some(rule.clone()));
+    v["linux"]["devices"][0]["type"] = json!("p");
+    let e = parse(&v, Path::new("/b")).unwrap_err();
+    assert!(e.contains("type \"p\""), "{e}");
+    let mut v = with_fuse(Some(rule.clone()));
+    v["linux"]["devices"][0]["path"] = json!("/dev/../etc/fuse");
+    let e = parse(&v, Path::new("/b")).unwrap_err();
+    assert!(e.contains("not a path under /dev"), "{e}");
+    let mut v = with_fuse(Some(rule));
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let e = parse(&v, Path::new("/b")).unwrap_err();
+    assert!(e.contains("linux.devices in a user namespace"), "{e}");
+}
