@@ -2228,6 +2228,72 @@ fn a_network_namespace_by_path_is_joined() {
     lab.assert_gone(&other, &record, &before);
 }
 
+/// A user namespace given by path (podman's `--userns ns:PATH`, a pod's
+/// shared one) is joined: the container's other namespaces are made in
+/// it, its root is the namespace's root; maps the config gives with it
+/// must be the namespace's, or create fails saying so.
+#[test]
+fn a_user_namespace_by_path_is_joined() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("userns-join");
+    let id = lab.id(CH12);
+    let other = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let maps = |c: &mut Value, uid: u32| {
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    };
+    let pid = started(&lab, &other, |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        maps(c, 200000);
+    });
+    let path = format!("/proc/{pid}/ns/user");
+    let joining = |uid: u32| {
+        move |c: &mut Value| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+            maps(c, uid);
+        }
+    };
+    let script = "readlink /proc/self/ns/user; readlink /proc/self/ns/pid; id -u; \
+                  cat /proc/self/uid_map";
+    let bundle = lab.bundle(&["sh", "-c", script], joining(200000));
+    let out = lab.oci(&id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    let lines: Vec<String> = stdout_of(&out)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines[0], ns_of(&pid.to_string(), "user"), "{lines:?}");
+    assert_ne!(
+        lines[1],
+        ns_of(&pid.to_string(), "pid"),
+        "a pid namespace of its own"
+    );
+    assert_eq!(lines[2..], ["0", "0 200000 65536"], "{lines:?}");
+    assert!(std::path::Path::new(&path).exists());
+
+    let bundle = lab.bundle(&["true"], joining(400000));
+    let out = lab.oci(&id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "the joined user namespace's uid_map is \"0 200000 65536\", not the \"0 400000 65536\""
+        ),
+        "{}",
+        out.stderr
+    );
+    let record = lab.record(&other);
+    lab.oci(&other, &["delete", "--force", &other]).ok("delete");
+    lab.assert_gone(&other, &record, &before);
+}
+
 /// CVE-2019-5736: until its execve(2), a container's process runs the
 /// runtime from a sealed memfd. Writing to it through /proc/PID/exe, as
 /// the container's root would, fails, and the binary on disk is not it.

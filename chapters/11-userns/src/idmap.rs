@@ -120,6 +120,25 @@ pub fn render(ranges: &[IdRange]) -> String {
         .collect()
 }
 
+/// Whether `text`, a uid_map or gid_map as the kernel prints it (three
+/// numbers a line, padded with spaces), holds exactly `ranges`, in order.
+pub fn same_maps(text: &str, ranges: &[IdRange]) -> bool {
+    let lines: Vec<Vec<u32>> = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .filter(|l: &Vec<u32>| !l.is_empty())
+        .collect();
+    lines.len() == ranges.len()
+        && lines
+            .iter()
+            .zip(ranges)
+            .all(|(l, r)| l[..] == [r.inside, r.outside, r.count])
+}
+
 /// What the caller is: its ids and name, and its /etc/subuid and
 /// /etc/subgid (empty if missing).
 #[derive(Debug, Clone)]
@@ -419,6 +438,16 @@ pub fn forbidden(s: &Sysctls) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_as_the_kernel_prints_them_compare() {
+        let text = "         0     100000      65536\n     65536       1000          1\n";
+        assert!(same_maps(text, &[r(0, 100000, 65536), r(65536, 1000, 1)]));
+        assert!(!same_maps(text, &[r(0, 100000, 65536)]));
+        assert!(!same_maps(text, &[r(65536, 1000, 1), r(0, 100000, 65536)]));
+        assert!(!same_maps("", &[r(0, 0, 1)]));
+        assert!(same_maps("", &[]));
+    }
 
     fn r(inside: u32, outside: u32, count: u32) -> IdRange {
         IdRange {

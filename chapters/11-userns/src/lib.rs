@@ -97,14 +97,33 @@ pub enum UserNs {
         uids: Vec<IdRange>,
         gids: Vec<IdRange>,
     },
+    /// A namespace the runtime joins before clone(2) (chapter 12's
+    /// `linux.namespaces` path): its maps are written already; these, if
+    /// any, must be the ones it has.
+    Joined {
+        uids: Vec<IdRange>,
+        gids: Vec<IdRange>,
+    },
     /// No user namespace.
     Host,
 }
 
 impl Steps for Config {
     fn steps(&self) -> Vec<Box<dyn Step>> {
-        if matches!(self.userns, UserNs::Host) {
-            return self.prev.steps();
+        match &self.userns {
+            UserNs::Host => return self.prev.steps(),
+            UserNs::Joined { uids, gids } => {
+                let mut steps = self.prev.steps();
+                steps.insert(
+                    0,
+                    Box::new(JoinedUserNamespace {
+                        uids: uids.clone(),
+                        gids: gids.clone(),
+                    }),
+                );
+                return steps;
+            }
+            _ => {}
         }
         let plan = self.plan();
         // Chapter 8 unpacks the layers with their owners shifted through
@@ -132,6 +151,7 @@ impl Config {
             UserNs::Remap(user) => idmap::plan(&caller, &[], &[], Some(user), helpers),
             UserNs::Maps { uids, gids } => idmap::plan(&caller, uids, gids, None, helpers),
             UserNs::Host => Err("no user namespace".into()),
+            UserNs::Joined { .. } => Err("a user namespace that exists already".into()),
         }
     }
 }
@@ -166,19 +186,53 @@ impl Step for UserNamespace {
     }
 
     fn identity(&self, ctx: &Ctx) -> Result<()> {
-        // Until now the process is whoever it was on the host, an id its
-        // namespace does not map (it shows as 65534): it has every
-        // capability in the namespace, but no id to own a file with.
-        // Taking uid 0 keeps them (from non-root to root, capabilities(7)).
-        use nix::unistd::{setresgid, setresuid, Gid, Uid};
-        let root = (Uid::from_raw(0), Gid::from_raw(0));
-        ctx.say(format_args!("setresgid(2) 0 0 0, setresuid(2) 0 0 0"));
-        setresgid(root.1, root.1, root.1).context("setresgid(2) 0 in the user namespace")?;
-        setresuid(root.0, root.0, root.0).context("setresuid(2) 0 in the user namespace")?;
-        Ok(())
+        become_root(ctx)
     }
 }
+
+/// Until now the process is whoever it was on the host, an id its
+/// namespace does not map (it shows as 65534): it has every capability in
+/// the namespace, but no id to own a file with. Taking uid 0 keeps them
+/// (from non-root to root, capabilities(7)).
+fn become_root(ctx: &Ctx) -> Result<()> {
+    use nix::unistd::{setresgid, setresuid, Gid, Uid};
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+    ctx.say(format_args!("setresgid(2) 0 0 0, setresuid(2) 0 0 0"));
+    setresgid(root.1, root.1, root.1).context("setresgid(2) 0 in the user namespace")?;
+    setresuid(root.0, root.0, root.0).context("setresuid(2) 0 in the user namespace")?;
+    Ok(())
+}
 // ANCHOR_END: step
+
+/// A user namespace chapter 1's runtime joined with setns(2) before the
+/// clone: the new namespaces are made in it, owned by it.
+struct JoinedUserNamespace {
+    uids: Vec<IdRange>,
+    gids: Vec<IdRange>,
+}
+
+impl Step for JoinedUserNamespace {
+    fn identity(&self, ctx: &Ctx) -> Result<()> {
+        // Read from inside the namespace, a map is the one to its parent.
+        // /proc is still the host's here (chapter 5 mounts the
+        // container's later), and /proc/self is this process.
+        for (file, want) in [("uid_map", &self.uids), ("gid_map", &self.gids)] {
+            if want.is_empty() {
+                continue;
+            }
+            let path = format!("/proc/self/{file}");
+            let text = std::fs::read_to_string(&path).context(format!("reading {path}"))?;
+            if !idmap::same_maps(&text, want) {
+                return Err(Error::runtime(format!(
+                    "the joined user namespace's {file} is {:?}, not the {:?} the config gives",
+                    text.split_whitespace().collect::<Vec<_>>().join(" "),
+                    idmap::render(want).trim_end()
+                )));
+            }
+        }
+        become_root(ctx)
+    }
+}
 
 // ANCHOR: write_maps
 /// Writes the child's maps, from outside, while it waits for Go.

@@ -149,6 +149,9 @@ pub fn to_json(config: &ch11_userns::Config, command: &[OsString]) -> Result<Val
     // chapter 11
     let userns = match &config.userns {
         UserNs::Host => None,
+        UserNs::Joined { .. } => {
+            return Err("a user namespace joined by path is no flag of chapter 11's".into())
+        }
         UserNs::Default | UserNs::Remap(_) | UserNs::Maps { .. } => Some(config.plan()?),
     };
     if let Some(plan) = userns {

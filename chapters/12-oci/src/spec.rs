@@ -263,9 +263,10 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
             .filter(|p| !p.is_empty());
         if let Some(path) = path {
             // Joined by the runtime before the clone (chapter 1's
-            // intermediate); the user namespace would also need its maps
-            // and owners, which chapter 11 knows only for one it makes.
+            // intermediate), the user namespace last: the new ones are
+            // then made in it.
             let flag = match kind {
+                "user" => CloneFlags::CLONE_NEWUSER,
                 "network" => CloneFlags::CLONE_NEWNET,
                 "ipc" => CloneFlags::CLONE_NEWIPC,
                 "uts" => CloneFlags::CLONE_NEWUTS,
@@ -300,9 +301,19 @@ pub fn parse(config: &Value, bundle: &Path) -> Result<Bundle, String> {
     }
     // The spec: a namespace not listed is the runtime's.
     ch07.no_cgroupns = !namespaces.contains_key("cgroup");
-    ch11.userns = match namespaces.contains_key("user") {
-        false => UserNs::Host,
-        true => UserNs::Maps {
+    let joins_user = c
+        .joins
+        .iter()
+        .any(|(f, _)| f.contains(CloneFlags::CLONE_NEWUSER));
+    ch11.userns = match (namespaces.contains_key("user"), joins_user) {
+        (false, _) => UserNs::Host,
+        // The maps, if the config gives them, are checked against the
+        // namespace's own.
+        (true, true) => UserNs::Joined {
+            uids: id_maps(linux, "uidMappings")?,
+            gids: id_maps(linux, "gidMappings")?,
+        },
+        (true, false) => UserNs::Maps {
             uids: id_maps(linux, "uidMappings")?,
             gids: id_maps(linux, "gidMappings")?,
         },
