@@ -1570,10 +1570,21 @@ echo '# env'; env | sort";
 /// The configurations compared: the spec's default, and one field each.
 type Edit = Box<dyn Fn(&mut Value)>;
 
-fn differential_configs(share: &Path) -> Vec<(&'static str, Edit)> {
+fn differential_configs(share: &Path, netns: &str) -> Vec<(&'static str, Edit)> {
     let share = share.to_str().unwrap().to_owned();
+    let netns = netns.to_owned();
     vec![
         ("default", Box::new(|_: &mut Value| {})),
+        (
+            "a joined network namespace",
+            Box::new(move |c: &mut Value| {
+                for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                    if n["type"] == "network" {
+                        n["path"] = json!(netns);
+                    }
+                }
+            }),
+        ),
         (
             "writable root",
             Box::new(|c: &mut Value| c["root"]["readonly"] = json!(false)),
@@ -1738,6 +1749,40 @@ fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, Vec<
     (out, masked)
 }
 
+/// A network namespace for the runtimes to join, with an interface of
+/// its own (`diff0`) and `lo` up, so that joining it shows: a process
+/// that holds it, killed when the test ends, panicking or not.
+struct NetnsHolder(std::process::Child);
+
+impl NetnsHolder {
+    fn start(lab: &Lab) -> NetnsHolder {
+        let ready = lab.dir.join("netns-ready");
+        let script = format!(
+            "ip link add diff0 type dummy && ip link set lo up && touch {} && exec sleep 1000",
+            ready.display()
+        );
+        let child = std::process::Command::new("unshare")
+            .args(["--net", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare(1)");
+        let holder = NetnsHolder(child);
+        wait_for("the network namespace to hold", || ready.exists());
+        holder
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.0.id())
+    }
+}
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The runtimes to compare chapter 12 with, and what keeps crun running.
 fn references() -> (Vec<Rt>, Option<HugetlbV1>) {
     let mut rts = Vec::new();
@@ -1770,7 +1815,8 @@ fn differential_the_container_seen_from_inside() {
         Some(d) => d.1.push(with),
         None => differences.push((what, vec![with])),
     };
-    for (name, edit) in differential_configs(&share) {
+    let holder = NetnsHolder::start(&lab);
+    for (name, edit) in differential_configs(&share, &holder.path()) {
         let (ours, masked) = report_under(&lab, CH12, &*edit);
         let ours_text = comparable(CH12, &ours.stdout, &masked);
         for &rt in &others {

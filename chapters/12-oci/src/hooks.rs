@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs every hook of `kind` (`prestart`, `createRuntime`,
-/// `createContainer`, `startContainer`, `poststart`, `poststop`), in order; the first that fails or outlives its `timeout`
-/// stops the rest.
+/// `createContainer`, `startContainer`, `poststart`, `poststop`), in
+/// order; the first that fails or outlives its `timeout` stops the rest.
 pub fn run_all(ctx: &Ctx, hooks: &Value, kind: &str, state: &Value) -> Result<(), String> {
     for hook in hooks
         .get(kind)

@@ -122,9 +122,9 @@ impl Step for Oci {
     }
 
     fn last(&self, ctx: &Ctx) -> Result<()> {
-        // After start, before chapter 10's filter (the hook is a program
-        // of the container's, which the filter would then be the hook's
-        // too) and with chapter 9's privileges already dropped.
+        // After start, with chapter 9's privileges dropped already, and
+        // before chapter 10's filter: the profile is written for the
+        // command, not for the hook.
         in_the_container(ctx, &self.config, "startContainer", "created")
     }
 }
