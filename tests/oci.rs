@@ -28,11 +28,12 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-/// The runtime's own binary, as /proc/PID/exe names it.
-/// What a container's process is until its execve(2): the sealed copy of
-/// the runtime that create re-executed from (the CVE-2019-5736 defence).
+/// What a container's process is until its execve(2), as /proc/PID/exe
+/// names it: the runtime's binary on the detached read-only mount that
+/// create re-executed from (the CVE-2019-5736 defence), whose root is
+/// the file itself.
 fn ch12_exe() -> std::path::PathBuf {
-    std::path::PathBuf::from("/memfd:ch12-oci (deleted)")
+    std::path::PathBuf::from("/")
 }
 
 /// A process blocked before its execve(2): asleep, in the runtime's
@@ -1749,8 +1750,8 @@ fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, Vec<
     (out, masked)
 }
 
-/// A network namespace for the runtimes to join, with an interface of
-/// its own (`diff0`) and `lo` up, so that joining it shows: a process
+/// A network namespace for the runtimes to join, with interfaces of its
+/// own (`diff0`, `diff1`) and `lo` up, so that joining it shows: a process
 /// that holds it, killed when the test ends, panicking or not.
 struct NetnsHolder(std::process::Child);
 
@@ -1758,7 +1759,8 @@ impl NetnsHolder {
     fn start(lab: &Lab) -> NetnsHolder {
         let ready = lab.dir.join("netns-ready");
         let script = format!(
-            "ip link add diff0 type dummy && ip link set lo up && touch {} && exec sleep 1000",
+            "ip link add diff0 type veth peer name diff1 && ip link set lo up && touch {} && \
+             exec sleep 1000",
             ready.display()
         );
         let child = std::process::Command::new("unshare")
@@ -1767,7 +1769,11 @@ impl NetnsHolder {
             .spawn()
             .expect("unshare(1)");
         let holder = NetnsHolder(child);
-        wait_for("the network namespace to hold", || ready.exists());
+        let pid = holder.0.id();
+        wait_for("the network namespace to hold", || {
+            ready.exists() || !alive(pid as i32)
+        });
+        assert!(ready.exists(), "the network namespace's setup failed");
         holder
     }
 
@@ -2340,12 +2346,14 @@ fn a_user_namespace_by_path_is_joined() {
     lab.assert_gone(&other, &record, &before);
 }
 
-/// CVE-2019-5736: until its execve(2), a container's process runs the
-/// runtime from a sealed memfd. Writing to it through /proc/PID/exe, as
-/// the container's root would, fails, and the binary on disk is not it.
+/// CVE-2019-5736, the attack itself: a descriptor of the container's
+/// process's /proc/PID/exe, kept until that process has gone (a running
+/// binary cannot be written: ETXTBSY), then opened for writing. The
+/// file is the runtime's binary on a read-only mount that is in no one's
+/// mount namespace: the write fails with EROFS, and the binary on disk
+/// is unchanged.
 #[test]
 fn the_runtime_binary_cannot_be_written_through_proc_pid_exe() {
-    use std::io::Write;
     if !root() {
         return;
     }
@@ -2368,21 +2376,35 @@ fn the_runtime_binary_cannot_be_written_through_proc_pid_exe() {
     .ok("create");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let exe = format!("/proc/{}/exe", pid.trim());
-    assert_eq!(
-        std::fs::read_link(&exe).unwrap(),
-        Path::new("/memfd:ch12-oci (deleted)")
-    );
-    let wrote = std::fs::OpenOptions::new()
+    assert_eq!(std::fs::read_link(&exe).unwrap(), ch12_exe());
+    let held = nix::fcntl::open(
+        exe.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    // SAFETY: open(2) just returned this descriptor; nothing else owns it.
+    let held = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(held) };
+    let statvfs = nix::sys::statvfs::fstatvfs(&held).unwrap();
+    assert!(statvfs
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    let on_disk = std::fs::read(common::bin_dir().join("ch12-oci")).unwrap();
+    lab.oci(&id, &["start", &id]).ok("start");
+    lab.wait_status(CH12, &id, "stopped");
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    let reopened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let e = std::fs::OpenOptions::new()
         .write(true)
-        .open(&exe)
-        .and_then(|mut f| f.write_all(b"\x7fELF not the runtime"));
-    let e = wrote.expect_err("the sealed copy took a write");
-    // ETXTBSY while it runs; EPERM (F_SEAL_WRITE) after.
+        .open(&reopened)
+        .expect_err("the runtime's binary opened for writing");
+    // EROFS, or ETXTBSY if another test runs ch12-oci at this moment
+    // (the kernel checks that first): never a descriptor to write with.
     assert!(
-        matches!(e.raw_os_error(), Some(libc::ETXTBSY | libc::EPERM)),
+        matches!(e.raw_os_error(), Some(libc::EROFS | libc::ETXTBSY)),
         "{e}"
     );
-    let record = lab.record(&id);
-    lab.oci(&id, &["delete", "--force", &id]).ok("delete");
+    assert!(std::fs::read(common::bin_dir().join("ch12-oci")).unwrap() == on_disk);
     lab.assert_gone(&id, &record, &before);
 }

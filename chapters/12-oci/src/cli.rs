@@ -240,7 +240,7 @@ pub fn main() -> ! {
         json: cli.log_format == "json",
     };
     // Commands that make a process that is this binary until its exec run
-    // from a sealed copy of it (see sealed.rs).
+    // from a copy of it no one can write (see sealed.rs).
     let makes_process = matches!(
         cli.command,
         Command::Create { .. } | Command::Run { .. } | Command::Exec { .. }
@@ -248,7 +248,7 @@ pub fn main() -> ! {
     if makes_process && !crate::sealed::is_sealed() {
         let e = crate::sealed::reexec();
         let msg =
-            format!("re-executing from a sealed copy of the runtime (memfd_create, fexecve): {e}");
+            format!("re-executing from a read-only copy of the runtime (open_tree, memfd_create, fexecve): {e}");
         let _ = writeln!(std::io::stderr(), "{NAME}: {msg}");
         log.error(&msg);
         std::process::exit(EXIT_RUNTIME);
@@ -648,7 +648,6 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
     // container's process is blocked opening it for writing; this open
     // lets it go on, and it writes one byte.
     let fifo = dir.fifo();
-    // lab: begin open exec.fifo to read (O_NONBLOCK), poll(2) it and the pidfd, read its byte
     let fd = open(
         &fifo,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
@@ -657,6 +656,7 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
     .map_err(|e| fail(format!("opening {}: {e}", fifo.display())))?;
     // SAFETY: open(2) just returned this descriptor; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // lab: begin poll(2) the FIFO and the pidfd until the FIFO has the container's byte
     loop {
         let mut fds = [
             PollFd::new(fd.as_fd(), PollFlags::POLLIN),
