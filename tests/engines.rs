@@ -232,6 +232,37 @@ fn podman_limits() {
     p.finish();
 }
 
+/// `--device`: podman writes the node into `linux.devices` (its mode with
+/// the type bits) and an allow rule for it; the container can open it.
+#[test]
+fn podman_device() {
+    if !podman_here() {
+        return;
+    }
+    if !std::path::Path::new("/dev/fuse").exists() {
+        common::skip("no /dev/fuse on this host to give the container");
+        return;
+    }
+    let mut p = Podman::new(false);
+    let out = p.run(&[
+        "--rm",
+        "--device",
+        "/dev/fuse",
+        IMAGE,
+        "sh",
+        "-c",
+        "stat -c '%F %t:%T' /dev/fuse; (exec 3<>/dev/fuse) && echo opened",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript);
+    assert!(
+        out.stdout.ends_with("character special file a:e5\nopened\n"),
+        "{}",
+        out.transcript
+    );
+    crate::snapshot!("podman_device", out.transcript);
+    p.finish();
+}
+
 /// `--memory 64m` alone: podman's config asks for 128 MiB of memory and
 /// swap together (linux.resources.memory.swap), as runc sets it.
 #[test]
