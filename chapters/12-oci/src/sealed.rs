@@ -95,7 +95,7 @@ fn read_only_mount() -> io::Result<OwnedFd> {
 }
 
 fn detached_read_only(path: &CString) -> io::Result<OwnedFd> {
-    // lab: begin open_tree(2) the file at `path` (OPEN_TREE_CLONE), mount_setattr(2) it MOUNT_ATTR_RDONLY
+    // lab: begin open_tree(2) `path` (OPEN_TREE_CLONE), mount_setattr(2) MOUNT_ATTR_RDONLY
     let flags = libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     // SAFETY: a valid C string and flags; the kernel returns a new fd.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
