@@ -255,7 +255,8 @@ fn podman_device() {
     ]);
     assert_eq!(out.code, 0, "{}", out.transcript);
     assert!(
-        out.stdout.ends_with("character special file a:e5\nopened\n"),
+        out.stdout
+            .ends_with("character special file a:e5\nopened\n"),
         "{}",
         out.transcript
     );
