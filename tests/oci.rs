@@ -1467,6 +1467,43 @@ fn field_hooks_in_order_with_the_state() {
     }
 }
 
+/// The spec: a startContainer hook that fails is an error of `start`,
+/// and the container stops (its command never runs).
+#[test]
+fn a_failing_start_container_hook_fails_start() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("hook-fails");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let bundle = lab.bundle(&["sh", "-c", "echo the command ran"], |c| {
+        c["hooks"] = json!({
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}],
+        });
+    });
+    let create = lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    create.ok("create");
+    let record = lab.record(&id);
+    let start = lab.oci(&id, &["start", &id]);
+    assert_eq!(start.code, 125, "{start:?}");
+    assert!(
+        start
+            .stderr
+            .contains("failed before its execve(2), in a startContainer hook"),
+        "{}",
+        start.stderr
+    );
+    lab.wait_status(CH12, &id, "stopped");
+    assert!(
+        !create.output().contains("the command ran"),
+        "{}",
+        create.output()
+    );
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    lab.assert_gone(&id, &record, &before);
+}
+
 // ---------------------------------------------------------------------
 // 6. The same bundles under runc and crun
 // ---------------------------------------------------------------------
@@ -1578,13 +1615,7 @@ fn differential_configs(share: &Path, netns: &str) -> Vec<(&'static str, Edit)> 
         ("default", Box::new(|_: &mut Value| {})),
         (
             "a joined network namespace",
-            Box::new(move |c: &mut Value| {
-                for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
-                    if n["type"] == "network" {
-                        n["path"] = json!(netns);
-                    }
-                }
-            }),
+            Box::new(move |c: &mut Value| join_namespace(c, "network", &netns)),
         ),
         (
             "writable root",
@@ -2254,6 +2285,15 @@ fn preserve_fds_passes_descriptors_on() {
     lab.assert_gone(&id, "", &before);
 }
 
+/// The config's namespace of `kind` given by `path`, to be joined.
+fn join_namespace(c: &mut Value, kind: &str, path: &str) {
+    for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == kind {
+            n["path"] = json!(path);
+        }
+    }
+}
+
 /// A namespace given by path is joined, not made.
 #[test]
 fn a_network_namespace_by_path_is_joined() {
@@ -2267,11 +2307,7 @@ fn a_network_namespace_by_path_is_joined() {
     let pid = started(&lab, &other, |_| {});
     let path = format!("/proc/{pid}/ns/net");
     let bundle = lab.bundle(&["readlink", "/proc/self/ns/net"], |c| {
-        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = json!(path);
-            }
-        }
+        join_namespace(c, "network", &path)
     });
     let out = lab.oci(&id, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
     assert_eq!(stdout_of(&out).trim(), ns_of(&pid.to_string(), "net"));

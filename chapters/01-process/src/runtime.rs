@@ -706,14 +706,17 @@ fn container(
             Some(fd) => Some(wait_for_fifo(fd)?),
         };
         default_signals()?;
-        for step in steps {
-            step.last(ctx)?;
-        }
+        let last = steps.iter().try_for_each(|step| step.last(ctx));
         // `start` waits for the FIFO's end of file: it returns once every
         // last() is done (chapter 12's startContainer hooks run there,
-        // and the spec runs them before start's poststart hooks). Closed
-        // before before_exec(), which may fork an init that stays.
+        // and the spec runs them before start's poststart hooks), and a
+        // byte before it says one failed. Closed before before_exec(),
+        // which may fork an init that stays.
+        if let (Err(_), Some(fifo)) = (&last, &started) {
+            let _ = nix::unistd::write(fifo, b"!");
+        }
         drop(started);
+        last?;
         for step in steps {
             step.before_exec(ctx)?;
         }

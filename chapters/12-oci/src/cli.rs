@@ -685,7 +685,8 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
     // The container's process keeps the FIFO open until its last steps
     // (startContainer hooks, the seccomp filter) are done: its end of
     // file, or its exit, comes before the poststart hooks, as the spec
-    // orders them.
+    // orders them. A byte before it: one of those steps failed.
+    let mut failed = false;
     loop {
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -695,9 +696,16 @@ fn start(cli: &Cli, root: &Path, id: &str) -> Result<(), Fail> {
         let mut rest = [0u8; 16];
         match nix::unistd::read(fd.as_raw_fd(), &mut rest) {
             Ok(0) => break,
-            Ok(_) | Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) => failed = true,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(fail(format!("reading {}: {e}", fifo.display()))),
         }
+    }
+    if failed {
+        return Err(fail(format!(
+            "container {id}'s process failed before its execve(2), in a startContainer hook \
+             or the seccomp filter (its stderr says why)"
+        )));
     }
     // The spec: a failing poststart hook is a warning; the container runs.
     let state = container::oci_state(&saved, Status::Running);
