@@ -1504,6 +1504,41 @@ fn a_failing_start_container_hook_fails_start() {
     lab.assert_gone(&id, &record, &before);
 }
 
+/// A hook that outlives its `timeout` is killed, with what it started,
+/// and `create` fails saying so, leaving nothing.
+#[test]
+fn a_hook_past_its_timeout_is_killed() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("hook-timeout");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    let marker = format!("stepbox-hook-{id}");
+    // The inner shell, which names the marker, stays as long as its sleep.
+    let script = format!("sh -c 'sleep 1000; : {marker}' & wait");
+    let bundle = lab.bundle(&["true"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 1}],
+        });
+    });
+    let started = std::time::Instant::now();
+    let create = lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert_eq!(create.code, 125, "{create:?}");
+    assert!(
+        create
+            .stderr
+            .contains("createRuntime hook /bin/sh: still running after its timeout of 1 s: killed"),
+        "{}",
+        create.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    wait_for("the hook's sleep to go", || {
+        processes_with(&marker).is_empty()
+    });
+    lab.assert_gone(&id, "", &before);
+}
+
 // ---------------------------------------------------------------------
 // 6. The same bundles under runc and crun
 // ---------------------------------------------------------------------

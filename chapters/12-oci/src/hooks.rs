@@ -4,8 +4,10 @@
 //! prestart hook).
 
 use ch01_process::Ctx;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde_json::Value;
 use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,9 @@ fn run(ctx: &Ctx, kind: &str, hook: &Value, state: &Value) -> Result<(), String>
             cmd.env(n, v);
         }
     }
+    // A process group of its own: a hook killed at its timeout takes
+    // what it started with it (a shell's `sleep`).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -60,27 +65,55 @@ fn run(ctx: &Ctx, kind: &str, hook: &Value, state: &Value) -> Result<(), String>
         .get("timeout")
         .and_then(Value::as_u64)
         .map(Duration::from_secs);
+    // The hook is our child, not reaped yet: its pid cannot be another
+    // process's, and its pidfd becomes readable when it exits.
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        kill_group(&mut child);
+        return Err(format!("{kind} hook {path}: pidfd_open(2): {e}"));
+    }
+    // SAFETY: the kernel just made this descriptor, for us alone.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(format!("{kind} hook {path}: {e}")),
+    loop {
+        let left = match timeout {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t.saturating_sub(started.elapsed()).as_millis();
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, left) {
+            Ok(0) => {
+                kill_group(&mut child);
+                return Err(format!(
+                    "{kind} hook {path}: still running after its timeout of {} s: killed",
+                    timeout.unwrap_or_default().as_secs()
+                ));
+            }
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                kill_group(&mut child);
+                return Err(format!("{kind} hook {path}: poll(2): {e}"));
+            }
         }
-        if timeout.is_some_and(|t| started.elapsed() >= t) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "{kind} hook {path}: still running after its timeout of {} s: killed",
-                timeout.unwrap_or_default().as_secs()
-            ));
-        }
-        // A hook has no pidfd to poll here without more plumbing; 10 ms
-        // steps are fine for programs that run once per container.
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("{kind} hook {path}: {e}"))?;
     match status.success() {
         true => Ok(()),
         false => Err(format!("{kind} hook {path} failed: {status}")),
     }
+}
+
+/// SIGKILL to the hook's process group, then reaps the hook.
+fn kill_group(child: &mut std::process::Child) {
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
 }
