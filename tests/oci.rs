@@ -1715,9 +1715,9 @@ fn differential_configs(share: &Path, netns: &str) -> Vec<(&'static str, Edit)> 
 }
 
 /// A report with what differs on purpose between chapter 12 and the
-/// others taken out, each for the reason its comment gives. `masked`:
-/// the config's maskedPaths.
-fn comparable(rt: Rt, report: &str, masked: &[String]) -> String {
+/// others taken out, each for the reason its comment gives. `paths`:
+/// the config's masked and read-only paths.
+fn comparable(rt: Rt, report: &str, paths: &ConfigPaths) -> String {
     let mut out = Vec::new();
     let mut section = "";
     for line in report.lines() {
@@ -1755,9 +1755,12 @@ fn comparable(rt: Rt, report: &str, masked: &[String]) -> String {
             // host's mount it lives on (nosuid,nodev for a tmpfs /tmp) under
             // runc and chapter 12; crun 1.8.1 clears them. Where the bundle
             // is, not the runtime: only rw or ro is compared.
-            if point == "/" {
+            // The same for a read-only path outside /proc: a bind of a
+            // directory of the rootfs, with the flags of the rootfs's bind.
+            let read_only_path = paths.readonly.iter().any(|r| r == point);
+            if point == "/" || (read_only_path && fstype != "proc") {
                 let ro = words.get(2).and_then(|w| w.split(',').next()).unwrap_or("");
-                out.push(format!("/ {fstype} {ro}"));
+                out.push(format!("{point} {fstype} {ro}"));
                 continue;
             }
             // /proc and the read-only binds in it: chapter 5 mounts proc
@@ -1771,7 +1774,7 @@ fn comparable(rt: Rt, report: &str, masked: &[String]) -> String {
             // A masked file is a bind of a /dev/null: crun's is the host's
             // (devtmpfs, read-only), runc's and chapter 12's the
             // container's (on its /dev tmpfs). Either reads as empty.
-            if masked.iter().any(|m| m == point) {
+            if paths.masked.iter().any(|m| m == point) {
                 out.push(format!("{point} masked"));
                 continue;
             }
@@ -1791,8 +1794,8 @@ fn comparable(rt: Rt, report: &str, masked: &[String]) -> String {
 }
 
 /// `RT --root ROOT run --bundle B ID` of the report, in a bundle of its
-/// own; and the config's maskedPaths.
-fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, Vec<String>) {
+/// own; and the config's masked and read-only paths.
+fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, ConfigPaths) {
     let id = lab.id(rt);
     let before = HostState::capture(&id);
     let bundle = lab.bundle(&["sh", "-c", REPORT], |c| edit(c));
@@ -1807,13 +1810,26 @@ fn report_under(lab: &Lab, rt: Rt, edit: &dyn Fn(&mut Value)) -> (lab::Out, Vec<
         "{} changed the host",
         rt.name()
     );
-    let masked = read_config(&bundle)["linux"]["maskedPaths"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| s(m).to_owned())
-        .collect();
-    (out, masked)
+    let config = read_config(&bundle);
+    let list = |key: &str| {
+        config["linux"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| s(m).to_owned())
+            .collect()
+    };
+    let paths = ConfigPaths {
+        masked: list("maskedPaths"),
+        readonly: list("readonlyPaths"),
+    };
+    (out, paths)
+}
+
+/// A config's `maskedPaths` and `readonlyPaths`.
+struct ConfigPaths {
+    masked: Vec<String>,
+    readonly: Vec<String>,
 }
 
 /// A network namespace for the runtimes to join, with interfaces of its
@@ -1889,8 +1905,8 @@ fn differential_the_container_seen_from_inside() {
     };
     let holder = NetnsHolder::start(&lab);
     for (name, edit) in differential_configs(&share, &holder.path()) {
-        let (ours, masked) = report_under(&lab, CH12, &*edit);
-        let ours_text = comparable(CH12, &ours.stdout, &masked);
+        let (ours, paths) = report_under(&lab, CH12, &*edit);
+        let ours_text = comparable(CH12, &ours.stdout, &paths);
         for &rt in &others {
             let (theirs, _) = report_under(&lab, rt, &*edit);
             let with = format!("{name} ({})", rt.name());
@@ -1906,7 +1922,7 @@ fn differential_the_container_seen_from_inside() {
                     with.clone(),
                 );
             }
-            let theirs_text = comparable(rt, &theirs.stdout, &masked);
+            let theirs_text = comparable(rt, &theirs.stdout, &paths);
             if theirs_text != ours_text {
                 seen(diff(&ours_text, &theirs_text), with);
             }
