@@ -636,6 +636,11 @@ fn device_rule(rule: &Value) -> (bool, String, String) {
     )
 }
 
+/// A node as [`device_rule`] names it: `c 10:229`.
+fn node_of(kind: Kind, major: u32, minor: u32) -> String {
+    format!("{} {major}:{minor}", kind.letter())
+}
+
 /// `linux.resources.devices`: chapter 9's allow list is docker's default,
 /// which is what podman, containerd and dockerd write (all denied, then
 /// the standard nodes), plus the nodes of `linux.devices` (podman's and
@@ -651,10 +656,9 @@ fn device_rules(v: Option<&Value>, nodes: &[Device]) -> Result<(), String> {
             let (numbers, letters) = line.rsplit_once(' ').unwrap_or((&line, ""));
             numbers == what && access.chars().all(|c| letters.contains(c))
         });
-        let listed = nodes.iter().any(|d| {
-            let line = d.rule().v1_line();
-            line.rsplit_once(' ').map(|(n, _)| n) == Some(what.as_str())
-        });
+        let listed = nodes
+            .iter()
+            .any(|d| node_of(d.kind, d.major, d.minor) == what);
         if !standard && !listed {
             return Err(format!(
                 "linux.resources.devices: allowing {what} {access} is not supported (chapter 9 \
@@ -699,7 +703,7 @@ fn device_nodes(v: Option<&Value>, rules: Option<&Value>) -> Result<Vec<Device>,
         };
         let (major, minor) = (number("major")?, number("minor")?);
         let id = |key: &str| d.get(key).and_then(Value::as_u64).unwrap_or(0) as u32;
-        let what = format!("{} {major}:{minor}", kind.letter());
+        let what = node_of(kind, major, minor);
         let mut letters = String::new();
         for rule in rules.and_then(Value::as_array).into_iter().flatten() {
             let (allow, rule_what, access) = device_rule(rule);
