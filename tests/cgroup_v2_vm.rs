@@ -91,9 +91,9 @@ fn seccomp_in_a_vm() {
 }
 
 /// Chapter 12 on cgroup v2: the lifecycle, the limits, `pause` and
-/// `resume` (cgroup.freeze), `update`, `events --stats`, `exec` joining
-/// the container's cgroup, and a user namespace, as tests/oci.rs runs them
-/// on the host's v1. The engines and the reference runtimes stay on the
+/// `resume` (cgroup.freeze), `update`, `events` (an OOM through
+/// memory.events), `exec` joining the container's cgroup, and a user
+/// namespace, as tests/oci.rs runs them on the host's v1. The engines and the reference runtimes stay on the
 /// host (the guest has only busybox).
 #[test]
 fn oci_on_cgroup_v2_in_a_vm() {
@@ -106,6 +106,7 @@ fn oci_on_cgroup_v2_in_a_vm() {
         "field_user_namespace_with_mappings",
         "field_hooks_in_order_with_the_state",
         "pause_resume_update_and_stats",
+        "events_report_an_oom_and_end_with_the_container",
         "exec_joins_the_container",
     ];
     let mut args = vec!["--exact", "--test-threads", "1"];

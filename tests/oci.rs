@@ -2222,6 +2222,87 @@ fn pause_resume_update_and_stats() {
     lab.assert_gone(&id, &record, &before);
 }
 
+/// events without --stats: a stats line at once (the listener is then
+/// registered, so the container may start), an `oom` line when the
+/// container's memory cgroup runs out, and the end, status 0, when its
+/// process has gone; on v1 through an eventfd, on v2 through memory.events.
+#[test]
+fn events_report_an_oom_and_end_with_the_container() {
+    use std::io::BufRead;
+    use std::time::Duration;
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("events");
+    let id = lab.id(CH12);
+    let before = HostState::capture(&id);
+    // The shell alone, doubling a string towards 64 MiB (tests/cgroups.rs).
+    let hog = "x=x; for i in $(seq 26); do x=$x$x; done; echo survived";
+    let bundle = lab.bundle(&["sh", "-c", hog], |c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 16 << 20});
+    });
+    lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id])
+        .ok("create");
+    // An interval far longer than the test: every stats line but the
+    // first would be one the test did not ask for.
+    let mut events = lab.command(CH12, &id, &["events", "--interval", "1h", &id]);
+    events.cmd.stdout(std::process::Stdio::piped());
+    let mut child = events.cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(60));
+    let first: Value = serde_json::from_str(&next().expect("the first stats line")).unwrap();
+    assert_eq!(first["type"], "stats", "{first}");
+    assert_eq!(first["id"], id.as_str(), "{first}");
+    lab.oci(&id, &["start", &id]).ok("start");
+    let oom = next().expect("an oom line");
+    assert_eq!(oom, format!(r#"{{"type":"oom","id":"{id}"}}"#));
+    // The reader's end: events has exited.
+    match next() {
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+        Err(e) => panic!("events did not end: {e}"),
+        Ok(line) => panic!("events said more: {line}"),
+    }
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&events.err).unwrap();
+    assert!(status.success(), "events: {status}: {err}");
+    let state = lab.state(CH12, &id).unwrap();
+    assert_eq!(state["status"], "stopped", "{state}");
+    // A stopped container has no events to follow.
+    let late = lab.oci(&id, &["events", &id]);
+    assert_eq!(late.code, 125, "{}", late.stderr);
+    assert_eq!(
+        late.stderr.trim(),
+        format!("ch12-oci: container {id} is not running")
+    );
+    let record = lab.record(&id);
+    lab.oci(&id, &["delete", &id]).ok("delete");
+    lab.assert_gone(&id, &record, &before);
+    // The stats' numbers differ from run to run: the book shows the keys.
+    let data: Vec<String> = first["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| format!("\"{k}\":…"))
+        .collect();
+    let shown = format!(
+        "$ ch12-oci create --bundle BUNDLE ID\n\
+         $ ch12-oci events --interval 1h ID &\n\
+         {{\"type\":\"stats\",\"id\":\"ID\",\"data\":{{{}}}}}\n\
+         $ ch12-oci start ID\n\
+         {}\n\
+         [events: exit status 0]\n",
+        data.join(","),
+        oom.replace(id.as_str(), "ID"),
+    );
+    snapshot!("events_oom", shown);
+}
+
 /// process.terminal with --console-socket: the runtime sends the
 /// terminal's master over the socket; the command's stdio is the slave,
 /// its controlling terminal; create returns while start is to come.

@@ -139,13 +139,16 @@ enum Command {
         cpu_shares: Option<u64>,
         id: String,
     },
-    /// The container's resource usage, as JSON (`--stats`: once).
+    /// The container's resource usage and OOMs, as JSON lines (`--stats`:
+    /// the usage once).
     Events {
-        /// Print the stats once and exit (without it: every --interval).
+        /// Print the stats once and exit (without it: every --interval,
+        /// with an `oom` line for each OOM, until the container ends).
         #[arg(long)]
         stats: bool,
-        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-        interval: u64,
+        /// `5s`, `500ms`, `1m`, or a number of seconds.
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        interval: String,
         id: String,
     },
     /// Anything else runc has: refused by name.
@@ -317,18 +320,7 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             stats,
             interval,
             id,
-        } => loop {
-            let (dir, saved) = open_existing(&root, id)?;
-            if dir.status(&saved) == Status::Stopped {
-                return Err(fail(format!("container {id} is not running")));
-            }
-            drop(dir);
-            println!("{}", usage(&saved));
-            if *stats {
-                return Ok(0);
-            }
-            std::thread::sleep(std::time::Duration::from_secs((*interval).max(1)));
-        },
+        } => events(&root, id, *stats, interval).map(|_| 0),
         Command::Ps {
             format,
             id,
@@ -1056,31 +1048,23 @@ fn update(cli: &Cli, root: &Path, id: &str, resources: Value) -> Result<(), Fail
 }
 // ANCHOR_END: update
 
-/// `events --stats`: runc's shape, from the cgroup files of either version.
-fn usage(saved: &Saved) -> Value {
-    let read = |name: &str| -> Option<u64> {
-        saved.cgroups.iter().find_map(|c| {
-            std::fs::read_to_string(c.join(name))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        })
+/// `events`: the stats once, or followed until the container ends.
+fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<(), Fail> {
+    let interval = crate::events::parse_interval(interval).map_err(fail)?;
+    let (dir, saved) = open_existing(root, id)?;
+    let process = match dir.status(&saved) {
+        Status::Stopped => None,
+        _ => pidfd_of(&saved),
     };
-    let v2_cpu = saved.cgroups.iter().find_map(|c| {
-        let stat = std::fs::read_to_string(c.join("cpu.stat")).ok()?;
-        stat.lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .map(|us| us * 1000)
-    });
-    json!({
-        "type": "stats",
-        "id": saved.id,
-        "data": {
-            "memory": {"usage": {"usage": read("memory.current").or(read("memory.usage_in_bytes"))}},
-            "pids": {"current": read("pids.current")},
-            "cpu": {"usage": {"total": v2_cpu.or(read("cpuacct.usage"))}},
-        }
-    })
+    // Other commands (start, above all) go on while this one listens.
+    drop(dir);
+    let process = process.ok_or_else(|| fail(format!("container {id} is not running")))?;
+    let mut out = std::io::stdout().lock();
+    match once {
+        true => writeln!(out, "{}", crate::events::stats(&saved))
+            .map_err(|e| fail(format!("writing the stats: {e}"))),
+        false => crate::events::follow(&saved, &process, interval, &mut out).map_err(fail),
+    }
 }
 
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<(), Fail> {

@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod console;
 pub mod container;
+pub mod events;
 pub mod exec;
 pub mod flags;
 pub mod hooks;
