@@ -382,3 +382,250 @@ fn what_an_ordinary_user_cannot_have_is_refused() {
         assert!(run.stderr.contains(want), "{want}: {}", run.transcript);
     }
 }
+
+/// `podman GLOBAL ARGS` as `user`, in a clean environment with a runtime
+/// directory of the user's own (`XDG_RUNTIME_DIR`, which rootless podman
+/// needs and hands on to the runtime).
+fn podman_as(user: &TestUser, args: &[&str]) -> common::Run {
+    let ch12 = user.dir.join("ch12-oci");
+    let mut cmd = Command::new("podman");
+    cmd.args(["--runtime", &ch12.to_string_lossy()])
+        // No systemd here, and a storage driver that needs no mount:
+        // nothing of the test's outlives the user's home.
+        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+        .args(["--storage-driver", "vfs"])
+        .args(args)
+        .env_clear()
+        .env("HOME", &user.home)
+        .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("XDG_RUNTIME_DIR", user.home.join("run"))
+        .current_dir(&user.home)
+        .uid(user.uid)
+        .gid(user.gid)
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("running podman as the test user");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    let transcript = format!(
+        "$ podman {}\n{stdout}{stderr}[exit {code}]\n",
+        args.join(" ")
+    );
+    common::Run {
+        code,
+        stdout,
+        stderr,
+        transcript,
+    }
+}
+
+/// Rootless podman drives chapter 12. Podman makes the user namespace
+/// (the user's own uid as 0, and their subordinate ids) and calls the
+/// runtime inside it, as uid 0 without the host's privileges: the
+/// runtime keeps its state in `$XDG_RUNTIME_DIR/ch12-oci`, the container
+/// stays in the runtime's cgroup (cgroup v1 cannot be delegated), and
+/// `run`, `exec`, `logs` (nothing of the runtime's in them), exit codes
+/// and `rm` work.
+#[test]
+fn rootless_podman_drives_chapter_12() {
+    if !root() {
+        return;
+    }
+    for tool in ["podman", "conmon", "newuidmap"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            common::skip(&format!(
+                "{tool} is missing (scripts/install-deps.sh installs it)"
+            ));
+        }
+    }
+    let sb = Sandbox::new("rlpodman");
+    let Some(user) = TestUser::new(&sb) else {
+        return;
+    };
+    std::fs::copy(bin_dir().join("ch12-oci"), user.dir.join("ch12-oci")).unwrap();
+    let run_dir = user.home.join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::os::unix::fs::chown(&run_dir, Some(user.uid), Some(user.gid)).unwrap();
+    let image = user.dir.join(xtask::image::LAYERS[0]);
+    let import = podman_as(
+        &user,
+        &["import", &image.to_string_lossy(), "localhost/sb:1"],
+    );
+    assert_eq!(import.code, 0, "{}", import.transcript);
+    let opts = ["--network", "none", "--ulimit", "nofile=1024:1024"];
+    let run = |user: &TestUser, extra: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend(opts);
+        args.extend(extra);
+        args.push("localhost/sb:1");
+        args.extend(cmd);
+        podman_as(user, &args)
+    };
+    let ids = run(
+        &user,
+        &["--rm"],
+        &["sh", "-c", "id -u; cat /proc/self/uid_map"],
+    );
+    assert_eq!(ids.code, 0, "{}", ids.transcript);
+    let lines: Vec<Vec<&str>> = ids
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0"], "{}", ids.transcript);
+    let uid = user.uid.to_string();
+    assert_eq!(lines[1], ["0", uid.as_str(), "1"], "{}", ids.transcript);
+    let (sub, count) = user.subuid();
+    let (sub, count) = (sub.to_string(), count.to_string());
+    assert_eq!(
+        lines[2],
+        ["1", sub.as_str(), count.as_str()],
+        "{}",
+        ids.transcript
+    );
+
+    let started = run(
+        &user,
+        &["-d", "--name", "c1"],
+        &["sh", "-c", "echo hello; exec sleep 1000"],
+    );
+    assert_eq!(started.code, 0, "{}", started.transcript);
+    let cid = started.stdout.trim().to_owned();
+    let state = run_dir.join("ch12-oci").join(&cid).join("state.json");
+    assert!(state.exists(), "no {}", state.display());
+    let exec = podman_as(
+        &user,
+        &[
+            "exec",
+            "c1",
+            "sh",
+            "-c",
+            "[ $(readlink /proc/1/ns/pid) = $(readlink /proc/self/ns/pid) ] && echo joined",
+        ],
+    );
+    assert_eq!(exec.stdout, "joined\n", "{}", exec.transcript);
+    // The runtime's warnings (no cgroup, here) go to its --log, never into
+    // the container's stdio, which create shares.
+    let logs = podman_as(&user, &["logs", "c1"]);
+    assert_eq!(logs.stdout, "hello\n", "{}", logs.transcript);
+    assert_eq!(logs.stderr, "", "{}", logs.transcript);
+    let rm = podman_as(&user, &["rm", "-f", "-t", "0", "c1"]);
+    assert_eq!(rm.code, 0, "{}", rm.transcript);
+    assert!(!state.exists(), "{} is left", state.display());
+
+    let status = run(&user, &["--rm"], &["sh", "-c", "exit 7"]);
+    assert_eq!(status.code, 7, "{}", status.transcript);
+    let left: Vec<_> = std::fs::read_dir(run_dir.join("ch12-oci"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "containers")
+        .collect();
+    assert!(left.is_empty(), "chapter 12 left {left:?}");
+}
+
+/// `ch12-oci run` by an ordinary user, on a bundle whose config has a
+/// user namespace mapped to the user's own uid and subordinate ids (what
+/// runc's `spec --rootless` writes, with ranges): chapter 11 writes the
+/// maps (newuidmap for the ranges), and a file chowned to uid 5 inside
+/// belongs to the fifth subordinate id outside.
+#[test]
+fn an_ordinary_user_runs_a_bundle_with_a_user_namespace() {
+    if !root() {
+        return;
+    }
+    let sb = Sandbox::new("rlbundle");
+    let Some(user) = TestUser::new(&sb) else {
+        return;
+    };
+    let ch12 = user.dir.join("ch12-oci");
+    std::fs::copy(bin_dir().join("ch12-oci"), &ch12).unwrap();
+    let bundle = user.home.join("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let image = user.dir.join(xtask::image::LAYERS[0]);
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(&image)
+        .arg("-C")
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let spec = Command::new(&ch12)
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&bundle)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; touch /f; chown 5:5 /f",
+        ])
+        .status()
+        .unwrap();
+    assert!(spec.success());
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (sub, count) = user.subuid();
+    let maps = serde_json::json!([
+        {"containerID": 0, "hostID": user.uid, "size": 1},
+        {"containerID": 1, "hostID": sub, "size": count},
+    ]);
+    let linux = &mut config["linux"];
+    linux["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    linux["uidMappings"] = maps.clone();
+    linux["gidMappings"] = maps;
+    // No limits: cgroup v1 gives an ordinary user no cgroup.
+    linux.as_object_mut().unwrap().remove("resources");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", &format!("{}:{}", user.uid, user.gid)])
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let out = Command::new(&ch12)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(format!("rl{}", common::unique_id()))
+        .env_clear()
+        .env("HOME", &user.home)
+        .env("USER", &user.name)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("XDG_RUNTIME_DIR", user.home.join("run"))
+        .current_dir(&user.home)
+        .uid(user.uid)
+        .gid(user.gid)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (uid, sub_s, count_s) = (user.uid.to_string(), sub.to_string(), count.to_string());
+    assert_eq!(
+        lines,
+        [
+            vec!["0", uid.as_str(), "1"],
+            vec!["1", sub_s.as_str(), count_s.as_str()]
+        ]
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(rootfs.join("f")).unwrap());
+    assert_eq!(owner, sub + 4, "uid 5 inside is the fifth subordinate id");
+}

@@ -103,15 +103,36 @@ pub struct Ctx {
     pub keep_fds: Vec<RawFd>,
     /// This container's state record, once a step has recorded something.
     pub(crate) record: Mutex<Option<Record>>,
+    /// Where [`tell`](Self::tell) writes instead of stderr: chapter 12's
+    /// `--log`. An engine gives `create` the container's own stdio, so a
+    /// warning on stderr would land in the container's log.
+    pub tell_to: Option<TellTo>,
+}
+
+/// See [`Ctx::tell_to`].
+pub type TellTo = std::sync::Arc<dyn Fn(&str) + Send + Sync + std::panic::RefUnwindSafe>;
+
+/// The host's root: uid 0 in the initial user namespace. Root in a user
+/// namespace someone else made (rootless podman runs its runtime in one,
+/// as uid 0) has none of the host's privileges: to the host's `/run`,
+/// its cgroup tree and its devices, it is the ordinary user who made it.
+pub fn host_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map").map_or(true, |m| is_identity_map(&m))
+}
+
+/// The initial user namespace's map: every id to itself.
+fn is_identity_map(text: &str) -> bool {
+    text.split_whitespace().eq(["0", "0", "4294967295"])
 }
 
 /// Where the state records of live containers go: `/run/stepbox` for
-/// root; for anyone else (chapter 11's rootless containers) their own
-/// runtime directory, `$XDG_RUNTIME_DIR/stepbox` (systemd makes it, mode
-/// 0700), or `/tmp/stepbox-UID` without one.
+/// the host's root; for anyone else (chapter 11's rootless containers)
+/// their own runtime directory, `$XDG_RUNTIME_DIR/stepbox` (systemd makes
+/// it, mode 0700), or `/tmp/stepbox-UID` without one.
 pub fn default_run_dir() -> PathBuf {
     let uid = nix::unistd::geteuid();
-    if uid.is_root() {
+    if host_root() {
         return PathBuf::from("/run/stepbox");
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
@@ -141,6 +162,7 @@ impl Ctx {
             join: Vec::new(),
             keep_fds: Vec::new(),
             record: Mutex::new(None),
+            tell_to: None,
         }
     }
 
@@ -185,7 +207,12 @@ impl Ctx {
     /// never panics: a closed stderr (`... 2>&1 | head`) must not stop a
     /// cleanup half-way.
     pub fn tell(&self, what: fmt::Arguments) {
-        let _ = writeln!(std::io::stderr(), "{}: {what}", self.prog);
+        match &self.tell_to {
+            Some(to) => to(&what.to_string()),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{}: {what}", self.prog);
+            }
+        }
     }
 }
 
@@ -296,5 +323,19 @@ pub trait Step: Send {
     /// half-unpacked layers). Returns a line for each thing left.
     fn gc(&self, _ctx: &Ctx) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_identity_map;
+
+    #[test]
+    fn only_the_initial_namespaces_map_is_the_identity() {
+        assert!(is_identity_map("         0          0 4294967295\n"));
+        assert!(!is_identity_map("         0       1001          1\n"));
+        assert!(!is_identity_map("0 1001 1\n1 100000 65536\n"));
+        assert!(!is_identity_map("0 0 65536\n"));
+        assert!(!is_identity_map(""));
     }
 }

@@ -387,7 +387,9 @@ impl Step for Cgroups {
             .name
             .clone()
             .unwrap_or_else(|| format!("stepbox-{}", ctx.id));
-        self.rootless = !nix::unistd::geteuid().is_root();
+        // Root of a user namespace made by someone else (rootless podman's)
+        // is that someone to the cgroup tree.
+        self.rootless = !ch01_process::step::host_root();
         if self.rootless {
             return self.check_rootless(&name);
         }
@@ -482,6 +484,19 @@ impl Step for Cgroups {
         // in it is writable: the files are root's, or the caller's for a
         // delegated cgroup (then the container has one of its own), and
         // the mount is read-only anyway.
+        if self.rootless && !self.cgroupns {
+            // Without a cgroup namespace of its own, the kernel mounts a
+            // cgroup filesystem only for CAP_SYS_ADMIN over the user
+            // namespace that owns the current cgroup namespace: here the
+            // host's. Root of a user namespace someone else made (rootless
+            // podman's, on a config that lists no cgroup namespace) is
+            // refused, so the container gets an empty, read-only directory.
+            let flags = nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC
+                | nix::mount::MsFlags::MS_RDONLY;
+            return mount_inside(ctx, "tmpfs", "/sys/fs/cgroup", flags, Some("mode=755"));
+        }
         if self.cgroupns {
             ctx.say(format_args!("unshare(2) CLONE_NEWCGROUP"));
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
@@ -518,7 +533,7 @@ impl Step for Cgroups {
     /// the cgroup that holds their own, and root's `stepbox` is root's.
     fn gc(&self, ctx: &Ctx) -> Result<Vec<String>> {
         let parent = self.parent.as_deref().unwrap_or(Path::new(DEFAULT_PARENT));
-        if parent != Path::new(DEFAULT_PARENT) || !nix::unistd::geteuid().is_root() {
+        if parent != Path::new(DEFAULT_PARENT) || !ch01_process::step::host_root() {
             return Ok(Vec::new());
         }
         let mut roots = Vec::new();

@@ -19,14 +19,10 @@ const NAME: &str = "ch12-oci";
 #[command(name = NAME, version, about = "An OCI runtime: chapters 1 to 11 driven by a bundle's \
                                          config.json, with runc's command line.")]
 struct Cli {
-    /// Where the containers' state is kept.
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        default_value = "/run/ch12-oci"
-    )]
-    root: PathBuf,
+    /// Where the containers' state is kept [default: /run/ch12-oci; for
+    /// anyone but the host's root, $XDG_RUNTIME_DIR/ch12-oci].
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Also write errors (and, with --debug, each step) to FILE.
     #[arg(long, global = true, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -238,10 +234,7 @@ pub fn main() -> ! {
             std::process::exit(EXIT_RUNTIME);
         }
     };
-    let log = Log {
-        file: cli.log.clone(),
-        json: cli.log_format == "json",
-    };
+    let log = Log::of(&cli);
     // Commands that make a process that is this binary until its exec run
     // from a copy of it no one can write (see sealed.rs).
     let makes_process = matches!(
@@ -268,19 +261,31 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
+#[derive(Clone)]
 struct Log {
     file: Option<PathBuf>,
     json: bool,
 }
 
 impl Log {
+    fn of(cli: &Cli) -> Log {
+        Log {
+            file: cli.log.clone(),
+            json: cli.log_format == "json",
+        }
+    }
+
     fn error(&self, msg: &str) {
+        self.write("error", msg)
+    }
+
+    fn write(&self, level: &str, msg: &str) {
         let Some(path) = &self.file else { return };
         let line = match self.json {
             true => {
-                json!({"level": "error", "msg": msg, "time": container::now_rfc3339()}).to_string()
+                json!({"level": level, "msg": msg, "time": container::now_rfc3339()}).to_string()
             }
-            false => format!("{} error: {msg}", container::now_rfc3339()),
+            false => format!("{} {level}: {msg}", container::now_rfc3339()),
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -305,7 +310,7 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             }
         }));
     }
-    let root = absolute(&cli.root)?;
+    let root = absolute(&cli.root.clone().unwrap_or_else(default_root))?;
     match &cli.command {
         Command::Create { create } => create_cmd(cli, &root, create).map(|_| 0),
         Command::Start { id } => start(cli, &root, id).map(|_| 0),
@@ -393,6 +398,19 @@ fn dispatch(cli: &Cli) -> Result<i32, Fail> {
             }
             c => format!("{}: no such command (see {NAME} --help)", c.unwrap_or("?")),
         })),
+    }
+}
+
+/// runc's rule: the host's root keeps state in /run; anyone else, and
+/// root of a user namespace someone else made (rootless podman runs its
+/// runtime in one, with its own XDG_RUNTIME_DIR), in their runtime
+/// directory.
+fn default_root() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() && !ch01_process::step::host_root() => {
+            PathBuf::from(dir).join(NAME)
+        }
+        _ => PathBuf::from("/run").join(NAME),
     }
 }
 
@@ -495,6 +513,14 @@ fn create_in(
     std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
         .map_err(|e| fail(format!("chmod {}: {e}", fifo.display())))?;
     let mut ctx = context(cli, root);
+    // An engine gives create the container's own stdio: a warning on
+    // stderr would be the first line of the container's log. It goes to
+    // --log, where the engine reads the runtime's messages, or nowhere.
+    // (An error still goes to stderr too: the engine reports it.)
+    let log = Log::of(cli);
+    ctx.tell_to = Some(std::sync::Arc::new(move |msg| {
+        log.write("warning", msg.strip_prefix("warning: ").unwrap_or(msg))
+    }));
     // Before anything is made on the host: a create killed from here on
     // leaves a state record that `delete --force` finds through this file.
     std::fs::write(dir.path.join("record"), &ctx.id)
