@@ -2236,15 +2236,26 @@ fn events_report_an_oom_and_end_with_the_container() {
     let lab = Lab::new("events");
     let id = lab.id(CH12);
     let before = HostState::capture(&id);
+    // The transcript, built as it happens; in a live demo (`cargo xtask
+    // demo 12`) each part is shown when it happens.
+    let mut shown = String::new();
+    let mut show = |text: String| {
+        if let Some(d) = common::demo::get() {
+            d.output(text.as_bytes());
+        }
+        shown.push_str(&text);
+    };
     // The shell alone, doubling a string towards 64 MiB (tests/cgroups.rs).
     let hog = "x=x; for i in $(seq 26); do x=$x$x; done; echo survived";
     let bundle = lab.bundle(&["sh", "-c", hog], |c| {
         c["linux"]["resources"]["memory"] = json!({"limit": 16 << 20});
     });
+    show("$ ch12-oci create --bundle BUNDLE ID\n".into());
     lab.oci(&id, &["create", "--bundle", bundle.to_str().unwrap(), &id])
         .ok("create");
     // An interval far longer than the test: every stats line but the
     // first would be one the test did not ask for.
+    show("$ ch12-oci events --interval 1h ID &\n".into());
     let mut events = lab.command(CH12, &id, &["events", "--interval", "1h", &id]);
     events.cmd.stdout(std::process::Stdio::piped());
     let mut child = events.cmd.spawn().unwrap();
@@ -2259,9 +2270,22 @@ fn events_report_an_oom_and_end_with_the_container() {
     let first: Value = serde_json::from_str(&next().expect("the first stats line")).unwrap();
     assert_eq!(first["type"], "stats", "{first}");
     assert_eq!(first["id"], id.as_str(), "{first}");
+    // The stats' numbers differ from run to run: the book shows the keys.
+    let data: Vec<String> = first["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| format!("\"{k}\":…"))
+        .collect();
+    show(format!(
+        "{{\"type\":\"stats\",\"id\":\"ID\",\"data\":{{{}}}}}\n",
+        data.join(",")
+    ));
+    show("$ ch12-oci start ID\n".into());
     lab.oci(&id, &["start", &id]).ok("start");
     let oom = next().expect("an oom line");
     assert_eq!(oom, format!(r#"{{"type":"oom","id":"{id}"}}"#));
+    show(format!("{}\n", oom.replace(id.as_str(), "ID")));
     // The reader's end: events has exited.
     match next() {
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
@@ -2271,6 +2295,10 @@ fn events_report_an_oom_and_end_with_the_container() {
     let status = child.wait().unwrap();
     let err = std::fs::read_to_string(&events.err).unwrap();
     assert!(status.success(), "events: {status}: {err}");
+    show(format!(
+        "[events: exit status {}]\n",
+        status.code().unwrap()
+    ));
     let state = lab.state(CH12, &id).unwrap();
     assert_eq!(state["status"], "stopped", "{state}");
     // A stopped container has no events to follow.
@@ -2283,23 +2311,6 @@ fn events_report_an_oom_and_end_with_the_container() {
     let record = lab.record(&id);
     lab.oci(&id, &["delete", &id]).ok("delete");
     lab.assert_gone(&id, &record, &before);
-    // The stats' numbers differ from run to run: the book shows the keys.
-    let data: Vec<String> = first["data"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| format!("\"{k}\":…"))
-        .collect();
-    let shown = format!(
-        "$ ch12-oci create --bundle BUNDLE ID\n\
-         $ ch12-oci events --interval 1h ID &\n\
-         {{\"type\":\"stats\",\"id\":\"ID\",\"data\":{{{}}}}}\n\
-         $ ch12-oci start ID\n\
-         {}\n\
-         [events: exit status 0]\n",
-        data.join(","),
-        oom.replace(id.as_str(), "ID"),
-    );
     snapshot!("events_oom", shown);
 }
 

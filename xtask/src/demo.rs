@@ -164,13 +164,14 @@ pub const CHAPTERS: &[Chapter] = &[
         number: 12,
         shows: "podman, containerd and dockerd driving chapter 12's runtime: \
                 the calls each makes, the probe under podman, docker exec, \
-                a terminal",
+                a terminal; events reporting an OOM",
         tests: &[
             ("engines", "podman_calls"),
             ("engines", "containerd_calls"),
             ("engines", "podman_run_rm"),
             ("engines", "docker_exec"),
             ("engines", "podman_tty"),
+            ("oci", "events_report_an_oom_and_end_with_the_container"),
         ],
         left_out: &[],
     },
