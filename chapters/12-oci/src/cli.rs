@@ -516,10 +516,17 @@ fn create_in(
     // An engine gives create the container's own stdio: a warning on
     // stderr would be the first line of the container's log. It goes to
     // --log, where the engine reads the runtime's messages, or nowhere.
-    // (An error still goes to stderr too: the engine reports it.)
+    // Anything else (what a failed create could not remove) goes to
+    // stderr too: the engine reports it with the error.
     let log = Log::of(cli);
     ctx.tell_to = Some(std::sync::Arc::new(move |msg| {
-        log.write("warning", msg.strip_prefix("warning: ").unwrap_or(msg))
+        match msg.strip_prefix("warning: ") {
+            Some(warning) => log.write("warning", warning),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{NAME}: {msg}");
+                log.error(msg);
+            }
+        }
     }));
     // Before anything is made on the host: a create killed from here on
     // leaves a state record that `delete --force` finds through this file.
