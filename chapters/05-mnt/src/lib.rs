@@ -75,7 +75,10 @@ pub struct Config {
 
 /// See [`Config::before_pivot_root`].
 #[derive(Clone)]
-pub struct BeforePivotRoot(pub Arc<dyn Fn(&Ctx) -> Result<()> + Send + Sync>);
+pub struct BeforePivotRoot(pub Arc<InTheContainer>);
+
+/// What [`BeforePivotRoot`] runs, in the container's process.
+pub type InTheContainer = dyn Fn(&Ctx) -> Result<()> + Send + Sync;
 
 impl std::fmt::Debug for BeforePivotRoot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
