@@ -99,6 +99,22 @@ impl TestUser {
             .collect()
     }
 
+    /// `program` as this user, in their home, stdin closed, with a clean
+    /// environment: HOME, USER, LOGNAME, PATH, and no XDG_RUNTIME_DIR.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("HOME", &self.home)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir(&self.home)
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// `ch11-userns --layer ... EXTRA -- sh -c SCRIPT` as this user, with
     /// a clean environment (HOME, USER, PATH, no XDG_RUNTIME_DIR).
     fn sh(&self, extra: &[&str], script: &str) -> common::Run {
@@ -111,18 +127,8 @@ impl TestUser {
     /// [`TestUser::sh`] with the `--layer` arguments given in `args`.
     fn sh_layers(&self, args: &[&str], script: &str) -> common::Run {
         let extra = args;
-        let mut cmd = Command::new(self.dir.join("ch11-userns"));
-        cmd.args(extra)
-            .args(["--", "sh", "-c", script])
-            .env_clear()
-            .env("HOME", &self.home)
-            .env("USER", &self.name)
-            .env("LOGNAME", &self.name)
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .current_dir(&self.home)
-            .uid(self.uid)
-            .gid(self.gid)
-            .stdin(Stdio::null());
+        let mut cmd = self.command(self.dir.join("ch11-userns"));
+        cmd.args(extra).args(["--", "sh", "-c", script]);
         let out = cmd.output().expect("running ch11-userns as the test user");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -388,23 +394,15 @@ fn what_an_ordinary_user_cannot_have_is_refused() {
 /// needs and hands on to the runtime).
 fn podman_as(user: &TestUser, args: &[&str]) -> common::Run {
     let ch12 = user.dir.join("ch12-oci");
-    let mut cmd = Command::new("podman");
+    let mut cmd = user.command("podman");
     cmd.args(["--runtime", &ch12.to_string_lossy()])
         // No systemd here, and a storage driver that needs no mount:
         // nothing of the test's outlives the user's home.
         .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
         .args(["--storage-driver", "vfs"])
         .args(args)
-        .env_clear()
-        .env("HOME", &user.home)
-        .env("USER", &user.name)
-        .env("LOGNAME", &user.name)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        .env("XDG_RUNTIME_DIR", user.home.join("run"))
-        .current_dir(&user.home)
-        .uid(user.uid)
-        .gid(user.gid)
-        .stdin(Stdio::null());
+        .env("XDG_RUNTIME_DIR", user.home.join("run"));
     let out = cmd.output().expect("running podman as the test user");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -605,17 +603,10 @@ fn an_ordinary_user_runs_a_bundle_with_a_user_namespace() {
             sb.dir.join(format!("{}.out", n.get())),
             sb.dir.join(format!("{}.err", n.get())),
         );
-        let status = Command::new(&ch12)
+        let status = user
+            .command(&ch12)
             .args(args)
-            .env_clear()
-            .env("HOME", &user.home)
-            .env("USER", &user.name)
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("XDG_RUNTIME_DIR", user.home.join("run"))
-            .current_dir(&user.home)
-            .uid(user.uid)
-            .gid(user.gid)
-            .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
